@@ -1,0 +1,64 @@
+"""The config system: defaults → presets → YAML → flags, round trips and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vhap.config import config_from_dict, config_to_dict, parse_config, save_config
+from vhap.config.core import read_saved_config
+from vhap.errors import VhapError
+
+
+@dataclasses.dataclass
+class Inner:
+    lr: float = 1e-3
+    regions: tuple[str, ...] = ("hair",)
+
+
+@dataclasses.dataclass
+class Root:
+    name: str = "a"
+    steps: int = 10
+    path: Path | None = None
+    inner: Inner = dataclasses.field(default_factory=Inner)
+
+
+def test_dict_round_trip():
+    cfg = Root(name="b", steps=3, path=Path("/x"), inner=Inner(lr=0.5, regions=("ears", "neck")))
+    assert config_from_dict(Root, config_to_dict(cfg)) == cfg
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(VhapError, match="inner.lrr"):
+        config_from_dict(Root, {"inner": {"lrr": 1}})
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(VhapError, match="steps"):
+        config_from_dict(Root, {"steps": "many"})
+
+
+def test_yaml_then_flags_override(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("steps: 7\ninner:\n  lr: 0.25\n")
+    cfg = parse_config(Root, ["--config", str(y), "--inner.lr", "0.5"])
+    assert cfg.steps == 7 and cfg.inner.lr == 0.5 and cfg.inner.regions == ("hair",)
+
+
+def test_save_and_read_back(tmp_path):
+    cfg = Root(steps=4, inner=Inner(regions=("a", "b")))
+    save_config(cfg, tmp_path / "config.yml")
+    assert read_saved_config(Root, tmp_path / "config.yml") == cfg
+
+
+def test_cli_help_lists_subcommands(capsys):
+    from vhap.cli import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("preprocess", "matting", "landmarks", "track", "export", "combine", "validate-export"):
+        assert name in out
+    assert main(["no-such-thing"]) == 2

@@ -1,0 +1,223 @@
+"""Dataclass ↔ dict ↔ YAML conversion and the preset-aware CLI parser."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from vhap.errors import VhapError
+from vhap.utils.atomic import write_text_atomic
+
+T = TypeVar("T")
+
+#: ``config/presets`` of the source tree (the project is installed editable; see README).
+PRESET_ROOT = Path(__file__).resolve().parents[2] / "config" / "presets"
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Turn a (nested) dataclass into plain YAML-safe Python values."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, dict):
+        return {str(k): config_to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [config_to_dict(v) for v in cfg]
+    if isinstance(cfg, Path):
+        return str(cfg)
+    if isinstance(cfg, enum.Enum):
+        return cfg.value
+    return cfg
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp`` (recursively for dataclasses)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except (TypeError, ValueError, VhapError) as e:
+                errors.append(str(e))
+        raise VhapError(f"config key '{where}': cannot read {value!r} as {tp}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise VhapError(f"config key '{where}': {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise VhapError(f"config key '{where}': expected a mapping, got {value!r}")
+        return _from_dict(tp, value, None, where)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        if origin is tuple and args:
+            return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
+        inner = args[0] if args else Any
+        out = [_coerce(inner, v, where) for v in value]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        return dict(value)
+    if tp is Path:
+        return Path(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(value)
+    if tp in (int, float, str, bool):
+        raise VhapError(f"config key '{where}': expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type[T], data: dict, base: T | None, where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise VhapError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys here: {sorted(names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{where}.{f.name}" if where else f.name
+        current = getattr(base, f.name) if base is not None else None
+        if f.name in data:
+            value = data[f.name]
+            if dataclasses.is_dataclass(hints[f.name]) and isinstance(value, dict):
+                kwargs[f.name] = _from_dict(hints[f.name], value, current, key)
+            else:
+                kwargs[f.name] = _coerce(hints[f.name], value, key)
+        elif base is not None:
+            kwargs[f.name] = current
+    return cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
+
+
+def config_from_dict(cls: type[T], data: dict, base: T | None = None) -> T:
+    """Build ``cls`` from a nested dict; keys missing from ``data`` keep ``base``'s (or default) values.
+
+    Unknown keys are an error (a typo in a preset must not be silently ignored).
+    """
+    if base is None:
+        base = cls()
+    return _from_dict(cls, data or {}, base, "")
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise VhapError("config file not found", path=path, fix="check the path passed to --config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise VhapError(f"invalid YAML: {e}", path=path) from e
+    if not isinstance(data, dict):
+        raise VhapError("a config file must hold a mapping at the top level", path=path)
+    return data
+
+
+def list_presets(group: str) -> list[str]:
+    folder = PRESET_ROOT / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_preset(group: str, name: str) -> dict:
+    """Load ``config/presets/<group>/<name>.yaml``, resolving a chain of ``_base_`` presets."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else PRESET_ROOT / group / f"{name}.yaml"
+    if not path.is_file():
+        raise VhapError(
+            f"unknown preset '{name}' for '{group}'",
+            path=path,
+            fix=f"choose one of {list_presets(group)} or pass a YAML file path",
+        )
+    data = load_yaml(path)
+    base = data.pop("_base_", None)
+    if base is not None:
+        data = _deep_merge(load_preset(group, base), data)
+    return data
+
+
+def _split_preset_args(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Pull ``--preset X`` / ``--config F`` (also ``--preset=X``) out of ``args``, keeping order."""
+    picked, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        for flag in ("--preset", "--config"):
+            if a == flag:
+                if i + 1 >= len(args):
+                    raise VhapError(f"{flag} needs a value")
+                picked.append((flag, args[i + 1]))
+                i += 2
+                break
+            if a.startswith(flag + "="):
+                picked.append((flag, a.split("=", 1)[1]))
+                i += 1
+                break
+        else:
+            rest.append(a)
+            i += 1
+    return picked, rest
+
+
+def parse_config(
+    cls: type[T],
+    args: list[str],
+    *,
+    preset_group: str | None = None,
+    prog: str | None = None,
+    description: str | None = None,
+) -> T:
+    """Resolve defaults → presets → config files → flags into an instance of ``cls``."""
+    import tyro
+
+    picked, rest = _split_preset_args(list(args))
+    merged: dict = {}
+    for flag, value in picked:
+        if flag == "--preset":
+            if preset_group is None:
+                raise VhapError("this subcommand has no presets; use --config FILE.yaml")
+            merged = _deep_merge(merged, load_preset(preset_group, value))
+        else:
+            merged = _deep_merge(merged, load_yaml(value))
+    default = config_from_dict(cls, merged)
+    if preset_group is not None:
+        presets = ", ".join(list_presets(preset_group)) or "none"
+        extra = f"\n\nPresets (--preset NAME): {presets}. Also: --config FILE.yaml."
+        description = (description or cls.__doc__ or "") + extra
+    return tyro.cli(cls, args=rest, default=default, prog=prog, description=description)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically) so every output records how it was made."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+    write_text_atomic(path, text)
+
+
+def read_saved_config(cls: type[T], path: str | Path) -> T:
+    return config_from_dict(cls, load_yaml(path))
