@@ -1,0 +1,50 @@
+"""Datasets: folder layouts (monocular, NeRSemble v1/v2), discovery, calibration and sequence loading.
+
+The tracker codes against :func:`load_sequence` (``DataConfig`` → :class:`SequenceData`); the workflow
+builds its jobs from :func:`discover`. See ``docs/dev/INTERFACES.md``.
+"""
+
+from vhap.data.calibration import (
+    CameraRig,
+    align_cameras_to_axes,
+    load_camera_params,
+    scale_intrinsics,
+)
+from vhap.data.config import DataConfig
+from vhap.data.layout import (
+    MONOCULAR_CAMERA,
+    SequenceEntry,
+    detect_layout,
+    discover,
+    frame_stem,
+    images_dir_name,
+    landmark_path,
+    locate,
+    resolve_name,
+    sequence_folder,
+)
+from vhap.data.selection import DIVISIONS, parse_subset, select_indices
+from vhap.data.sequence import SequenceData, load_sequence
+
+__all__ = [
+    "DIVISIONS",
+    "MONOCULAR_CAMERA",
+    "CameraRig",
+    "DataConfig",
+    "SequenceData",
+    "SequenceEntry",
+    "align_cameras_to_axes",
+    "detect_layout",
+    "discover",
+    "frame_stem",
+    "images_dir_name",
+    "landmark_path",
+    "load_camera_params",
+    "load_sequence",
+    "locate",
+    "parse_subset",
+    "resolve_name",
+    "scale_intrinsics",
+    "select_indices",
+    "sequence_folder",
+]
