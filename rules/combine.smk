@@ -1,0 +1,30 @@
+# Union datasets of one subject (datasets.<ds>.combine: NAME -> sequences); the union folder sits next
+# to its member exports because it references their files through ../<member>/ paths.
+
+
+def union_members(wildcards):
+    members = ALL_DATASETS[wildcards.ds]["combine"].get(wildcards.name)
+    if members is None:
+        raise WorkflowError(f"no union '{wildcards.name}' in datasets.{wildcards.ds}.combine")
+    return [EXPORT.format(ds=wildcards.ds, subject=wildcards.subject, seq=s) for s in members]
+
+
+rule combine:
+    input:
+        exports=union_members,
+        validated=lambda w: [
+            VALIDATION.format(ds=w.ds, subject=w.subject, seq=s) for s in ALL_DATASETS[w.ds]["combine"][w.name]
+        ],
+    output:
+        union=directory(UNION),
+    params:
+        **step_params("combine"),
+    log:
+        log_of("combine", union=True),
+    threads: step_threads("combine")
+    resources:
+        **step_resources("combine"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("combine") + "--src {input.exports:q} --tgt {output.union:q} > {log} 2>&1"

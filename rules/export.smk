@@ -1,0 +1,40 @@
+# NeRF/3DGS export of a tracking run, then its check against the GaussianAvatars contract.
+
+
+rule export:
+    input:
+        run=TRACK,
+    output:
+        export=directory(EXPORT),
+    params:
+        **step_params("export"),
+    log:
+        log_of("export"),
+    threads: step_threads("export")
+    resources:
+        **step_resources("export"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("export") + "--src {input.run:q} --tgt {output.export:q} > {log} 2>&1"
+
+
+rule validate_export:
+    input:
+        export=EXPORT,
+    output:
+        report=VALIDATION,
+    params:
+        **step_params("validate"),
+    log:
+        log_of("validate"),
+    # many tiny CPU jobs: SLURM gets them in bundles (profiles/slurm: group-components)
+    group:
+        "small"
+    threads: step_threads("validate")
+    resources:
+        **step_resources("validate"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("validate-export") + "--src {input.export:q} --output {output.report:q} > {log} 2>&1"

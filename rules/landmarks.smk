@@ -1,0 +1,22 @@
+# 2D landmarks: <sequence folder>/images/ -> <sequence folder>/landmark2d/<detector>[/<serial>].npz.
+
+
+rule landmarks:
+    input:
+        frames=stamp_of("preprocess"),
+        mattes=stamp_of("matting"),
+    output:
+        stamp=stamp_of("landmarks"),
+    params:
+        **step_params("landmarks"),
+        folder=lambda w: seq_record(w)["folder"],
+    log:
+        log_of("landmarks"),
+    threads: step_threads("landmarks")
+    resources:
+        **step_resources("landmarks"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("landmarks")
+        + "--input {params.folder:q} > {log} 2>&1 && printf '%s\\n' {params.cfg:q} > {output.stamp}"

@@ -1,0 +1,20 @@
+# Foreground mattes: <sequence folder>/images/ -> <sequence folder>/alpha_maps/ (GPU when available).
+
+
+rule matting:
+    input:
+        frames=stamp_of("preprocess"),
+    output:
+        stamp=stamp_of("matting"),
+    params:
+        **step_params("matting"),
+        folder=lambda w: seq_record(w)["folder"],
+    log:
+        log_of("matting"),
+    threads: step_threads("matting")
+    resources:
+        **step_resources("matting"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("matting") + "--input {params.folder:q} > {log} 2>&1 && printf '%s\\n' {params.cfg:q} > {output.stamp}"

@@ -1,0 +1,26 @@
+# Frames: video(s) -> <sequence folder>/images[_<n>]/ (VHAP layout, in place next to the raw videos;
+# the demo's frames go to results/data/demo). The output is a stamp under results/stamps/: the frames
+# live in the dataset and the subcommand writes them atomically.
+
+
+rule preprocess:
+    input:
+        videos=lambda w: seq_record(w)["videos"],
+    output:
+        stamp=stamp_of("preprocess"),
+    params:
+        **step_params("preprocess"),
+        folder=lambda w: seq_record(w)["folder"],
+        # a video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)
+        source=lambda w: seq_record(w)["videos"][0] if seq_record(w)["layout"] == "monocular" else seq_record(w)["folder"],
+    log:
+        log_of("preprocess"),
+    threads: step_threads("preprocess")
+    resources:
+        **step_resources("preprocess"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("preprocess")
+        + "--input {params.source:q} --output {params.folder:q} > {log} 2>&1 && "
+        + "printf '%s\\n' {params.cfg:q} > {output.stamp}"

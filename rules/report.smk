@@ -1,0 +1,36 @@
+# Per-subject summary of the tracking runs (metrics table, figures), also shown by `snakemake --report`.
+
+
+def subject_runs(wildcards):
+    return [TRACK.format(ds=wildcards.ds, subject=wildcards.subject, seq=r["seq"]) for r in
+            sequences_of(wildcards.ds, wildcards.subject)]
+
+
+rule report:
+    input:
+        runs=subject_runs,
+        validated=lambda w: [
+            VALIDATION.format(ds=w.ds, subject=w.subject, seq=r["seq"]) for r in sequences_of(w.ds, w.subject)
+        ],
+    output:
+        summary=report(
+            directory(REPORT),
+            patterns=["{name}.png", "{name}.csv", "{name}.html"],
+            caption="../report/summary.rst",
+            category="Summary",
+            subcategory="{ds} / {subject}",
+            labels={"dataset": "{ds}", "subject": "{subject}", "file": "{name}"},
+        ),
+    params:
+        **step_params("report"),
+    log:
+        RESULTS + "/logs/report/{ds}/{subject}.log",
+    group:
+        "small"
+    threads: step_threads("report")
+    resources:
+        **step_resources("report"),
+    conda:
+        "../envs/vhap.yaml"
+    shell:
+        vhap_shell("report") + "--runs {input.runs:q} --output {output.summary:q} > {log} 2>&1"
