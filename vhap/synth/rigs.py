@@ -56,7 +56,7 @@ def look_at_opencv(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> n
     eye = np.asarray(eye, float)
     z = np.asarray(target, float) - eye
     z /= np.linalg.norm(z)
-    x = np.cross(z, -np.asarray(up, float))
+    x = np.cross(z, np.asarray(up, float))  # right = forward × up (y = forward × right points down)
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     R = np.stack([x, y, z])
