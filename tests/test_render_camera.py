@@ -140,6 +140,17 @@ def test_batching_indexing_and_errors():
         cams.project(torch.zeros(3, 5, 3))
 
 
+def test_look_at_orientation():
+    """From +z looking at the origin with +y up: world +x appears right, world +y appears up."""
+    w2c = look_at_w2c(torch.tensor([[0.0, 0.0, 2.0]]), torch.zeros(1, 3))
+    cams = Cameras(torch.tensor([[[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]]), w2c, (100, 100))
+    pix = cams.project(torch.tensor([[[0.0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]]))[0]
+    assert torch.allclose(pix[0], torch.tensor([50.0, 50.0]))
+    assert pix[1, 0] > 50 and abs(pix[1, 1] - 50) < 1e-4
+    assert pix[2, 1] < 50 and abs(pix[2, 0] - 50) < 1e-4
+    assert torch.allclose(cams.camera_centers(), torch.tensor([[0.0, 0, 2.0]]), atol=1e-6)
+
+
 def test_rotation_helper_is_orthonormal():
     R = rotation_about_axis(torch.tensor([0.3, 1.0, 0.2]), math.radians(5))
     assert torch.allclose(R @ R.T, torch.eye(3), atol=1e-6)

@@ -120,8 +120,8 @@ def look_at_w2c(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None
     if up is None:
         up = torch.tensor([0.0, 1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     z = torch.nn.functional.normalize(target - eye, dim=-1)  # OpenCV forward
-    x = torch.nn.functional.normalize(torch.cross(z, -up, dim=-1), dim=-1)  # right, with y down
-    y = torch.cross(z, x, dim=-1)
+    x = torch.nn.functional.normalize(torch.cross(z, up, dim=-1), dim=-1)  # right
+    y = torch.cross(z, x, dim=-1)  # down
     rot = torch.stack([x, y, z], dim=-2)  # rows = camera axes in world
     trans = -(rot @ eye.unsqueeze(-1))
     top = torch.cat([rot, trans], dim=-1)

@@ -1,0 +1,210 @@
+"""nvdiffrast (CUDA) backend adapter.
+
+Works with upstream nvdiffrast 0.3.3 / 0.4.0 and the PyPI wheel ``diffrp-nvdiffrast`` (= nvdiffrast 0.3.3,
+JIT-compiled on first use; needs nvcc and ninja).
+
+Loader fix for torch >= 2.9: nvdiffrast 0.3.x builds its plugin with ``torch.utils.cpp_extension`` and
+then does ``importlib.import_module(plugin_name)``. Older torch registered the built extension in
+``sys.modules`` while loading it; torch >= 2.9 loads it through ``importlib.util.module_from_spec`` without
+registering it, so the import fails with ``ModuleNotFoundError``. :func:`_patch_cpp_extension_loader`
+wraps ``torch.utils.cpp_extension._import_module_from_library`` (used by both ``load`` and the cached-build
+path) so the module it returns is registered under its name. The patch is applied once, at import of this
+module, is idempotent and harmless where the bug does not exist.
+
+Conventions: nvdiffrast puts NDC y = -1 on buffer row 0; every buffer returned here is flipped to
+row 0 = top, and colours passed to ``antialias`` are flipped back. Stock nvdiffrast has no backface
+culling, so with ``cull_backfaces`` only each view's front-facing faces (CCW in GL NDC) are rasterised, in
+nvdiffrast's *range mode* (one concatenated triangle list, one range per view).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+
+from vhap.errors import VhapError
+from vhap.render.backends.base import Fragments, check_raster_inputs, face_orientation
+
+_PATCHED = False
+
+
+def _patch_cpp_extension_loader() -> None:
+    global _PATCHED
+    if _PATCHED:
+        return
+    import torch.utils.cpp_extension as cpp_ext
+
+    original = getattr(cpp_ext, "_import_module_from_library", None)
+    if original is None or getattr(original, "_vhap_registers_module", False):
+        _PATCHED = True
+        return
+
+    def import_and_register(module_name, path, is_python_module):
+        module = original(module_name, path, is_python_module)
+        if is_python_module and module is not None and module_name not in sys.modules:
+            sys.modules[module_name] = module
+        return module
+
+    import_and_register._vhap_registers_module = True  # type: ignore[attr-defined]
+    cpp_ext._import_module_from_library = import_and_register
+    _PATCHED = True
+
+
+def import_nvdiffrast():
+    """``nvdiffrast.torch`` or None when it is not installed."""
+    _patch_cpp_extension_loader()
+    try:
+        import nvdiffrast.torch as dr
+    except ImportError:
+        return None
+    return dr
+
+
+_patch_cpp_extension_loader()
+
+
+def decode_triangle_ids(value: torch.Tensor) -> torch.Tensor:
+    """nvdiffrast's float-coded (triangle id + 1): exact floats up to 2**24, bit-offset integers above."""
+    small = value.round().long()
+    large = value.contiguous().view(torch.int32).long() - 0x4A800000
+    return torch.where(value <= 16777216.0, small, large)
+
+
+class NvdiffrastRasterizer:
+    """nvdiffrast with a ``RasterizeCudaContext`` per device; same interface as ``TorchRasterizer``."""
+
+    name = "nvdiffrast"
+
+    def __init__(self):
+        self.dr = import_nvdiffrast()
+        if self.dr is None:
+            raise VhapError(
+                "nvdiffrast is not installed",
+                fix="pip install diffrp-nvdiffrast ninja (needs CUDA and nvcc), or use backend='torch'",
+            )
+        self._contexts: dict[str, Any] = {}
+
+    def context(self, device: torch.device):
+        key = str(device)
+        if key not in self._contexts:
+            self._contexts[key] = self.dr.RasterizeCudaContext(device=device)
+        return self._contexts[key]
+
+    # ------------------------------------------------------------------ rasterisation
+    def rasterize(
+        self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
+    ) -> Fragments:
+        check_raster_inputs(clip, faces)
+        B, V, _ = clip.shape
+        H, W = int(image_size[0]), int(image_size[1])
+        faces = faces.to(device=clip.device, dtype=torch.long)
+        clip = clip.float()
+        with torch.no_grad():
+            front = face_orientation(clip.detach(), faces) > 0
+        ctx = self.context(clip.device)
+        native: dict[str, Any] = {"backend": "nvdiffrast", "cull": cull_backfaces, "V": V}
+        if cull_backfaces:
+            view_idx, face_idx = front.nonzero(as_tuple=True)  # sorted by view, then face
+            counts = front.sum(1)
+            if face_idx.numel() == 0:
+                # Nothing faces the camera: rasterise one degenerate triangle so buffers have the right shape.
+                view_idx = torch.zeros(1, dtype=torch.long, device=clip.device)
+                face_idx = torch.zeros(1, dtype=torch.long, device=clip.device)
+                counts = torch.zeros(B, dtype=torch.long, device=clip.device)
+            starts = counts.cumsum(0) - counts
+            ranges = torch.stack([starts, counts], dim=1).to(torch.int32).cpu()
+            tri = (faces[face_idx] + view_idx.unsqueeze(1) * V).to(torch.int32).contiguous()
+            pos = clip.reshape(B * V, 4).contiguous()
+            rast, rast_db = self.dr.rasterize(ctx, pos, tri, (H, W), ranges=ranges, grad_db=True)
+            native.update(tri=tri, face_map=face_idx, view_map=view_idx)
+        else:
+            tri = faces.to(torch.int32).contiguous()
+            pos = clip.contiguous()
+            rast, rast_db = self.dr.rasterize(ctx, pos, tri, (H, W), grad_db=True)
+            native.update(tri=tri, face_map=torch.arange(faces.shape[0], device=clip.device))
+        native.update(rast=rast, rast_db=rast_db)
+        native_id = decode_triangle_ids(rast[..., 3].detach()) - 1
+        covered = native_id >= 0
+        tri_id = torch.where(covered, native["face_map"][native_id.clamp(min=0)], torch.full_like(native_id, -1))
+        u, v = rast[..., 0], rast[..., 1]
+        bary = torch.stack([u, v, 1.0 - u - v], dim=-1) * covered.unsqueeze(-1)
+        with torch.no_grad():
+            w_attr = pos[..., 3:4].contiguous()
+            depth, _ = self.dr.interpolate(w_attr, rast.detach(), tri)
+            depth = depth[..., 0] * covered
+        return Fragments(
+            tri_id=tri_id.flip(1),
+            bary=bary.flip(1),
+            depth=depth.flip(1),
+            alpha=covered.flip(1).unsqueeze(-1).float(),
+            front=front,
+            faces=faces,
+            image_size=(H, W),
+            native=native,
+        )
+
+    def _attr_and_tri(self, attr: torch.Tensor, frags: Fragments, attr_faces: torch.Tensor | None):
+        """Attributes and triangles in the layout of the native raster (range or instanced mode)."""
+        nat = frags.native
+        B = frags.tri_id.shape[0]
+        same_topology = attr_faces is None or attr_faces is frags.faces
+        attr_faces = frags.faces if attr_faces is None else attr_faces.to(device=attr.device, dtype=torch.long)
+        n_attr = attr.shape[-2]
+        attr = attr.float()
+        if nat["cull"]:
+            flat = attr.expand(B, n_attr, attr.shape[-1]).reshape(B * n_attr, -1).contiguous()
+            if same_topology and n_attr == nat["V"]:
+                return flat, nat["tri"]
+            tri = (attr_faces[nat["face_map"]] + nat["view_map"].unsqueeze(1) * n_attr).to(torch.int32).contiguous()
+            return flat, tri
+        return attr.contiguous(), attr_faces.to(torch.int32).contiguous()
+
+    def interpolate(
+        self,
+        attr: torch.Tensor,
+        frags: Fragments,
+        faces: torch.Tensor | None = None,
+        with_derivatives: bool = False,
+    ):
+        """(B,V,C)|(V,C) -> (B,H,W,C); with ``with_derivatives`` also the screen derivatives (B,H,W,2C)."""
+        nat = frags.native
+        attr_n, tri = self._attr_and_tri(attr, frags, faces)
+        if with_derivatives:
+            out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
+            return out.flip(1), out_da.flip(1)
+        out, _ = self.dr.interpolate(attr_n, nat["rast"], tri)
+        return out.flip(1)
+
+    def sample_texture(
+        self,
+        tex: torch.Tensor,
+        uv: torch.Tensor,
+        frags: Fragments | None = None,
+        filter_mode: str = "auto",
+        uv_da: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """tex (B|1,C,Ht,Wt), uv (B,H,W,2) -> (B,H,W,C). Trilinear mipmapping when ``uv_da`` is given and
+        ``filter_mode`` is "auto" / "linear-mipmap-linear"; bilinear otherwise."""
+        tex_n = tex.float().permute(0, 2, 3, 1).contiguous()
+        if uv_da is not None and filter_mode in ("auto", "linear-mipmap-linear"):
+            return self.dr.texture(
+                tex_n, uv.contiguous(), uv_da.contiguous(), filter_mode="linear-mipmap-linear", boundary_mode="clamp"
+            )
+        return self.dr.texture(tex_n, uv.contiguous(), filter_mode="linear", boundary_mode="clamp")
+
+    def antialias(
+        self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,H,W,C) top-origin colour -> antialiased colour (nvdiffrast ``antialias``)."""
+        nat = frags.native
+        B, V = clip.shape[:2]
+        if nat["cull"]:
+            pos = clip.float().reshape(B * V, 4).contiguous()
+            tri = nat["tri"]
+        else:
+            pos = clip.float().contiguous()
+            tri = nat["tri"]
+        out = self.dr.antialias(color.float().flip(1).contiguous(), nat["rast"], pos, tri)
+        return out.flip(1)

@@ -1,0 +1,103 @@
+"""``MeshRenderer``: one rasterisation API over the nvdiffrast (CUDA) and pure-PyTorch backends."""
+
+from __future__ import annotations
+
+import torch
+
+from vhap.errors import VhapError
+from vhap.render.backends.base import Fragments
+from vhap.render.backends.torch_raster import TorchRasterizer
+
+BACKENDS = ("auto", "torch", "nvdiffrast")
+
+
+def nvdiffrast_available() -> bool:
+    """True when CUDA is present and the nvdiffrast adapter imports."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from vhap.render.backends import nvdiffrast as _nv  # noqa: F401
+
+        return _nv.import_nvdiffrast() is not None
+    except Exception:  # pragma: no cover - any import problem means "not available"
+        return False
+
+
+class MeshRenderer:
+    """Batched instanced rasterisation of one mesh topology in B views (B = views x frames).
+
+    Args:
+        backend: ``"torch"`` (any device), ``"nvdiffrast"`` (CUDA) or ``"auto"`` (nvdiffrast for CUDA tensors
+            when it imports, else torch; decided per call from the tensors' device).
+
+    All buffers are channels-last (B,H,W,C) with row 0 = top.
+    """
+
+    def __init__(self, backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise VhapError(f"unknown render backend {backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self._torch = TorchRasterizer()
+        self._nv = None
+        if backend == "nvdiffrast":
+            self._nv = self._make_nvdiffrast()
+
+    @staticmethod
+    def _make_nvdiffrast():
+        from vhap.render.backends.nvdiffrast import NvdiffrastRasterizer
+
+        return NvdiffrastRasterizer()
+
+    def backend_for(self, device: torch.device) -> object:
+        """The backend object used for tensors on ``device``."""
+        if self.backend == "torch":
+            return self._torch
+        if self.backend == "nvdiffrast":
+            if device.type != "cuda":
+                raise VhapError(
+                    "the nvdiffrast backend needs CUDA tensors", fix="move the inputs to CUDA or use backend='torch'"
+                )
+            return self._nv
+        if device.type == "cuda":
+            if self._nv is None and nvdiffrast_available():
+                self._nv = self._make_nvdiffrast()
+            if self._nv is not None:
+                return self._nv
+        return self._torch
+
+    def _for_frags(self, frags: Fragments):
+        if frags.native.get("backend") == "nvdiffrast":
+            return self.backend_for(frags.tri_id.device) if self._nv is not None else self._torch
+        return self._torch
+
+    # ------------------------------------------------------------------ API
+    def rasterize(
+        self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
+    ) -> Fragments:
+        """(B,V,4) OpenGL clip positions (``Cameras.to_clip``), (F,3) faces -> :class:`Fragments` at (H, W).
+
+        With ``cull_backfaces`` only faces counter-clockwise in GL NDC (front-facing) are rasterised.
+        """
+        return self.backend_for(clip.device).rasterize(clip, faces, image_size, cull_backfaces=cull_backfaces)
+
+    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,V,C) or (V,C) vertex attributes -> (B,H,W,C) perspective-correct interpolation (0 where empty)."""
+        return self._for_frags(frags).interpolate(attr, frags, faces)
+
+    def sample_texture(
+        self, tex: torch.Tensor, uv: torch.Tensor, frags: Fragments | None = None, filter_mode: str = "auto"
+    ) -> torch.Tensor:
+        """(B|1,C,Ht,Wt) texture (row 0 = v 0), (B,H,W,2) uv in [0,1] -> (B,H,W,C).
+
+        ``filter_mode``: ``"linear"`` (bilinear) or ``"auto"`` (trilinear mipmapping where the backend has it:
+        nvdiffrast with ``frags`` given, using the UV screen derivatives; else bilinear).
+        """
+        if frags is not None:
+            return self._for_frags(frags).sample_texture(tex, uv, frags, filter_mode)
+        return self.backend_for(uv.device).sample_texture(tex, uv, None, filter_mode)
+
+    def antialias(
+        self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,H,W,C) -> antialiased (B,H,W,C); gradients reach ``clip`` through silhouette edges (§3.8)."""
+        return self._for_frags(frags).antialias(color, frags, clip, faces)
