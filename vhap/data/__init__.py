@@ -20,11 +20,12 @@ from vhap.data.layout import (
     images_dir_name,
     landmark_path,
     locate,
+    pick_images_dir,
     resolve_name,
     sequence_folder,
 )
 from vhap.data.selection import DIVISIONS, parse_subset, select_indices
-from vhap.data.sequence import SequenceData, load_sequence
+from vhap.data.sequence import SequenceData, list_frames, load_sequence
 
 __all__ = [
     "DIVISIONS",
@@ -39,10 +40,12 @@ __all__ = [
     "frame_stem",
     "images_dir_name",
     "landmark_path",
+    "list_frames",
     "load_camera_params",
     "load_sequence",
     "locate",
     "parse_subset",
+    "pick_images_dir",
     "resolve_name",
     "scale_intrinsics",
     "select_indices",

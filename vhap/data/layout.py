@@ -71,6 +71,21 @@ def images_dir_name(downsample: int | None) -> str:
     return "images" if downsample in (None, 1) else f"images_{int(downsample)}"
 
 
+def pick_images_dir(folder: Path, downsample: int | None = None) -> Path:
+    """``images_<n>`` for an explicit ``downsample``; otherwise ``images`` or the only ``images_<n>`` there is."""
+    folder = Path(folder)
+    if downsample is not None:
+        return folder / images_dir_name(downsample)
+    if (folder / "images").is_dir() and any(e.name.endswith(".jpg") for e in os.scandir(folder / "images")):
+        return folder / "images"
+    cands = [d.name for d in _visible_dirs(folder) if re.fullmatch(r"images_\d+", d.name)]
+    if len(cands) == 1:
+        return folder / cands[0]
+    if not cands:
+        raise VhapError("no extracted frames (images/ or images_<n>/)", path=folder, fix="run `vhap preprocess` first")
+    raise VhapError(f"several frame folders {cands}; pick one", path=folder, fix="pass --downsample N")
+
+
 def frame_stem(camera: str | None, timestep: str) -> str:
     """File stem of one frame: ``cam_<serial>_<ts>`` (multi-camera) or ``<ts>`` (monocular)."""
     return f"{timestep}" if camera is None else f"cam_{camera}_{timestep}"

@@ -71,8 +71,11 @@ class SequenceData:
         return self.K is not None
 
 
-def _list_frames(images_dir: Path, multi: bool) -> dict[str | None, dict[str, Path]]:
-    """camera (None for monocular) → timestep id → path, from one directory listing."""
+def list_frames(images_dir: Path, multi: bool | None = None) -> dict[str | None, dict[str, Path]]:
+    """camera (None for monocular) → timestep id → path, from one directory listing.
+
+    ``multi`` None infers the naming: multi-camera when every frame is named ``cam_<serial>_<ts>``.
+    """
     if not images_dir.is_dir():
         raise VhapError(
             "frame folder not found",
@@ -81,16 +84,20 @@ def _list_frames(images_dir: Path, multi: bool) -> dict[str | None, dict[str, Pa
         )
     out: dict[str | None, dict[str, Path]] = {}
     with os.scandir(images_dir) as it:
-        for e in it:
-            stem, ext = os.path.splitext(e.name)
-            if ext.lower() not in (".jpg", ".jpeg", ".png") or e.name.startswith("."):
-                continue
-            cam, ts = parse_frame_stem(stem)
-            if not multi:
-                cam, ts = None, stem
-            elif cam is None:
-                continue
-            out.setdefault(cam, {})[ts] = Path(e.path)
+        entries = [e for e in it if not e.name.startswith(".")]
+    stems = [os.path.splitext(e.name) for e in entries]
+    if multi is None:
+        images = [s for s, ext in stems if ext.lower() in (".jpg", ".jpeg", ".png")]
+        multi = bool(images) and all(parse_frame_stem(s)[0] is not None for s in images)
+    for e, (stem, ext) in zip(entries, stems, strict=True):
+        if ext.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        cam, ts = parse_frame_stem(stem)
+        if not multi:
+            cam, ts = None, stem
+        elif cam is None:
+            continue
+        out.setdefault(cam, {})[ts] = Path(e.path)
     if not out:
         raise VhapError("no frames (*.jpg) in the frame folder", path=images_dir, fix="re-run `vhap preprocess`")
     return out
@@ -152,7 +159,7 @@ def load_sequence(cfg: DataConfig) -> SequenceData:
     folder = sequence_folder(root, layout, cfg.sequence, cfg.subject)
     multi = layout != "monocular"
     images_dir = folder / images_dir_name(cfg.downsample)
-    frames = _list_frames(images_dir, multi)
+    frames = list_frames(images_dir, multi)
 
     # cameras: calibration order when calibrated, else sorted serials
     rig: CameraRig | None = None

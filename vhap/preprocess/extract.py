@@ -1,0 +1,151 @@
+"""``vhap preprocess``: videos → JPEG frames at the resolutions tracking needs (+ colour correction)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+from tqdm import tqdm
+
+from vhap.data.layout import frame_stem, images_dir_name, locate
+from vhap.errors import VhapError
+from vhap.preprocess.colour import load_colour_corrections
+from vhap.preprocess.video import extract_frames, output_size, probe_video
+from vhap.utils.atomic import write_text_atomic
+
+
+@dataclass
+class PreprocessConfig:
+    """Extract frames from a monocular video or a folder of synchronised ``cam_<serial>.mp4`` videos."""
+
+    input: Annotated[Path, tyro.conf.Positional] = Path("")
+    """a video file (monocular) or a sequence folder holding cam_<serial>.mp4 (here or in images/)"""
+    fps: float | None = 25.0
+    """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
+    downsample: tuple[int, ...] = (1,)
+    """integer scales to write, each decoded straight to its size: 1 → images/, 4 → images_4/"""
+    colour_correction: Literal["auto", "off"] = "auto"
+    """auto: apply NeRSemble v1/v2 colour correction when the subject has it"""
+    quality: int = 95
+    """JPEG quality (1-100)"""
+    output: Path | None = None
+    """sequence folder to write into (default: next to the video / the input folder itself)"""
+    cameras: tuple[str, ...] = ()
+    """only these camera serials (default: all)"""
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    """Make ``tmp``'s frames appear at ``out``: a rename when ``out`` holds nothing else, file moves otherwise.
+
+    NeRSemble v2 keeps its raw videos in ``images/``, which must never be deleted; there the frames are
+    moved in one by one and ``meta.json`` is moved last (it marks the folder as complete).
+    """
+    keep = [p for p in out.iterdir() if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".avi")] if out.is_dir() else []
+    if not keep:
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return
+    for p in out.iterdir():
+        if p not in keep:
+            p.unlink() if p.is_file() else shutil.rmtree(p)
+    for p in sorted(tmp.iterdir(), key=lambda p: p.name == "meta.json"):
+        os.replace(p, out / p.name)
+    tmp.rmdir()
+
+
+def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
+    """Run frame extraction; returns {downsample: output folder}."""
+    if not str(cfg.input):
+        raise VhapError("no input given", fix="vhap preprocess <video.mp4 | sequence folder>")
+    if not (1 <= cfg.quality <= 100):
+        raise VhapError(f"quality must be within 1..100, got {cfg.quality}")
+    if not cfg.downsample or any(s < 1 for s in cfg.downsample):
+        raise VhapError(f"downsample scales must be integers ≥ 1, got {cfg.downsample}")
+    entry = locate(cfg.input)
+    multi = entry.layout != "monocular"
+    videos = dict(entry.videos)
+    if cfg.cameras:
+        missing = [c for c in cfg.cameras if c not in videos]
+        if missing:
+            raise VhapError(f"no videos for cameras {missing}; found {sorted(videos)}", path=entry.folder)
+        videos = {c: videos[c] for c in cfg.cameras}
+    folder = Path(cfg.output) if cfg.output else entry.folder
+    infos = {c: probe_video(v) for c, v in videos.items()}
+    corrections = {}
+    if cfg.colour_correction == "auto":
+        corrections = load_colour_corrections(entry.layout, entry.root, entry.subject or "", list(videos))
+    fps = cfg.fps or None
+    total = sum(i.num_frames for i in infos.values()) * len(cfg.downsample)
+    outputs = {}
+    with tqdm(total=total, desc=f"extract {entry.sequence}", unit="frame", disable=None) as bar:
+        for s in sorted(set(cfg.downsample)):
+            out = folder / images_dir_name(s)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmpdir", dir=out.parent))
+            try:
+                cams_meta = {}
+                counts = {}
+                for cam, video in videos.items():
+                    info = infos[cam]
+                    size = output_size(info, s)
+                    if min(size) < 1:
+                        raise VhapError(f"downsample {s} leaves no pixels of a {info.width}x{info.height} video")
+                    corr = corrections.get(cam)
+                    prefix = cam if multi else None
+                    counts[cam] = extract_frames(
+                        video,
+                        tmp,
+                        lambda i, p=prefix: f"{frame_stem(p, f'{i:06d}')}.jpg",
+                        size,
+                        fps,
+                        transform=None if corr is None else corr.apply,
+                        quality=cfg.quality,
+                        info=info,
+                        progress=bar,
+                    )
+                    cams_meta[cam] = {
+                        "video": str(video),
+                        "source": info.to_dict(),
+                        "size": list(size),
+                        "num_frames": counts[cam],
+                        "colour_correction": None if corr is None else corr.describe(),
+                    }
+                n = min(counts.values())
+                trimmed = {c: k - n for c, k in counts.items() if k > n}
+                for cam, k in counts.items():  # cameras must share timesteps: drop a longer camera's tail
+                    for i in range(n, k):
+                        (tmp / f"{frame_stem(cam if multi else None, f'{i:06d}')}.jpg").unlink()
+                src_fps = min(i.fps for i in infos.values())
+                meta = {
+                    "created_by": "vhap preprocess",
+                    "layout": entry.layout,
+                    "subject": entry.subject,
+                    "sequence": entry.sequence,
+                    "downsample": s,
+                    "fps": fps if fps and fps < src_fps - 1e-3 else src_fps,
+                    "source_fps": src_fps,
+                    "num_frames": n,
+                    "size": list(output_size(next(iter(infos.values())), s)),
+                    "cameras": cams_meta,
+                    "trimmed_frames": trimmed,
+                    "colour_correction": (
+                        None
+                        if not corrections
+                        else ("nersemble_v1_affine" if entry.layout == "nersemble_v1" else "nersemble_v2_ccm")
+                    ),
+                    "jpeg_quality": cfg.quality,
+                }
+                write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
+                _commit(tmp, out)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            outputs[s] = out
+    return outputs
