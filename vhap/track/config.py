@@ -1,0 +1,312 @@
+"""The typed configuration tree of ``vhap track`` (defaults = VHAP's monocular configuration, VHAP_SPEC §4).
+
+Presets in ``config/presets/track/`` override parts of it (``nersemble``, ``few_views``, ``demo``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vhap.data.config import DataConfig
+
+#: Parameter groups a stage may optimise ("cam" = focal length of uncalibrated data, "pose" = rotation +
+#: translation, "joints" = neck + jaw + eyes, "texture" = residual albedo).
+PARAM_GROUPS = ("cam", "pose", "shape", "joints", "expr", "texture", "lights", "static_offset", "dynamic_offset")
+
+#: Stage names in the order of VHAP's declaration (§4.2, §4.7).
+STAGE_NAMES = (
+    "lmk_init_rigid",
+    "lmk_init_all",
+    "lmk_sequential_tracking",
+    "lmk_global_tracking",
+    "rgb_init_texture",
+    "rgb_init_all",
+    "rgb_init_offset",
+    "rgb_sequential_tracking",
+    "rgb_global_tracking",
+)
+
+
+@dataclass
+class ModelConfig:
+    """Head model and the per-run choices about its parameters."""
+
+    head_model: str = "open"
+    """``open`` (the project's own head model), ``flame2023``, ``flame2023_open``, ``flame2020`` or a folder."""
+    n_shape: int = 300
+    n_expr: int = 100
+    add_teeth: bool = True
+    use_static_offset: bool = True
+    use_dynamic_offset: bool = False
+    occluded: tuple[str, ...] | None = None
+    """Regions excluded from texture and boundary alignment in every photometric stage. ``None`` = take
+    ``occluded_by_subject[data.subject]`` (or nothing); any value given here always wins over that table."""
+    occluded_by_subject: dict[str, list[str]] = field(default_factory=dict)
+    tex_resolution: int = 2048
+    """Side of the residual texture (texels); the model's base texture is resized to it."""
+    tex_clusters: tuple[str, ...] = ("skin", "hair", "boundary", "lips_tight", "teeth", "sclerae", "irises")
+    landmarks: Literal["ibug68", "mediapipe"] = "ibug68"
+    """Which detector points drive the landmark term: iBUG-68 (``face_landmark_2d``) or MediaPipe-478 via the
+    model's MediaPipe embedding."""
+    landmark_confidence: Literal["binary", "detector"] = "binary"
+    """``binary`` (VHAP): a frame's 68 points all get weight 1, or 0 if the detection failed; ``detector``:
+    use the detector's per-point confidence."""
+    init_focal_length: float = 1.5
+    """Normalised focal length (f_px = focal * max(H, W)) that uncalibrated data starts from."""
+    flame_params_path: Path | None = None
+    """Warm start from a previous ``tracked_flame_params*.npz`` (row-wise copy up to the shorter length)."""
+
+
+@dataclass
+class RenderConfig:
+    backend: Literal["auto", "torch", "nvdiffrast"] = "auto"
+    disturb_rate_fg: float = 0.5
+    disturb_rate_bg: float = 0.5
+    lighting: Literal["SH", "constant"] = "SH"
+    background: Literal["target", "white", "black"] = "target"
+    """Background the render is composited over in the photometric term (VHAP: the target image itself)."""
+
+
+@dataclass
+class LossWeights:
+    """Weights of every energy term (VHAP_SPEC §4.4); 0 switches a term off."""
+
+    landmark: float = 10.0
+    photo: float = 30.0
+    silhouette: float = 10.0
+    """Matte term (our addition): mean rendered coverage over pixels the matte calls background. One-sided on
+    purpose: the matte also covers hair and torso, which the head model cannot (and should not) cover."""
+    always_enable_jawline_landmarks: bool = True
+    nose_landmark_weight: float = 10.0
+    reg_shape: float = 0.3
+    reg_expr: float = 3e-2
+    reg_neck: float = 0.3
+    reg_jaw: float = 0.3
+    reg_eyes: float = 3e-2
+    smooth_trans: float = 3e2
+    smooth_rot: float = 3e1
+    smooth_neck: float = 3e1
+    smooth_jaw: float = 1e-1
+    smooth_eyes: float = 0.0
+    smooth_expr: float = 1.0
+    reg_tex_tv: float = 1e4
+    """Texture TV weight at full input resolution; the effective weight is divided by ``data.downsample``²."""
+    reg_tex_res_clusters: float = 10.0
+    reg_tex_res_for: tuple[str, ...] = ("sclerae", "teeth")
+    reg_light: float | None = None
+    reg_diffuse: float = 1e2
+    reg_offset_lap: float = 1e6
+    reg_offset_lap_relax_coef: float = 0.1
+    reg_offset_lap_relax_for: tuple[str, ...] = ("hair", "ears")
+    reg_offset: float = 3e2
+    reg_offset_relax_coef: float = 1.0
+    reg_offset_relax_for: tuple[str, ...] = ("hair", "ears")
+    reg_offset_rigid: float = 3e2
+    reg_offset_rigid_for: tuple[str, ...] = ("left_ear", "right_ear", "neck", "left_eye", "right_eye", "lips_tight")
+    reg_offset_dynamic: float = 3e5
+
+
+@dataclass
+class LearningRates:
+    base: float = 5e-3
+    translation: float = 1e-3
+    expr: float = 5e-2
+    light: float = 5e-3
+    camera: float = 5e-3
+    static_offset: float = 5e-4
+    dynamic_offset: float = 5e-4
+
+
+@dataclass
+class StageConfig:
+    """One optimisation stage: a fixed number of steps on one sample, or epochs over all samples."""
+
+    num_steps: int = 0
+    num_epochs: int = 0
+    params: tuple[str, ...] = ()
+    photometric: bool = False
+    disable_jawline_landmarks: bool = False
+    align_texture_except: tuple[str, ...] = ()
+    align_boundary_except: tuple[str, ...] = ()
+
+
+def _stage(**kw) -> StageConfig:
+    return StageConfig(**kw)
+
+
+_ALL_RGB = ("cam", "pose", "shape", "joints", "expr", "texture", "lights")
+
+
+@dataclass
+class PipelineConfig:
+    """The stages of VHAP_SPEC §4.2 (defaults = monocular)."""
+
+    lmk_init_rigid: StageConfig = field(default_factory=lambda: _stage(num_steps=500, params=("cam", "pose")))
+    lmk_init_all: StageConfig = field(
+        default_factory=lambda: _stage(num_steps=500, params=("cam", "pose", "shape", "joints", "expr"))
+    )
+    rgb_init_texture: StageConfig = field(
+        default_factory=lambda: _stage(
+            num_steps=500,
+            params=("cam", "shape", "texture", "lights"),
+            photometric=True,
+            align_texture_except=("hair", "boundary", "neck"),
+            align_boundary_except=("hair", "boundary"),
+        )
+    )
+    rgb_init_all: StageConfig = field(
+        default_factory=lambda: _stage(
+            num_steps=500,
+            params=_ALL_RGB,
+            photometric=True,
+            disable_jawline_landmarks=True,
+            align_texture_except=("hair", "boundary", "neck"),
+            align_boundary_except=("hair", "bottomline"),
+        )
+    )
+    rgb_init_offset: StageConfig = field(
+        default_factory=lambda: _stage(
+            num_steps=500,
+            params=(*_ALL_RGB, "static_offset"),
+            photometric=True,
+            disable_jawline_landmarks=True,
+            align_texture_except=("hair", "boundary", "neck"),
+            align_boundary_except=("bottomline",),
+        )
+    )
+    rgb_sequential_tracking: StageConfig = field(
+        default_factory=lambda: _stage(
+            num_steps=50,
+            params=("pose", "joints", "expr", "texture", "dynamic_offset"),
+            photometric=True,
+            disable_jawline_landmarks=True,
+            align_boundary_except=("bottomline",),
+        )
+    )
+    rgb_global_tracking: StageConfig = field(
+        default_factory=lambda: _stage(
+            num_epochs=30,
+            params=(*_ALL_RGB, "static_offset", "dynamic_offset"),
+            photometric=True,
+            disable_jawline_landmarks=True,
+            align_boundary_except=("bottomline",),
+        )
+    )
+    lmk_sequential_tracking: StageConfig = field(
+        default_factory=lambda: _stage(num_steps=50, params=("pose", "joints", "expr"))
+    )
+    lmk_global_tracking: StageConfig = field(
+        default_factory=lambda: _stage(num_epochs=30, params=("cam", "pose", "shape", "joints", "expr"))
+    )
+    global_lr_scale: float = 0.1
+    global_lr_gamma: float = 0.9
+    eval_epochs: tuple[int, ...] = (0, 10, 20, 30)
+    """Evaluate (and write ``tracked_flame_params_<e>.npz``) after these global epochs (0 = after the
+    sequential pass). The last epoch is always evaluated."""
+    begin_stage: str | None = None
+    """Debugging: skip the fixed-step stages declared before this one (VHAP §4.7)."""
+
+
+@dataclass
+class ExpConfig:
+    output_folder: Path = Path("output/track")
+    """The run folder; outputs are written directly into it (deterministic path, resumable)."""
+    timestamp_subfolder: bool = False
+    photometric: bool = True
+    batch_size: int = 16
+    """Frames per sample (all cameras of each frame are always rendered together)."""
+    seed: int = 0
+    checkpoint_every_samples: int = 8
+    """Checkpoint after every N samples of the sequential pass (and always after each stage)."""
+    checkpoint_every_epochs: int = 5
+    resume: bool = True
+    """Resume from ``<run>/checkpoints/latest.pt`` when present (a finished run is left alone)."""
+    overwrite: bool = False
+    """Start from scratch even if the run folder holds a checkpoint or a finished run."""
+    compile: bool = False
+    """``torch.compile`` the non-raster parts of a step (head model, losses, regularisers)."""
+    device: str = "auto"
+    """``cpu``, ``cuda``, ``cuda:1``, ... or ``auto`` (CUDA when available)."""
+    write_media: bool = True
+    """Write the textured mesh, overlay images and video, loss curves (metrics are always written)."""
+    overlay_fps: float = 25.0
+
+
+@dataclass
+class LogConfig:
+    interval_scalar: int = 100
+    """Read the loss values back from the device every N steps (keeps steps free of host syncs)."""
+    view_indices: tuple[int, ...] = ()
+    """Cameras shown in overlays; empty = up to ``max_num_views`` evenly spaced."""
+    max_num_views: int = 3
+    progress: bool = True
+
+
+@dataclass
+class TrackConfig:
+    """Photometric head tracking (monocular or calibrated multi-view), VHAP-style."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    w: LossWeights = field(default_factory=LossWeights)
+    lr: LearningRates = field(default_factory=LearningRates)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    exp: ExpConfig = field(default_factory=ExpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def resolve_occluded(cfg: TrackConfig) -> tuple[str, ...]:
+    """Regions treated as occluded: the user's list if given, else the subject table; ``hair`` is added when
+    neither static nor dynamic offsets can move the surface (VHAP §3.7)."""
+    if cfg.model.occluded is not None:
+        regions = list(cfg.model.occluded)
+    else:
+        subject = str(getattr(cfg.data, "subject", "") or "")
+        regions = list(cfg.model.occluded_by_subject.get(subject, ()))
+    if not cfg.model.use_static_offset and not cfg.model.use_dynamic_offset and "hair" not in regions:
+        regions.append("hair")
+    return tuple(regions)
+
+
+def stage_plan(cfg: TrackConfig) -> dict[str, StageConfig]:
+    """The stages this run uses, in execution order, with ``occluded`` and ``begin_stage`` applied."""
+    p = cfg.pipeline
+    if cfg.exp.photometric:
+        names = ["lmk_init_rigid", "lmk_init_all", "rgb_init_texture", "rgb_init_all"]
+        if cfg.model.use_static_offset:
+            names.append("rgb_init_offset")
+        names += ["rgb_sequential_tracking", "rgb_global_tracking"]
+    else:
+        names = ["lmk_init_rigid", "lmk_init_all", "lmk_sequential_tracking", "lmk_global_tracking"]
+    occluded = resolve_occluded(cfg)
+    skip = set()
+    if p.begin_stage is not None:
+        if p.begin_stage not in STAGE_NAMES:
+            from vhap.errors import VhapError
+
+            raise VhapError(f"unknown pipeline.begin_stage {p.begin_stage!r}", fix=f"use one of {STAGE_NAMES}")
+        skip = set(STAGE_NAMES[: STAGE_NAMES.index(p.begin_stage)])
+    plan = {}
+    for name in names:
+        st: StageConfig = getattr(p, name)
+        if st.photometric:
+            st = dataclasses.replace(
+                st,
+                align_texture_except=tuple(dict.fromkeys((*st.align_texture_except, *occluded))),
+                align_boundary_except=tuple(dict.fromkeys((*st.align_boundary_except, *occluded))),
+            )
+        if name in skip:
+            st = dataclasses.replace(st, num_steps=0)
+        params = tuple(
+            g
+            for g in st.params
+            if not (g == "static_offset" and not cfg.model.use_static_offset)
+            and not (g == "dynamic_offset" and not cfg.model.use_dynamic_offset)
+            and not (g == "texture" and not cfg.exp.photometric)
+        )
+        plan[name] = dataclasses.replace(st, params=params)
+    return plan

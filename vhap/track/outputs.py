@@ -1,0 +1,321 @@
+"""Everything a tracking run writes (docs/dev/INTERFACES.md → vhap.track outputs), atomically, ``DONE`` last."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vhap.config import save_config
+from vhap.utils.atomic import atomic_path, write_text_atomic
+
+# ------------------------------------------------------------------------------------------------ folder
+
+
+def prepare_run_folder(tracker) -> None:
+    """Start a fresh run: clear stale products of an earlier run, write ``config.yml`` and the input tables."""
+    out = tracker.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("DONE",):
+        (out / stale).unlink(missing_ok=True)
+    if (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+    save_config(tracker.cfg, out / "config.yml")
+    write_frames_json(tracker, out / "frames.json")
+    write_cameras_npz(tracker, out / "cameras.npz")
+
+
+def write_frames_json(tracker, path: Path) -> None:
+    seq = tracker.seq
+    frames = []
+    for t, ts in enumerate(seq.timestep_ids):
+        for c, cam in enumerate(seq.camera_ids):
+            alpha = seq.alpha_paths[t][c] if seq.alpha_paths else None
+            frames.append(
+                {
+                    "timestep_index": t,
+                    "timestep_id": ts,
+                    "camera_index": c,
+                    "camera_id": cam,
+                    "image": str(seq.frame_paths[t][c]),
+                    "alpha": None if alpha is None else str(alpha),
+                }
+            )
+    doc = {
+        "timestep_ids": list(seq.timestep_ids),
+        "camera_ids": list(seq.camera_ids),
+        "image_size": list(seq.image_size),
+        "frames": frames,
+    }
+    write_text_atomic(path, json.dumps(doc, indent=1))
+
+
+@torch.no_grad()
+def write_cameras_npz(tracker, path: Path) -> None:
+    """``K (C,3,3)``, ``w2c (C,4,4)`` OpenCV at tracking resolution, ``camera_ids``, ``image_size``,
+    ``calibrated`` (uncalibrated: from the current focal length)."""
+    cams = tracker._cameras(1)
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp,
+            K=cams.K.detach().cpu().numpy().astype(np.float32),
+            w2c=cams.w2c.detach().cpu().numpy().astype(np.float32),
+            camera_ids=np.asarray(tracker.seq.camera_ids),
+            image_size=np.asarray(tracker.seq.image_size, dtype=np.int64),
+            calibrated=np.asarray(bool(tracker.calibrated)),
+        )
+
+
+def write_params_npz(tracker, path: Path) -> None:
+    data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **data)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def _nanmean(x) -> float | None:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else None
+
+
+def summarize_eval(per_frame: dict[str, np.ndarray]) -> dict[str, float | None]:
+    return {k: _nanmean(v) for k, v in per_frame.items()}
+
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def build_metrics(tracker, per_frame: dict[str, np.ndarray], timing: dict) -> dict:
+    seq = tracker.seq
+    rows = []
+    cams = list(seq.camera_ids)
+    for t, ts in enumerate(seq.timestep_ids):
+        row = {"timestep_id": ts}
+        for k, v in per_frame.items():
+            arr = np.asarray(v[t], dtype=np.float64).reshape(-1)
+            row[k] = _jsonable(_nanmean(arr))
+            if arr.size > 1:
+                row[f"{k}_per_camera"] = {c: _jsonable(float(a)) for c, a in zip(cams, arr, strict=True)}
+        rows.append(row)
+    totals = summarize_eval(per_frame)
+    if totals.get("nme") is not None:
+        totals["nme_percent"] = 100.0 * totals["nme"]
+    return {
+        "per_frame": rows,
+        "totals": totals,
+        "timing": timing,
+        "evaluations": tracker.run_state.evaluations,
+        "num_timesteps": tracker.T,
+        "num_cameras": tracker.C,
+        "image_size": list(seq.image_size),
+        "device": str(tracker.device),
+        "backend": tracker.renderer.backend,
+        "head_model": tracker.cfg.model.head_model,
+        "photometric": tracker.cfg.exp.photometric,
+    }
+
+
+def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
+    rs = tracker.run_state
+    stages = {}
+    for name, secs in rs.stage_time.items():
+        steps = rs.stage_steps.get(name, 0)
+        stages[name] = {
+            "seconds": round(secs, 4),
+            "steps": steps,
+            "ms_per_step": round(1000 * secs / steps, 3) if steps else None,
+        }
+    peak = None
+    if tracker.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(tracker.device) / 2**20
+    else:
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+        except Exception:  # pragma: no cover
+            peak = None
+    return {
+        "wall_s_this_process": round(total_s, 3),
+        "outputs_s": round(outputs_s, 3),
+        "stages": stages,
+        "seconds_per_frame": round(sum(rs.stage_time.values()) / max(1, tracker.T), 4),
+        "peak_memory_mib": None if peak is None else round(peak, 1),
+        "peak_memory_kind": "cuda_max_allocated" if tracker.device.type == "cuda" else "host_max_rss",
+    }
+
+
+# ------------------------------------------------------------------------------------------------ media
+
+
+def draw_overlay(target, render, mask, pred_px, target_px, conf, opacity: float = 0.6) -> np.ndarray:
+    """Target (H,W,3) in [0,1] with the render blended where ``mask`` (H,W) and landmarks drawn
+    (target green, prediction red). Returns uint8 (H,W,3)."""
+    from PIL import Image, ImageDraw
+
+    a = np.clip(mask, 0, 1)[..., None] * opacity
+    img = np.clip(render, 0, 1) * a + np.clip(target, 0, 1) * (1 - a)
+    im = Image.fromarray((img * 255).round().astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    r = max(1, round(min(im.size) / 200))
+    for (x, y), c in zip(target_px, conf, strict=False):
+        if c > 0:
+            d.ellipse([x - r, y - r, x + r, y + r], fill=(0, 255, 0))
+    for x, y in pred_px:
+        if np.isfinite(x) and np.isfinite(y):
+            d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 0, 0))
+    return np.asarray(im)
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
+    """H.264 mp4 via PyAV (even sizes enforced by padding)."""
+    import av
+
+    if not frames:
+        return
+    h, w = frames[0].shape[:2]
+    H2, W2 = h + h % 2, w + w % 2
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=int(round(fps)))
+            stream.width, stream.height = W2, H2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "20"}
+            for f in frames:
+                if f.shape[:2] != (H2, W2):
+                    f = np.pad(f, ((0, H2 - f.shape[0]), (0, W2 - f.shape[1]), (0, 0)))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+def write_loss_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    keys = sorted({k for h in history for k in h if k not in ("stage", "step")})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    steps = np.array([h["step"] for h in history])
+    for k in keys:
+        vals = np.array([h.get(k, np.nan) for h in history], dtype=np.float64)
+        ax = axes[0] if k in ("total", "landmark", "photo", "silhouette") else axes[1]
+        ax.plot(steps, vals, label=k, lw=1)
+    for ax, title in zip(axes, ("data terms", "regularisers"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xlabel("global step")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        # stage boundaries
+        last = None
+        for h in history:
+            if h["stage"] != last:
+                ax.axvline(h["step"], color="0.85", lw=0.5)
+                last = h["stage"]
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def write_meshes(tracker, folder: Path) -> None:
+    """``canonical.obj`` (shape + static offset, zero pose) and ``frame_<first ts>.obj`` (posed), both textured
+    with the tracked albedo (PNG next to them)."""
+    from vhap.model.mesh_io import write_obj
+
+    folder.mkdir(parents=True, exist_ok=True)
+    p = tracker.params
+    m = tracker.model
+    albedo = tracker.albedo()[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    cano = m(shape=p.shape, static_offset=p.static_offset).verts[0]
+    posed = tracker._forward(torch.zeros(1, dtype=torch.long, device=tracker.device)).verts[0]
+    uvs, uvf = m.uvs.cpu().numpy(), m.uv_faces.cpu().numpy()
+    faces = m.faces.cpu().numpy()
+    write_obj(folder / "canonical.obj", cano.cpu().numpy(), faces, uvs, uvf, texture=albedo)
+    write_obj(folder / f"frame_{tracker.seq.timestep_ids[0]}.obj", posed.cpu().numpy(), faces, uvs, uvf, texture=albedo)
+
+
+def _write_jpg(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, quality=90)
+
+
+# ------------------------------------------------------------------------------------------------ final
+
+
+def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: float) -> dict:
+    cfg = tracker.cfg
+    out = tracker.out_dir
+    t0 = time.perf_counter()
+    media = cfg.exp.write_media and cfg.exp.photometric
+    ev = tracker.evaluate(collect_images=media)
+    t_eval = time.perf_counter() - t0
+    rs = tracker.run_state
+    rs.stage_time["final_evaluation"] = rs.stage_time.get("final_evaluation", 0.0) + t_eval
+    write_params_npz(tracker, out / f"tracked_flame_params_{final_epoch}.npz")
+    write_params_npz(tracker, out / "tracked_flame_params.npz")
+    write_cameras_npz(tracker, out / "cameras.npz")
+    rs.evaluations[str(final_epoch)] = summarize_eval(ev["per_frame"])
+    t1 = time.perf_counter()
+    if media:
+        overlays = out / "overlays"
+        overlays.mkdir(exist_ok=True)
+        by_frame: dict[int, list[np.ndarray]] = {}
+        for batch in ev["images"]:
+            for t, c, img in batch:
+                _write_jpg(overlays / f"{tracker.seq.timestep_ids[t]}_{tracker.seq.camera_ids[c]}.jpg", img)
+                by_frame.setdefault(t, []).append(img)
+        frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
+        write_video(frames, out / "overlay.mp4", cfg.exp.overlay_fps)
+        write_meshes(tracker, out / "mesh")
+    if cfg.exp.write_media:
+        write_loss_curves(rs.loss_history, out / "loss_curves.png")
+    outputs_s = time.perf_counter() - t1
+    timing = timing_report(tracker, time.perf_counter() - t_start, outputs_s)
+    timing["resumed"] = resumed
+    metrics = build_metrics(tracker, ev["per_frame"], timing)
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
+    write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    return metrics
+
+
+def human_summary(metrics: dict, out_dir: Path) -> str:
+    t = metrics["totals"]
+    tim = metrics["timing"]
+
+    def f(key, fmt, scale=1.0):
+        v = t.get(key)
+        return "n/a" if v is None else fmt.format(v * scale)
+
+    lines = [
+        f"vhap track: done -> {out_dir}",
+        f"  {metrics['num_timesteps']} timesteps x {metrics['num_cameras']} camera(s) at "
+        f"{metrics['image_size'][1]}x{metrics['image_size'][0]} on {metrics['device']}",
+        f"  landmark NME {f('nme', '{:.2f}', 100)} % of the inter-ocular distance",
+        f"  PSNR face {f('psnr_face', '{:.2f}')} dB, matte {f('psnr_matte', '{:.2f}')} dB, "
+        f"silhouette IoU {f('iou', '{:.3f}')}",
+        f"  time in stages {sum(s['seconds'] for s in tim['stages'].values()):.1f} s "
+        f"({tim['seconds_per_frame']:.2f} s/frame)",
+    ]
+    for name, s in tim["stages"].items():
+        ms = "" if s["ms_per_step"] is None else f", {s['ms_per_step']:.1f} ms/step"
+        lines.append(f"    {name:<26} {s['seconds']:8.1f} s  {s['steps']:6d} steps{ms}")
+    return "\n".join(lines)

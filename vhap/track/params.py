@@ -1,0 +1,183 @@
+"""The tensors the tracker optimises (VHAP_SPEC §2.5), their optimiser groups and npz round trip."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vhap.errors import VhapError
+
+#: parameter-group name (as used by stages) -> tensor names
+GROUP_TENSORS: dict[str, tuple[str, ...]] = {
+    "cam": ("focal_length",),
+    "pose": ("rotation", "translation"),
+    "shape": ("shape",),
+    "joints": ("neck_pose", "jaw_pose", "eyes_pose"),
+    "expr": ("expr",),
+    "texture": ("tex_extra",),
+    "lights": ("lights",),
+    "static_offset": ("static_offset",),
+    "dynamic_offset": ("dynamic_offset",),
+}
+
+#: per-frame tensors (first dimension = timestep)
+PER_FRAME = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation", "dynamic_offset")
+
+#: tensors that are warm-started from the previous sample's last frame
+WARM_START = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation", "dynamic_offset")
+
+SH_DC_INIT = math.sqrt(4.0 * math.pi)
+
+
+class TrackParams(nn.Module):
+    """All optimisable tensors of a run as ``nn.Parameter``s (dense per-frame tensors, VHAP's layout).
+
+    Shapes: ``shape (NS,)``, ``expr (T,NE)``, ``rotation/neck_pose/jaw_pose/translation (T,3)``,
+    ``eyes_pose (T,6)``, ``static_offset (1,V,3)``, ``dynamic_offset (T,V,3)``, ``tex_extra (3,R,R)``,
+    ``lights (9,3)`` (row 0 = sqrt(4 pi): uniform shading 1), ``focal_length (1,)`` (uncalibrated only).
+    Optional tensors are absent (not zero-sized) when disabled.
+    """
+
+    def __init__(
+        self,
+        num_frames: int,
+        num_verts: int,
+        *,
+        n_shape: int = 300,
+        n_expr: int = 100,
+        tex_resolution: int = 2048,
+        calibrated: bool = False,
+        use_static_offset: bool = True,
+        use_dynamic_offset: bool = False,
+        use_texture: bool = True,
+        init_focal_length: float = 1.5,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__()
+        T, V = num_frames, num_verts
+        z = lambda *s: nn.Parameter(torch.zeros(*s, device=device))
+        self.shape = z(n_shape)
+        self.expr = z(T, n_expr)
+        self.rotation = z(T, 3)
+        self.neck_pose = z(T, 3)
+        self.jaw_pose = z(T, 3)
+        self.eyes_pose = z(T, 6)
+        self.translation = z(T, 3)
+        lights = torch.zeros(9, 3, device=device)
+        lights[0] = SH_DC_INIT
+        self.lights = nn.Parameter(lights)
+        self.register_buffer("lights_init", lights.clone(), persistent=False)
+        self.static_offset = z(1, V, 3) if use_static_offset else None
+        self.dynamic_offset = z(T, V, 3) if use_dynamic_offset else None
+        self.tex_extra = z(3, tex_resolution, tex_resolution) if use_texture else None
+        self.focal_length = (
+            None if calibrated else nn.Parameter(torch.full((1,), float(init_focal_length), device=device))
+        )
+        self.num_frames = T
+
+    # ------------------------------------------------------------------ groups
+    def tensors_of(self, groups: Iterable[str]) -> list[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` of the given groups that exist in this run (unknown groups are an error)."""
+        out = []
+        for g in groups:
+            if g not in GROUP_TENSORS:
+                raise VhapError(f"unknown parameter group {g!r} in a stage", fix=f"use {sorted(GROUP_TENSORS)}")
+            for name in GROUP_TENSORS[g]:
+                p = getattr(self, name)
+                if p is not None:
+                    out.append((name, p))
+        return out
+
+    def optimizer(self, groups: Iterable[str], lr, scale: float = 1.0) -> torch.optim.Adam | None:
+        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``."""
+        lr_of = {
+            "translation": lr.translation,
+            "expr": lr.expr,
+            "lights": lr.light,
+            "focal_length": lr.camera,
+            "static_offset": lr.static_offset,
+            "dynamic_offset": lr.dynamic_offset,
+        }
+        param_groups = [
+            {"params": [p], "lr": lr_of.get(name, lr.base) * scale, "name": name} for name, p in self.tensors_of(groups)
+        ]
+        if not param_groups:
+            return None
+        return torch.optim.Adam(param_groups)
+
+    # ------------------------------------------------------------------ batch views
+    def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """The head-model inputs of frames ``frame_idx (B,)``: shape (NS,), expr (B,NE), poses, offsets."""
+        return {
+            "shape": self.shape,
+            "expr": self.expr[frame_idx],
+            "rotation": self.rotation[frame_idx],
+            "neck_pose": self.neck_pose[frame_idx],
+            "jaw_pose": self.jaw_pose[frame_idx],
+            "eyes_pose": self.eyes_pose[frame_idx],
+            "translation": self.translation[frame_idx],
+            "static_offset": self.static_offset,
+            "dynamic_offset": None if self.dynamic_offset is None else self.dynamic_offset[frame_idx],
+        }
+
+    @torch.no_grad()
+    def warm_start(self, src: int, dst: Iterable[int]) -> None:
+        """Copy frame ``src``'s per-frame parameters into frames ``dst`` (the next sample's start)."""
+        dst = [d for d in dst if 0 <= d < self.num_frames]
+        if not dst:
+            return
+        idx = torch.as_tensor(dst, device=self.shape.device)
+        for name in WARM_START:
+            p = getattr(self, name)
+            if p is not None:
+                p[idx] = p[src].unsqueeze(0).expand(len(dst), *p.shape[1:])
+
+    # ------------------------------------------------------------------ npz
+    def to_npz_dict(self, timestep_ids, image_size, head_model: str) -> dict[str, np.ndarray]:
+        """VHAP's ``tracked_flame_params`` keys and shapes (§6.2) plus ``head_model``."""
+        out: dict[str, np.ndarray] = {}
+        for name in ("rotation", "translation", "neck_pose", "jaw_pose", "eyes_pose", "shape", "expr"):
+            out[name] = getattr(self, name).detach().cpu().numpy().astype(np.float32)
+        out["timestep_id"] = np.asarray([str(t) for t in timestep_ids])
+        out["n_processed_frames"] = np.asarray(self.num_frames)
+        out["image_size"] = np.asarray(image_size, dtype=np.int64)
+        out["lights"] = self.lights.detach().cpu().numpy().astype(np.float32)
+        if self.focal_length is not None:
+            out["focal_length"] = self.focal_length.detach().cpu().numpy().astype(np.float32)
+        if self.tex_extra is not None:
+            out["tex_extra"] = self.tex_extra.detach().cpu().numpy().astype(np.float32)
+        if self.static_offset is not None:
+            out["static_offset"] = self.static_offset.detach().cpu().numpy().astype(np.float32)
+        if self.dynamic_offset is not None:
+            out["dynamic_offset"] = self.dynamic_offset.detach().cpu().numpy().astype(np.float32)
+        out["head_model"] = np.asarray(head_model)
+        return out
+
+    @torch.no_grad()
+    def load_npz(self, path: str | Path) -> list[str]:
+        """Warm start from a ``tracked_flame_params*.npz``: copy what is present, row-wise up to the shorter
+        length (VHAP §4.7). Returns the names that were loaded."""
+        path = Path(path)
+        if not path.is_file():
+            raise VhapError("warm-start parameter file not found", path=path, fix="check model.flame_params_path")
+        data = np.load(path)
+        loaded = []
+        names = ("shape", "lights", "focal_length", "tex_extra", "static_offset", *PER_FRAME)
+        for name in names:
+            p = getattr(self, name, None)
+            if p is None or name not in data.files:
+                continue
+            src = torch.as_tensor(np.asarray(data[name], dtype=np.float32), device=p.device)
+            if name == "tex_extra" and src.shape != p.shape:
+                src = torch.nn.functional.interpolate(src[None], size=p.shape[-2:], mode="bilinear")[0]
+            if src.ndim != p.ndim:
+                raise VhapError(f"'{name}' has shape {tuple(src.shape)}, expected {tuple(p.shape)}", path=path)
+            sl = tuple(slice(0, min(a, b)) for a, b in zip(src.shape, p.shape, strict=True))
+            p[sl] = src[sl]
+            loaded.append(name)
+        return loaded

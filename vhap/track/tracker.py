@@ -1,0 +1,573 @@
+"""The tracking driver: VHAP's stage schedule (VHAP_SPEC §4) over device-resident data, resumable.
+
+Design for speed (issue 6): every frame, matte and landmark is uploaded to the device once; a step renders
+all frames × views of its sample in one batched call; the texture is sampled once per step from one shared
+albedo; the loss values stay on the device and are read back every ``log.interval_scalar`` steps, so a step
+never waits for the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vhap.errors import VhapError
+from vhap.track import checkpoint as ckpt
+from vhap.track.config import StageConfig, TrackConfig, stage_plan
+from vhap.track.losses import landmark_confidence, landmark_loss, landmark_weights, photometric_loss, silhouette_loss
+from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
+from vhap.track.params import TrackParams
+from vhap.track.regularizers import Regularizers
+
+INIT_STAGES = ("lmk_init_rigid", "lmk_init_all", "rgb_init_texture", "rgb_init_all", "rgb_init_offset")
+
+
+class TrackingInterrupted(RuntimeError):
+    """Raised by the test hook ``stop_after_steps`` (simulates a run killed mid-way)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VhapError(f"device {name!r} requested but CUDA is not available", fix="use --exp.device cpu")
+    return dev
+
+
+@dataclass
+class Batch:
+    """One sample: frames ``frame_idx (B,)`` and all C cameras, flattened frame-major to B·C views."""
+
+    frame_idx: torch.Tensor
+    frames: list[int]
+
+
+@dataclass
+class StepResult:
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    aux: dict = field(default_factory=dict)
+
+
+class Tracker:
+    """Runs one tracking job (see :func:`track`). Construct, then :meth:`run`."""
+
+    def __init__(self, cfg: TrackConfig, seq=None, model=None):
+        from vhap.model import HeadModel, load_head_assets
+        from vhap.render import MeshRenderer
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.exp.device)
+        if seq is None:
+            from vhap.data import load_sequence
+
+            seq = load_sequence(cfg.data)
+        self.seq = seq
+        if model is None:
+            assets = load_head_assets(cfg.model.head_model)
+            model = HeadModel(assets, n_shape=cfg.model.n_shape, n_expr=cfg.model.n_expr, add_teeth=cfg.model.add_teeth)
+        self.model = model.to(self.device)
+        self.renderer = MeshRenderer(cfg.render.backend)
+        self.plan = stage_plan(cfg)
+        self.T = seq.num_timesteps
+        self.C = seq.num_cameras
+        self.H, self.W = seq.image_size
+        self.calibrated = seq.calibrated
+        dev = self.device
+
+        # ---- device-resident data (one upload for the whole run)
+        self.images = seq.images.to(dev)  # (T,C,H,W,3) uint8
+        self.alphas = None if seq.alphas is None else seq.alphas.to(dev)  # (T,C,H,W) uint8
+        self.use_mediapipe = cfg.model.landmarks == "mediapipe"
+        if self.use_mediapipe:
+            if seq.landmarks_mp is None or not model.has_mediapipe:
+                raise VhapError(
+                    "model.landmarks=mediapipe needs MediaPipe landmarks (mediapipe_478 in the landmark npz) and a "
+                    "head model with a MediaPipe embedding",
+                    fix="run `vhap landmarks --detector mediapipe` or use --model.landmarks ibug68",
+                )
+            ids = model.mp_landmark_ids.cpu()
+            self.landmarks = seq.landmarks_mp[:, :, ids].to(dev)
+        else:
+            self.landmarks = seq.landmarks.to(dev)  # (T,C,68,3)
+        self.lmk_conf = landmark_confidence(self.landmarks.flatten(0, 1), cfg.model.landmark_confidence).view(
+            self.T, self.C, -1
+        )
+        if self.calibrated:
+            from vhap.render import Cameras
+
+            self.cameras = Cameras(K=seq.K.to(dev), w2c=seq.w2c.to(dev), image_size=(self.H, self.W))
+
+        # ---- parameters
+        tex_res = cfg.model.tex_resolution
+        self.params = TrackParams(
+            self.T,
+            self.model.num_verts,
+            n_shape=cfg.model.n_shape,
+            n_expr=cfg.model.n_expr,
+            tex_resolution=tex_res,
+            calibrated=self.calibrated,
+            use_static_offset=cfg.model.use_static_offset,
+            use_dynamic_offset=cfg.model.use_dynamic_offset,
+            use_texture=cfg.exp.photometric,
+            init_focal_length=cfg.model.init_focal_length,
+            device=dev,
+        )
+        if cfg.model.flame_params_path is not None:
+            self.params.load_npz(cfg.model.flame_params_path)
+        base = self.model.base_texture[None]
+        if base.shape[-1] != tex_res or base.shape[-2] != tex_res:
+            base = F.interpolate(base, size=(tex_res, tex_res), mode="bilinear", antialias=True, align_corners=False)
+        self.base_texture = base.contiguous()  # (1,3,R,R), row 0 = top
+
+        # ---- region tables
+        regions = self.model.regions
+        known = lambda names: [n for n in names if n in regions]
+        w = cfg.w
+        mask_names = set(w.reg_offset_lap_relax_for) | set(w.reg_offset_relax_for) | set(w.reg_offset_rigid_for)
+        vertex_masks = {n: regions.vertex_mask(n) for n in mask_names if n in regions}
+        tex_mask = None
+        if cfg.exp.photometric and known(w.reg_tex_res_for):
+            tex_mask = regions.uv_mask(known(w.reg_tex_res_for), size=tex_res)
+        ds = cfg.data.downsample or 1
+        tv_scale = (cfg.data.scale_factor**2) / (ds**2)
+        self.regs = Regularizers(
+            w, self.model.faces.cpu().numpy(), self.model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev
+        )
+        with warnings_suppressed():
+            self.face_cluster = torch.as_tensor(regions.face_cluster_table(cfg.model.tex_clusters), device=dev)
+        self.num_clusters = 2 + len(cfg.model.tex_clusters)
+        self.stage_masks = {}
+        for name, st in self.plan.items():
+            if st.photometric:
+                tex_names, bnd_names = known(st.align_texture_except), known(st.align_boundary_except)
+                self.stage_masks[name] = (
+                    torch.as_tensor(regions.face_mask(tex_names), device=dev) if tex_names else None,
+                    torch.as_tensor(regions.vertex_mask(bnd_names), device=dev) if bnd_names else None,
+                )
+        face_names = known(("face",))
+        self.face_region_faces = torch.as_tensor(regions.face_mask(face_names), device=dev) if face_names else None
+
+        # ---- samples: consecutive chunks of batch_size frames, all cameras each
+        bs = max(1, cfg.exp.batch_size)
+        self.samples = [list(range(s, min(self.T, s + bs))) for s in range(0, self.T, bs)]
+        self.sample_idx = [torch.as_tensor(f, device=dev, dtype=torch.long) for f in self.samples]
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(cfg.exp.seed)
+        torch.manual_seed(cfg.exp.seed)
+
+        self.run_state = ckpt.RunState()
+        self.fingerprint = ckpt.config_fingerprint(cfg)
+        self.out_dir = Path(cfg.exp.output_folder)
+        self._pending: list[tuple[str, int, dict[str, torch.Tensor]]] = []
+        self._compiled_energy = None
+        self._progress = None
+
+    # =============================================================================== cameras / forward
+    def _cameras(self, num_frames: int):
+        """Cameras of a sample, frame-major: view b·C + c = frame b seen by camera c."""
+        from vhap.render import Cameras
+
+        if self.calibrated:
+            return self.cameras.repeat(num_frames)
+        return Cameras.uncalibrated(self.params.focal_length, (self.H, self.W), batch=num_frames)
+
+    def _forward(self, frame_idx: torch.Tensor):
+        out = self.model(**self.params.frame_params(frame_idx))
+        return out
+
+    def albedo(self) -> torch.Tensor:
+        """(1,3,R,R) full albedo = painted base + residual (shared by all frames and views)."""
+        if self.params.tex_extra is None:
+            return self.base_texture
+        return self.base_texture + self.params.tex_extra[None]
+
+    # =============================================================================== energy
+    def energy(self, frame_idx: torch.Tensor, stage_name: str | None, stage: StageConfig | None, train: bool = True):
+        """Total energy of frames ``frame_idx`` for ``stage`` (``train=False``: evaluation — landmark and
+        photometric terms only, no perturbation, no region exclusions, jawline on)."""
+        cfg, w = self.cfg, self.cfg.w
+        B, C = frame_idx.shape[0], self.C
+        out = self._forward(frame_idx)
+        cams = self._cameras(B)
+        lmk3d = out.landmarks_mp if self.use_mediapipe else out.landmarks[:, :68]
+        lmk_px = cams.project(lmk3d.repeat_interleave(C, 0))  # (BC,K,2)
+        target_lmk = self.landmarks[frame_idx].flatten(0, 1)
+        conf = self.lmk_conf[frame_idx].flatten(0, 1)
+        jawline = (not train) or w.always_enable_jawline_landmarks or not (stage and stage.disable_jawline_landmarks)
+        pw = landmark_weights(
+            target_lmk.shape[1],
+            jawline=jawline or self.use_mediapipe,
+            nose_weight=w.nose_landmark_weight,
+            device=self.device,
+        )
+        terms: dict[str, torch.Tensor] = {}
+        terms["landmark"] = w.landmark * landmark_loss(lmk_px, target_lmk, conf, pw, (self.H, self.W))
+        aux = {"lmk_px": lmk_px, "target_lmk": target_lmk, "conf": conf, "out": out, "cams": cams}
+        photometric = stage.photometric if stage is not None else cfg.exp.photometric
+        albedo = None
+        rend = None
+        if photometric:
+            albedo = self.albedo()
+            target = self.images[frame_idx].flatten(0, 1).float() / 255.0  # (BC,H,W,3)
+            tex_mask, bnd_mask = self.stage_masks.get(stage_name, (None, None)) if train else (None, None)
+            rend = self._render(out.verts.repeat_interleave(C, 0), cams, albedo, target, train, tex_mask, bnd_mask)
+            photo, valid = photometric_loss(rend["rgb"], target, rend["covered"])
+            terms["photo"] = w.photo * photo
+            aux.update(rend=rend, target=target, photo_valid=valid)
+            if self.alphas is not None and w.silhouette:
+                matte = self.alphas[frame_idx].flatten(0, 1).float() / 255.0
+                terms["silhouette"] = w.silhouette * silhouette_loss(rend["alpha"], matte, rend["covered"])
+        if train and stage is not None:
+            groups = set(stage.params)
+            regs = self.regs(
+                self.params,
+                frame_idx,
+                groups,
+                tracking="tracking" in (stage_name or ""),
+                albedo=albedo,
+                diffuse_detached=None if rend is None else rend.get("diffuse_detached"),
+            )
+            terms.update(regs)
+        total = sum(terms.values())
+        return StepResult(total, terms, aux)
+
+    def _render(self, verts, cams, albedo, target, train, tex_mask, bnd_mask) -> dict:
+        """One batched render of all views of the sample through :func:`vhap.render.head.render_head`
+        (§3.6 perturbation when training, §3.7 region-selective alignment)."""
+        from vhap.render.head import render_head
+
+        cfg = self.cfg
+        r = render_head(
+            verts,
+            self.model.faces,
+            self.model.uvs,
+            self.model.uv_faces,
+            cams,
+            albedo,
+            self.params.lights[None] if cfg.render.lighting == "SH" else None,
+            target if cfg.render.background == "target" else cfg.render.background,
+            face_cluster=self.face_cluster,
+            perturb_rates=(cfg.render.disturb_rate_fg, cfg.render.disturb_rate_bg) if train else None,
+            texture_align_off_faces=tex_mask,
+            boundary_align_off_verts=bnd_mask,
+            generator=self.generator,
+            renderer=self.renderer,
+            lighting=cfg.render.lighting,
+        )
+        alpha_aa = r.rgba[..., 3]
+        return {
+            "rgb": r.rgba[..., :3],
+            "alpha": alpha_aa,
+            # VHAP normalises by the antialiased coverage (> 0), which includes the silhouette's AA fringe
+            "covered": alpha_aa.detach() > 0,
+            "tri_id": r.tri_id,
+            "diffuse_detached": r.diffuse_detach_normal,
+        }
+
+    # =============================================================================== steps and logging
+    def _step(self, stage_name: str, stage: StageConfig, optimizer, frame_idx: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        res = self.energy(frame_idx, stage_name, stage, train=True)
+        res.total.backward()
+        optimizer.step()
+        rs = self.run_state
+        rs.position.global_step += 1
+        self._pending.append((stage_name, rs.position.global_step, {k: v.detach() for k, v in res.terms.items()}))
+        self._pending[-1][2]["total"] = res.total.detach()
+        if len(self._pending) >= max(1, self.cfg.log.interval_scalar):
+            self._flush_log()
+        if self._stop_after is not None and rs.position.global_step >= self._stop_after:
+            raise TrackingInterrupted(f"stopped after {rs.position.global_step} steps (test hook)")
+
+    def _flush_log(self) -> None:
+        """Read the pending loss values back (one host sync per interval) into the loss history."""
+        if not self._pending:
+            return
+        by_stage: dict[str, list] = {}
+        for stage, step, terms in self._pending:
+            by_stage.setdefault(stage, []).append((step, terms))
+        for stage, items in by_stage.items():
+            keys = sorted(items[0][1])
+            stacked = torch.stack([torch.stack([t[k] for k in keys]) for _, t in items]).float().cpu().numpy()
+            mean = stacked.mean(0)
+            entry = {
+                "stage": stage,
+                "step": int(items[-1][0]),
+                **{k: float(v) for k, v in zip(keys, mean, strict=True)},
+            }
+            self.run_state.loss_history.append(entry)
+            if self._progress is not None:
+                self._progress.set_postfix(total=f"{entry['total']:.4g}", refresh=False)
+        self._pending.clear()
+
+    def _timed(self, stage_name: str):
+        tracker = self
+
+        class _Timer:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                self.s0 = tracker.run_state.position.global_step
+
+            def __exit__(self, *exc):
+                if tracker.device.type == "cuda":
+                    torch.cuda.synchronize(tracker.device)
+                rs = tracker.run_state
+                rs.stage_time[stage_name] = rs.stage_time.get(stage_name, 0.0) + time.perf_counter() - self.t0
+                rs.stage_steps[stage_name] = rs.stage_steps.get(stage_name, 0) + rs.position.global_step - self.s0
+
+        return _Timer()
+
+    def _bar(self, total: int, desc: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, disable=not self.cfg.log.progress, leave=False, dynamic_ncols=True)
+
+    # =============================================================================== stages
+    def run_fixed_stage(self, stage_name: str, sample: int) -> None:
+        """``num_steps`` steps of a fresh Adam on one sample (VHAP: a new optimiser per stage call)."""
+        stage = self.plan[stage_name]
+        if stage.num_steps <= 0 or not stage.params:
+            return
+        opt = self.params.optimizer(stage.params, self.cfg.lr)
+        frame_idx = self.sample_idx[sample]
+        with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
+            self._progress = bar
+            for _ in range(stage.num_steps):
+                self._step(stage_name, stage, opt, frame_idx)
+                bar.update(1)
+            self._flush_log()
+            self._progress = None
+
+    def _global_name(self) -> str:
+        return "rgb_global_tracking" if self.cfg.exp.photometric else "lmk_global_tracking"
+
+    def _sequential_name(self) -> str:
+        return "rgb_sequential_tracking" if self.cfg.exp.photometric else "lmk_sequential_tracking"
+
+    def _make_global_optimizer(self):
+        stage = self.plan[self._global_name()]
+        opt = self.params.optimizer(stage.params, self.cfg.lr, scale=self.cfg.pipeline.global_lr_scale)
+        sched = None if opt is None else torch.optim.lr_scheduler.ExponentialLR(opt, self.cfg.pipeline.global_lr_gamma)
+        return opt, sched
+
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        """Shuffled batches of one global epoch, from a generator seeded by (seed, epoch): the order does not
+        depend on how often the run was resumed."""
+        g = torch.Generator().manual_seed(self.cfg.exp.seed * 100_003 + epoch)
+        perm = torch.randperm(self.T, generator=g)
+        bs = max(1, self.cfg.exp.batch_size)
+        return [perm[i : i + bs].to(self.device) for i in range(0, self.T, bs)]
+
+    # =============================================================================== checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "latest.pt"
+
+    def save_checkpoint(self, optimizer=None, scheduler=None) -> None:
+        self._flush_log()
+        ckpt.save_checkpoint(
+            self.checkpoint_path,
+            fingerprint=self.fingerprint,
+            params=self.params,
+            run=self.run_state,
+            generator=self.generator,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
+
+    def _try_resume(self) -> dict | None:
+        if self.cfg.exp.overwrite or not self.cfg.exp.resume or not self.checkpoint_path.is_file():
+            return None
+        state = ckpt.load_checkpoint(self.checkpoint_path, self.fingerprint)
+        self.params.load_state_dict({k: v.to(self.device) for k, v in state["params"].items()})
+        ckpt.set_rng_state(state["rng"], self.generator)
+        self.run_state = ckpt.restore_run_state(state)
+        return state
+
+    # =============================================================================== evaluation
+    @torch.no_grad()
+    def evaluate(self, collect_images: bool = False) -> dict:
+        """Landmark + photometric energy and quality metrics of every frame (no perturbation)."""
+        per_frame = []
+        images = []
+        bs = max(1, self.cfg.exp.batch_size)
+        for start in range(0, self.T, bs):
+            frames = list(range(start, min(self.T, start + bs)))
+            idx = torch.as_tensor(frames, device=self.device)
+            res = self.energy(idx, None, None, train=False)
+            a = res.aux
+            B, C = len(frames), self.C
+            size = torch.tensor([self.W, self.H], device=self.device, dtype=torch.float32)
+            nme = landmark_nme(a["lmk_px"][:, :68], a["target_lmk"][:, :68, :2] * size, a["conf"][:, :68])
+            rec = {"nme": nme.view(B, C)}
+            if "rend" in a:
+                rend, target = a["rend"], a["target"]
+                tri = rend["tri_id"]
+                face_mask = tri >= 0
+                if self.face_region_faces is not None:
+                    face_mask = face_mask & self.face_region_faces[tri.clamp(min=0)]
+                sse, cnt = masked_sse(rend["rgb"], target, face_mask)
+                rec["psnr_face"] = psnr_from_sse(sse, cnt).view(B, C)
+                if self.alphas is not None:
+                    matte = self.alphas[idx].flatten(0, 1).float() / 255.0
+                    bg = self._background_value()
+                    comp = torch.where((rend["tri_id"] >= 0)[..., None], rend["rgb"], bg)
+                    sse_m, cnt_m = masked_sse(comp, target, matte > 0.5)
+                    rec["psnr_matte"] = psnr_from_sse(sse_m, cnt_m).view(B, C)
+                    rec["iou"] = silhouette_iou(rend["alpha"], matte).view(B, C)
+                if collect_images:
+                    images.append(self._overlay_batch(res, frames))
+            rec["landmark"] = res.terms["landmark"].expand(B)
+            if "photo" in res.terms:
+                rec["photo"] = res.terms["photo"].expand(B)
+            per_frame.append({k: v.float().cpu().numpy() for k, v in rec.items()})
+        merged = {k: np.concatenate([p[k] for p in per_frame]) for k in per_frame[0]}
+        return {"per_frame": merged, "images": images}
+
+    def _background_value(self) -> torch.Tensor:
+        color = getattr(self.cfg.data, "background_color", None)
+        v = 0.0 if color == "black" else 1.0
+        return torch.full((3,), v, device=self.device)
+
+    def _overlay_batch(self, res: StepResult, frames: list[int]) -> list[tuple[int, int, np.ndarray]]:
+        """(frame, camera, overlay image uint8) for the logged views of a batch."""
+        from vhap.track.outputs import draw_overlay
+
+        a = res.aux
+        views = self.log_views()
+        out = []
+        C = self.C
+        rgb = a["rend"]["rgb"]
+        alpha = (a["rend"]["tri_id"] >= 0).float()
+        for bi, t in enumerate(frames):
+            for c in views:
+                k = bi * C + c
+                img = draw_overlay(
+                    a["target"][k].cpu().numpy(),
+                    rgb[k].cpu().numpy(),
+                    alpha[k].cpu().numpy(),
+                    a["lmk_px"][k].cpu().numpy(),
+                    (a["target_lmk"][k, :, :2].cpu().numpy() * np.array([self.W, self.H])),
+                    a["conf"][k].cpu().numpy(),
+                )
+                out.append((t, c, img))
+        return out
+
+    def log_views(self) -> list[int]:
+        if self.cfg.log.view_indices:
+            return [v for v in self.cfg.log.view_indices if 0 <= v < self.C]
+        n = min(self.C, max(1, self.cfg.log.max_num_views))
+        return sorted({int(round(x)) for x in np.linspace(0, self.C - 1, n)})
+
+    # =============================================================================== the schedule
+    def run(self, stop_after_steps: int | None = None) -> dict:
+        """Run (or resume) the whole schedule and write every output. Returns the summary dict."""
+        from vhap.track import outputs
+
+        self._stop_after = stop_after_steps
+        cfg = self.cfg
+        state = self._try_resume()
+        if state is None:
+            outputs.prepare_run_folder(self)
+        rs = self.run_state
+        pos = rs.position
+        t_start = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+        # ---- 1. initialisation stages on the first sample
+        init_names = [n for n in INIT_STAGES if n in self.plan]
+        if pos.phase == "init":
+            for i in range(pos.index, len(init_names)):
+                self.run_fixed_stage(init_names[i], 0)
+                pos.index = i + 1
+                self.save_checkpoint()
+            pos.phase, pos.index = "sequential", 0
+            self.save_checkpoint()
+
+        # ---- 2. sequential pass with warm starts
+        seq_name = self._sequential_name()
+        if pos.phase == "sequential":
+            n = len(self.samples)
+            for s in range(pos.index, n):
+                self.run_fixed_stage(seq_name, s)
+                if s + 1 < n:
+                    # VHAP fix (§4.5): warm-start *every* frame of the next sample, the last frame included
+                    self.params.warm_start(self.samples[s][-1], self.samples[s + 1])
+                pos.index = s + 1
+                every = max(1, cfg.exp.checkpoint_every_samples)
+                if (s + 1) % every == 0 and s + 1 < n:
+                    self.save_checkpoint()
+            self._evaluate_and_save(0)
+            pos.phase, pos.index = "global", 0
+            self.save_checkpoint()
+
+        # ---- 3. global epochs (shuffled), lr × 0.1, ExponentialLR per epoch
+        gname = self._global_name()
+        gstage = self.plan[gname]
+        if pos.phase == "global":
+            opt, sched = self._make_global_optimizer()
+            if state is not None and state.get("optimizer") is not None and pos.index > 0 and opt is not None:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+            E = gstage.num_epochs
+            if opt is not None:
+                for epoch in range(pos.index, E):
+                    batches = self._epoch_batches(epoch)
+                    with self._timed(gname), self._bar(len(batches), f"{gname} epoch {epoch + 1}/{E}") as bar:
+                        self._progress = bar
+                        for idx in batches:
+                            self._step(gname, gstage, opt, idx)
+                            bar.update(1)
+                        self._flush_log()
+                        self._progress = None
+                    sched.step()
+                    pos.index = epoch + 1
+                    if pos.index in cfg.pipeline.eval_epochs and pos.index != E:
+                        self._evaluate_and_save(pos.index)
+                    every = max(1, cfg.exp.checkpoint_every_epochs)
+                    if pos.index % every == 0 or pos.index == E:
+                        self.save_checkpoint(opt, sched)
+            pos.phase, pos.index = "final", 0
+            self.save_checkpoint()
+
+        # ---- 4. final outputs
+        E = gstage.num_epochs
+        summary = outputs.write_final_outputs(self, final_epoch=E, resumed=state is not None, t_start=t_start)
+        return summary
+
+    def _evaluate_and_save(self, epoch: int) -> None:
+        from vhap.track import outputs
+
+        t0 = time.perf_counter()
+        ev = self.evaluate()
+        outputs.write_params_npz(self, self.out_dir / f"tracked_flame_params_{epoch}.npz")
+        self.run_state.evaluations[str(epoch)] = outputs.summarize_eval(ev["per_frame"])
+        self.run_state.stage_time["evaluation"] = self.run_state.stage_time.get("evaluation", 0.0) + (
+            time.perf_counter() - t0
+        )
+
+
+@contextlib.contextmanager
+def warnings_suppressed():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def track(cfg: TrackConfig, *, seq=None, model=None, stop_after_steps: int | None = None) -> dict:
+    """Library entry point of ``vhap track``: run or resume the job described by ``cfg``; returns the summary."""
+    return Tracker(cfg, seq=seq, model=model).run(stop_after_steps=stop_after_steps)
+
+
+__all__ = ["Tracker", "TrackingInterrupted", "track"]
