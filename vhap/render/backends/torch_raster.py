@@ -11,7 +11,9 @@
   for a *silhouette* edge (its neighbour across the edge is missing or faces the other way) crossing the
   segment between the two pixel centres; the pixel on the far side of the crossing is blended toward the
   other pixel's colour by how far the edge reaches into it. The blend weight depends on the edge's screen
-  position, so colour differences across silhouettes pull on the silhouette vertices.
+  position, so colour differences across silhouettes pull on the silhouette vertices. As in nvdiffrast only
+  the face under the nearer pixel is examined, so a silhouette that a pixel pair crosses just after an
+  interior edge (near mesh vertices) is not blended.
 
 Triangles with a vertex behind the camera (w <= 0) are dropped rather than clipped (heads are always in
 front of the camera); triangles entirely outside the near/far range are dropped and per-pixel depth is
