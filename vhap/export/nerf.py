@@ -227,6 +227,7 @@ def export_nerf_dataset(cfg: ExportConfig) -> ExportSummary:
     num_offset_verts = None if so is None else int(so.shape[1])
     default_teeth = bool(run.config_value("model.add_teeth", True))
     model = None
+    model_name = None
     num_base_verts = None
     if cfg.mask_below_neck or cfg.flame_mode == "mesh":
         from vhap.model import load_head_assets
@@ -244,8 +245,9 @@ def export_nerf_dataset(cfg: ExportConfig) -> ExportSummary:
         try:
             from vhap.model import load_head_assets
 
-            num_base_verts = load_head_assets(run.head_model).num_verts
-        except (VhapError, ImportError, ModuleNotFoundError):
+            loaded = load_head_assets(run.head_model)
+            num_base_verts, model_name = loaded.num_verts, loaded.name
+        except (VhapError, ImportError):
             num_base_verts = None
         if num_base_verts is not None:
             teeth = flame_io.infer_teeth(num_offset_verts, num_base_verts, default_teeth)
@@ -254,6 +256,10 @@ def export_nerf_dataset(cfg: ExportConfig) -> ExportSummary:
             teeth = default_teeth
             num_verts = num_offset_verts
     head_info = {"name": run.head_model, "teeth": teeth, "num_verts": num_verts}
+    if model is not None:
+        head_info["model_name"] = model.assets_name
+    elif model_name is not None:
+        head_info["model_name"] = model_name
     if num_base_verts is not None:
         head_info["num_verts_base"] = num_base_verts
 

@@ -37,7 +37,6 @@ from vhap.export.flame import FLAME_PARAM_SHAPES, NUM_TEETH_VERTS
 
 SPLITS = ("train", "val", "test")
 FLAME_NUM_VERTS = 5023
-FLAME_NAMES = ("flame2023", "flame2020", "flame2023_open", "flame")
 PATH_KEYS = ("file_path", "fg_mask_path", "flame_param_path", "exp_path", "mesh_path")
 MAX_ISSUES_PER_CHECK = 20
 RIGID_TOL = 1e-4
@@ -254,11 +253,18 @@ def _expected_verts(rep: ValidationReport, docs: dict, head_model_override: str 
             )
     elif _is_int(recorded_v):
         expected = recorded_v
-    if name and str(name).lower() not in FLAME_NAMES and not str(name).lower().startswith("flame"):
+    label = str((info or {}).get("model_name") or name or "")
+    if label and not label.lower().startswith("flame"):
         rep.warn(
             "head_model",
             "head_model",
-            f"head model '{name}' is not FLAME: GaussianAvatars poses FLAME 2023 and needs the same model",
+            f"head model '{label}' is not FLAME: GaussianAvatars poses FLAME 2023 and needs the same model",
+        )
+    elif label and label.lower() not in ("flame2023", "flame2023_open"):
+        rep.warn(
+            "head_model",
+            "head_model",
+            f"head model '{label}': GaussianAvatars uses FLAME 2023; both must use the same model file",
         )
     return expected, str(name)
 
