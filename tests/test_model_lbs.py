@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_model_toy import toy_assets
 
 from vhap.model.head import HeadModel
 from vhap.model.lbs import lbs, pose_feature, rodrigues
-
-from test_model_toy import toy_assets
 
 
 def test_rodrigues_known_rotations():
@@ -164,3 +163,10 @@ def test_bad_input_shapes_raise():
         model(expr=torch.zeros(2, 3), rotation=torch.zeros(3, 3))
     with pytest.raises(VhapError):
         model(static_offset=torch.zeros(1, 5, 3))
+
+
+def test_fewer_coefficients_than_the_model_are_zero_padded():
+    model = HeadModel(toy_assets(), n_shape=10, n_expr=5, add_teeth=False)
+    short = model(shape=torch.tensor([0.3, 0.1]), expr=torch.tensor([[1.0]]))
+    full = model(shape=torch.tensor([0.3, 0.1] + [0.0] * 8), expr=torch.tensor([[1.0, 0, 0, 0, 0]]))
+    assert torch.allclose(short.verts, full.verts)

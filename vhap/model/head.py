@@ -106,6 +106,8 @@ class HeadModel(nn.Module):
             value = value[None]
         if value.dim() != 2 or value.shape[1] > width or (width in (3, 6) and value.shape[1] != width):
             raise VhapError(f"{name} has shape {tuple(value.shape)}, expected (B, {width})", fix="check the inputs")
+        if value.shape[1] < width:  # fewer coefficients than the model has: the rest are zero
+            value = torch.nn.functional.pad(value, (0, width - value.shape[1]))
         if value.shape[0] == 1 and batch > 1:
             value = value.expand(batch, -1)
         elif value.shape[0] != batch:
@@ -170,4 +172,3 @@ class HeadModel(nn.Module):
                 fix="offsets must cover every vertex of the model (including teeth when they are on)",
             )
         return value
-
