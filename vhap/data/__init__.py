@@ -2,6 +2,9 @@
 
 The tracker codes against :func:`load_sequence` (``DataConfig`` → :class:`SequenceData`); the workflow
 builds its jobs from :func:`discover`. See ``docs/dev/INTERFACES.md``.
+
+``SequenceData``/``load_sequence`` import torch and are loaded lazily, so that preprocessing (which
+only needs layouts and calibration) starts fast.
 """
 
 from vhap.data.calibration import (
@@ -19,13 +22,13 @@ from vhap.data.layout import (
     frame_stem,
     images_dir_name,
     landmark_path,
+    list_frames,
     locate,
     pick_images_dir,
     resolve_name,
     sequence_folder,
 )
 from vhap.data.selection import DIVISIONS, parse_subset, select_indices
-from vhap.data.sequence import SequenceData, list_frames, load_sequence
 
 __all__ = [
     "DIVISIONS",
@@ -51,3 +54,11 @@ __all__ = [
     "select_indices",
     "sequence_folder",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("SequenceData", "load_sequence"):
+        from vhap.data import sequence
+
+        return getattr(sequence, name)
+    raise AttributeError(f"module 'vhap.data' has no attribute {name!r}")

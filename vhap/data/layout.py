@@ -308,3 +308,35 @@ def locate(path: str | Path) -> SequenceEntry:
             fix="pass a .mp4 file for monocular data or a folder of cam_<serial>.mp4 files",
         )
     return entry
+
+
+def list_frames(images_dir: Path, multi: bool | None = None) -> dict[str | None, dict[str, Path]]:
+    """camera (None for monocular) → timestep id → path, from one directory listing.
+
+    ``multi`` None infers the naming: multi-camera when every frame is named ``cam_<serial>_<ts>``.
+    """
+    if not images_dir.is_dir():
+        raise VhapError(
+            "frame folder not found",
+            path=images_dir,
+            fix="run `vhap preprocess` with the matching --downsample, or pick another --data.downsample",
+        )
+    out: dict[str | None, dict[str, Path]] = {}
+    with os.scandir(images_dir) as it:
+        entries = [e for e in it if not e.name.startswith(".")]
+    stems = [os.path.splitext(e.name) for e in entries]
+    if multi is None:
+        images = [s for s, ext in stems if ext.lower() in (".jpg", ".jpeg", ".png")]
+        multi = bool(images) and all(parse_frame_stem(s)[0] is not None for s in images)
+    for e, (stem, ext) in zip(entries, stems, strict=True):
+        if ext.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        cam, ts = parse_frame_stem(stem)
+        if not multi:
+            cam, ts = None, stem
+        elif cam is None:
+            continue
+        out.setdefault(cam, {})[ts] = Path(e.path)
+    if not out:
+        raise VhapError("no frames (*.jpg) in the frame folder", path=images_dir, fix="re-run `vhap preprocess`")
+    return out

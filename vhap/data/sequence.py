@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from vhap.data.layout import (
     frame_stem,
     images_dir_name,
     landmark_path,
-    parse_frame_stem,
+    list_frames,
     sequence_folder,
 )
 from vhap.data.selection import division_indices, parse_subset, select_indices
@@ -69,38 +68,6 @@ class SequenceData:
     @property
     def calibrated(self) -> bool:
         return self.K is not None
-
-
-def list_frames(images_dir: Path, multi: bool | None = None) -> dict[str | None, dict[str, Path]]:
-    """camera (None for monocular) → timestep id → path, from one directory listing.
-
-    ``multi`` None infers the naming: multi-camera when every frame is named ``cam_<serial>_<ts>``.
-    """
-    if not images_dir.is_dir():
-        raise VhapError(
-            "frame folder not found",
-            path=images_dir,
-            fix="run `vhap preprocess` with the matching --downsample, or pick another --data.downsample",
-        )
-    out: dict[str | None, dict[str, Path]] = {}
-    with os.scandir(images_dir) as it:
-        entries = [e for e in it if not e.name.startswith(".")]
-    stems = [os.path.splitext(e.name) for e in entries]
-    if multi is None:
-        images = [s for s, ext in stems if ext.lower() in (".jpg", ".jpeg", ".png")]
-        multi = bool(images) and all(parse_frame_stem(s)[0] is not None for s in images)
-    for e, (stem, ext) in zip(entries, stems, strict=True):
-        if ext.lower() not in (".jpg", ".jpeg", ".png"):
-            continue
-        cam, ts = parse_frame_stem(stem)
-        if not multi:
-            cam, ts = None, stem
-        elif cam is None:
-            continue
-        out.setdefault(cam, {})[ts] = Path(e.path)
-    if not out:
-        raise VhapError("no frames (*.jpg) in the frame folder", path=images_dir, fix="re-run `vhap preprocess`")
-    return out
 
 
 def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_ids: list[str], required: bool):

@@ -6,7 +6,7 @@ score), ``timestep_id (T,)`` str, ``valid (T,)`` bool, plus for MediaPipe ``medi
 (x/W, y/H, confidence) and ``mediapipe_478_z (T,478)`` (relative depth / W). Frames without a face hold
 −1 (confidence 0) and ``valid`` False; a camera without a face in any frame is an error. Coordinates
 are continuous (pixel centre = +0.5) and normalised by the size of the images the detector saw, so one
-file serves every resolution. An overlay JPEG of a few frames is written next to each npz.
+file serves every resolution. An overlay PNG of a few frames is written next to each npz.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import tyro
 from tqdm import tqdm
 
 from vhap.data.images import read_alpha, read_rgb, resize
-from vhap.data.layout import frame_stem, landmark_path, pick_images_dir
-from vhap.data.sequence import list_frames
+from vhap.data.layout import frame_stem, landmark_path, list_frames, pick_images_dir
 from vhap.errors import VhapError
 from vhap.preprocess.landmarks.base import Detection, LandmarkDetector
 from vhap.preprocess.landmarks.mp68 import MEDIAPIPE_TO_IBUG68, mediapipe_to_ibug68
@@ -187,7 +186,7 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
         arrays, shown = results[None]
         path = landmark_path(folder, cfg.detector, None)
         _write_npz(path, arrays)
-        _write_overlay(path.with_name(f"{cfg.detector}_overlay.jpg"), shown, cfg.overlay_frames)
+        _write_overlay(path.with_name(f"{cfg.detector}_overlay.png"), shown, cfg.overlay_frames)
         out[None] = path
     else:
         target = folder / "landmark2d" / cfg.detector
@@ -198,7 +197,7 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
                         (tmp / p.name).write_bytes(p.read_bytes())
             for cam, (arrays, shown) in results.items():
                 _write_npz(tmp / f"{cam}.npz", arrays)
-                _write_overlay(tmp / f"{cam}_overlay.jpg", shown, cfg.overlay_frames)
+                _write_overlay(tmp / f"{cam}_overlay.png", shown, cfg.overlay_frames)
                 out[cam] = target / f"{cam}.npz"
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return out

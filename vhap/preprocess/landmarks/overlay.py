@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vhap.data.images import write_rgb_jpeg
 from vhap.utils.atomic import atomic_path
 
 _GROUP_COLOURS = [  # (index range, RGB)
@@ -42,4 +41,4 @@ def write_overlay(path: Path, tiles: list[np.ndarray]) -> None:
     h = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 4), (0, 0))) for t in tiles]
     with atomic_path(path) as tmp:
-        write_rgb_jpeg(tmp, np.concatenate(tiles, 1), quality=90)
+        cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(tiles, 1), cv2.COLOR_RGB2BGR))
