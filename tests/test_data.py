@@ -1,0 +1,193 @@
+"""vhap.data: calibration validation, alignment, selection grammar, discovery and name resolution."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from tests.fixtures_nersemble import SERIALS, WORLD_TILT, arc_cameras, camera_params
+from vhap.data import (
+    align_cameras_to_axes,
+    detect_layout,
+    discover,
+    load_camera_params,
+    parse_subset,
+    resolve_name,
+    scale_intrinsics,
+    select_indices,
+)
+from vhap.data.selection import division_indices
+from vhap.errors import VhapError
+
+
+def _write(tmp_path, data):
+    p = tmp_path / "camera_params.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_load_camera_params_roundtrip_and_scaling(tmp_path):
+    data = camera_params((144, 176))
+    rig = load_camera_params(_write(tmp_path, data))
+    assert rig.camera_ids == SERIALS and rig.image_size == (288, 352)
+    np.testing.assert_allclose(rig.w2c, arc_cameras(16), atol=1e-12)
+    half = rig.scaled_to((144, 176))
+    np.testing.assert_allclose(half.K[0], np.array(data["intrinsics"]) * [[0.5], [0.5], [1]], atol=1e-12)
+    # a 1-pixel continuous-coordinate point maps to half the coordinate
+    with pytest.raises(VhapError, match="not a resize"):
+        scale_intrinsics(rig.K, (288, 352), (144, 200))
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("intrinsics"), "missing key"),
+        (lambda d: d.__setitem__("intrinsics", [[1, 0], [0, 1]]), r"shape \(2, 2\)"),
+        (lambda d: d["intrinsics"].__setitem__(0, [-500.0, 0.0, 170.0]), "focal lengths must be positive"),
+        (lambda d: d["intrinsics"].__setitem__(0, [600.0, 0.0, 999.0]), "principal point"),
+        (lambda d: d["intrinsics"].__setitem__(0, [1.8, 0.0, 170.0]), "implausible"),
+        (lambda d: d["intrinsics"][1].__setitem__(1, float("nan")), "NaN"),
+        (lambda d: d.pop("width"), "both 'height' and 'width'"),
+        (lambda d: _scale_row(d, SERIALS[3], 0, 1.1), "not orthonormal"),
+        (lambda d: _flip(d, SERIALS[4]), "det"),
+        (lambda d: _translate(d, SERIALS[5], 1000.0), "millimetres"),
+        (lambda d: d.__setitem__("world_2_cam", {}), "non-empty"),
+        (lambda d: d["world_2_cam"].__setitem__(SERIALS[2], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]), r"\['220000002'\]"),
+    ],
+)
+def test_calibration_validation_errors(tmp_path, mutate, message):
+    d = camera_params((144, 176))
+    mutate(d)
+    path = _write(tmp_path, d)
+    with pytest.raises(VhapError, match=message) as e:
+        load_camera_params(path)
+    assert str(path) in str(e.value)
+
+
+def _scale_row(d, serial, row, s):
+    m = np.array(d["world_2_cam"][serial])
+    m[row, :3] *= s
+    d["world_2_cam"][serial] = m.tolist()
+
+
+def _flip(d, serial):
+    m = np.array(d["world_2_cam"][serial])
+    m[1, :3] *= -1  # a reflection: OpenGL-style y flip without z flip
+    d["world_2_cam"][serial] = m.tolist()
+
+
+def _translate(d, serial, s):
+    m = np.array(d["world_2_cam"][serial])
+    m[:3, 3] *= s
+    d["world_2_cam"][serial] = m.tolist()
+
+
+def test_missing_calibration_names_the_file(tmp_path):
+    with pytest.raises(VhapError, match="camera calibration not found") as e:
+        load_camera_params(tmp_path / "nope" / "camera_params.json")
+    assert "nope" in str(e.value)
+
+
+def test_align_cameras_to_axes_recovers_head_world():
+    w2c = arc_cameras(16)
+    aligned, rot = align_cameras_to_axes(w2c)
+    # orthonormal rotation, det +1; it undoes the fixture's world tilt up to a few degrees
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-9)
+    assert np.linalg.det(rot) == pytest.approx(1.0)
+    residual = rot @ WORLD_TILT
+    angle = np.degrees(np.arccos(np.clip((np.trace(residual) - 1) / 2, -1, 1)))
+    assert angle < 3.0
+    R = aligned[:, :3, :3]
+    centres = -np.einsum("cji,cj->ci", R, aligned[:, :3, 3])
+    fwd = R[:, 2, :]  # OpenCV +z of each camera in world coordinates
+    up = -R[:, 1, :]
+    mean_c = centres.mean(0) / np.linalg.norm(centres.mean(0))
+    assert mean_c[2] > 0.99  # cameras sit on the +z side, where the head looks
+    assert (fwd.mean(0) / np.linalg.norm(fwd.mean(0)))[2] < -0.99
+    assert (up.mean(0) / np.linalg.norm(up.mean(0)))[1] > 0.99
+    # distances and relative poses are preserved (pure rotation of the world)
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 1.0, atol=1e-9)
+    # aligned matrices are still OpenCV world→camera: det +1 rotations
+    assert np.allclose(np.linalg.det(R), 1.0)
+
+
+def test_subset_grammar_known_answers():
+    assert parse_subset("tn10cs2") == {"tn": 10, "cs": 2}
+    assert select_indices(100, parse_subset("ti5"), "t") == [5]
+    assert select_indices(100, parse_subset("ti5tj8"), "t") == [5, 6, 7, 8]
+    assert select_indices(10, parse_subset("tn4"), "t") == [0, 3, 6, 9]
+    assert select_indices(10, parse_subset("ts4"), "t") == [0, 4, 8]
+    assert select_indices(16, parse_subset("ci3cj5"), "c") == [3, 4, 5]
+    assert select_indices(16, parse_subset("cn2"), "c") == [0, 15]
+    assert select_indices(5, parse_subset("tn10"), "t") == [0, 1, 2, 3, 4]
+    assert select_indices(7, {}, "t") == list(range(7))
+    for bad in ("tx3", "ti", "tj3", "ti1tn2", "ts0", "tn3tn4"):
+        with pytest.raises(VhapError):
+            parse_subset(bad)
+    with pytest.raises(VhapError, match="only 10 timesteps"):
+        select_indices(10, parse_subset("ti10"), "t")
+    assert division_indices("train", 16) == [8, 7, 9, 4, 10, 5, 13, 2, 12, 1, 14, 0]
+    assert sorted(division_indices("train", 16) + division_indices("val", 16)) == list(range(16))
+    with pytest.raises(VhapError, match="16-camera"):
+        division_indices("val", 4)
+
+
+def test_resolve_name_exact_first_then_unique_prefix(tmp_path):
+    for n in ("EXP-1", "EXP-1-head", "EXP-2_v16_DS4", "BACKGROUND"):
+        (tmp_path / n).mkdir()
+    assert resolve_name(tmp_path, "EXP-1").name == "EXP-1"  # exact, although it prefixes EXP-1-head
+    assert resolve_name(tmp_path, "EXP-1-").name == "EXP-1-head"
+    assert resolve_name(tmp_path, "EXP-2").name == "EXP-2_v16_DS4"
+    with pytest.raises(VhapError, match="ambiguous"):
+        resolve_name(tmp_path, "EXP")
+    with pytest.raises(VhapError, match="no sequence folder"):
+        resolve_name(tmp_path, "SEN")
+
+
+def _fake_v1(root, n_subjects, n_seqs, n_cams=16):
+    (root / "camera_params").mkdir(parents=True)
+    for s in range(n_subjects):
+        subj = root / f"{s:03d}"
+        (subj / "BACKGROUND").mkdir(parents=True)
+        for q in range(n_seqs):
+            seq = subj / f"EXP-{q}_head"
+            seq.mkdir()
+            for c in SERIALS[:n_cams]:
+                (seq / f"cam_{c}.mp4").touch()  # discovery must never open videos
+
+
+def test_discover_v1_v2_monocular_and_speed(tmp_path):
+    v1 = tmp_path / "v1"
+    _fake_v1(v1, 25, 20)  # 500 sequences, 8000 (empty) videos
+    t0 = time.perf_counter()
+    found = discover(v1)
+    dt = time.perf_counter() - t0
+    assert detect_layout(v1) == "nersemble_v1"
+    assert len(found) == 500 and dt < 2.0, dt
+    e = found[0]
+    assert (e.subject, e.sequence, e.layout) == ("000", "EXP-0_head", "nersemble_v1")
+    assert e.cameras == SERIALS and e.videos[SERIALS[3]].name == f"cam_{SERIALS[3]}.mp4"
+    assert all(x.sequence != "BACKGROUND" for x in found)
+    assert len(discover(v1, subjects=["003"], sequences=["EXP-4_head"])) == 1
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1"
+    (seq / "images").mkdir(parents=True)
+    (v2 / "074" / "sequences" / "BACKGROUND").mkdir()
+    (v2 / "074" / "calibration").mkdir()
+    for c in SERIALS[:4]:
+        (seq / "images" / f"cam_{c}.mp4").touch()
+    found = discover(v2)
+    assert detect_layout(v2) == "nersemble_v2"
+    assert [(x.subject, x.sequence, len(x.cameras)) for x in found] == [("074", "EXP-1", 4)]
+
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    (mono / "obama.mp4").touch()
+    (mono / "biden" / "images").mkdir(parents=True)
+    found = discover(mono)
+    assert [(x.sequence, bool(x.videos)) for x in found] == [("biden", False), ("obama", True)]
+    assert found[1].folder == mono / "obama"
