@@ -182,3 +182,36 @@ def test_load_npz_errors(tmp_path):
     np.savez(tmp_path / "old.npz", format_version=np.array(99))
     with pytest.raises(VhapError, match="format_version"):
         HeadAssets.load_npz(tmp_path / "old.npz")
+
+
+def test_full_size_chumpy_flame_directory_loads(flame_topology_dir, tmp_path):
+    """The stand-in re-pickled exactly like the real FLAME 2023 file (chumpy arrays, sparse J_regressor, latin1)
+    loads through load_head_assets(directory) and matches the plain stand-in."""
+    from vhap.model import load_head_assets
+
+    standin = load_flame_pickle(flame_topology_dir / "standin" / "flame2023.pkl")
+    modules, ch_cls, _ = _fake_chumpy_modules()
+    data = {
+        "v_template": ch_cls(standin["v_template"]),
+        "shapedirs": ch_cls(standin["shapedirs"]),
+        "posedirs": ch_cls(standin["posedirs"]),
+        "weights": ch_cls(standin["weights"]),
+        "J_regressor": sp.csc_matrix(standin["J_regressor"]),
+        "kintree_table": standin["kintree_table"].astype(np.int64),
+        "f": standin["f"],
+    }
+    sys.modules.update(modules)
+    try:
+        payload = pickle.dumps(data, protocol=2)
+    finally:
+        for name in modules:
+            sys.modules.pop(name, None)
+    (tmp_path / "flame2023.pkl").write_bytes(_with_py2_string_item(payload, b"bs_style", b"lbs"))
+    for src in ("standin/FLAME_masks.pkl", "head_template_mesh.obj", "landmark_embedding_with_eyes.npy"):
+        (tmp_path / src.split("/")[-1]).symlink_to(flame_topology_dir / src)
+    assets = load_head_assets(tmp_path)
+    assert "chumpy" not in sys.modules
+    assert assets.num_verts == 5023 and assets.shapedirs.shape == (5023, 3, 300) and assets.exprdirs.shape[2] == 100
+    assert np.allclose(assets.J_regressor, standin["J_regressor"]) and assets.parents.tolist() == [-1, 0, 1, 1, 1]
+    assert np.allclose(assets.exprdirs, standin["shapedirs"][:, :, 300:])
+    assert assets.base_texture.shape == (64, 64, 3)  # no painted texture in the folder: uniform skin fallback
