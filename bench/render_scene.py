@@ -57,15 +57,19 @@ def procedural_head(n_lat: int = 72, n_lon: int = 70):
     return verts, uvs, faces, faces.copy()
 
 
-def load_scene_mesh():
-    """(verts (V,3) centred at the origin, metres; uvs (VT,2) OBJ v-up; faces (F,3); uv_faces (F,3); name)."""
+def load_scene_mesh(allow_flame_template: bool = False):
+    """(verts (V,3) centred at the origin, metres; uvs (VT,2) OBJ v-up; faces (F,3); uv_faces (F,3); name).
+
+    The project's open head model when it is generated, else (with ``allow_flame_template``) FLAME's template
+    from ../shared (never travels to the GPU machine), else the procedural head — so that CPU and GPU numbers
+    are measured on the same mesh by default."""
     try:
         from vhap.model import load_head_assets
 
         a = load_head_assets("open")
         verts, uvs, faces, uv_faces, name = a.v_template, a.uvs, a.faces, a.uv_faces, "open"
     except Exception:
-        if SHARED_OBJ.is_file():
+        if allow_flame_template and SHARED_OBJ.is_file():
             verts, uvs, faces, uv_faces = _read_obj(SHARED_OBJ)
             name = "flame_template"
         else:
