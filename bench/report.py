@@ -146,7 +146,10 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
         x = range(len(synth))
         for off, key, label in ((-0.2, "face", "face"), (0.2, "head", "whole head")):
             ax.bar(
-                [i + off for i in x], [r["mean"][f"accuracy.vertex_error.{key}.mean"] for r in synth], 0.4, label=label
+                [i + off for i in x],
+                [r["mean"].get(f"accuracy.vertex_error.{key}.mean", 0.0) for r in synth],
+                0.4,
+                label=label,
             )
         for i, r in enumerate(synth):  # per-seed dots
             ax.scatter(

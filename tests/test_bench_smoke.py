@@ -1,0 +1,98 @@
+"""Smoke version of the benchmark suite (seconds): generator → tracker (a handful of steps) → score → report.
+
+Keeps the harness from rotting; the numbers themselves are only checked for sanity here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(name: str, acc: dict) -> dict:
+    return {
+        "name": name,
+        "set": "synthetic_mono",
+        "preset": "demo",
+        "device": "cpu",
+        "seeds": [0],
+        "date": "",
+        "hardware": {"cpu_count": 2},
+        "bench_command": "python bench/run.py",
+        "per_seed": [{"seed": 0, "accuracy": acc, "timing": {}, "command": "vhap track"}],
+    }
+
+
+def test_generator_oracle_and_report(tmp_path, flame_topology_dir):
+    """Without the tracker: the ground truth scored as a run is perfect, and the report renders it."""
+    from vhap.synth.evaluate import evaluate_synthetic_run, write_oracle_run
+    from vhap.synth.generate import SynthConfig, generate_sequence
+    from vhap.synth.heads import resolve_head_model
+
+    head = resolve_head_model("standin", tmp_path)
+    seq = generate_sequence(
+        SynthConfig(output=tmp_path / "seq", num_frames=2, image_size=(64, 64), head_model=head, albedo_resolution=64),
+        progress=False,
+    )
+    acc = evaluate_synthetic_run(write_oracle_run(seq.sequence_dir, tmp_path / "run"), seq.sequence_dir)
+    assert acc["vertex_error"]["face"]["mean"] < 1e-3
+    results = tmp_path / "results"
+    results.mkdir()
+    record = _result("oracle", acc)
+    record["mean"] = _load("run").mean_over_seeds(record["per_seed"])
+    (results / "oracle.json").write_text(json.dumps(record))
+    report = _load("report")
+    out = report.write_report(report.ReportConfig(results_dir=results, output=tmp_path / "BENCHMARKS.md"))
+    text = out.read_text()
+    assert "| `oracle` | synthetic_mono |" in text and "0.00 /" in text
+    assert (results / "plots" / "vertex_error.png").is_file()
+
+
+@pytest.mark.slow
+def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
+    """bench/run.py end to end with a few tracker steps (skipped when the tracker is not importable)."""
+    pytest.importorskip("vhap.track.tracker")
+    run = _load("run")
+    few = [
+        "--pipeline.lmk-init-rigid.num-steps", "10",
+        "--pipeline.lmk-init-all.num-steps", "10",
+        "--pipeline.rgb-init-texture.num-steps", "2",
+        "--pipeline.rgb-init-all.num-steps", "2",
+        "--pipeline.rgb-init-offset.num-steps", "2",
+        "--pipeline.rgb-sequential-tracking.num-steps", "2",
+        "--pipeline.rgb-global-tracking.num-epochs", "1",
+        "--model.tex-resolution", "64",
+        "--exp.no-write-media",
+        "--log.no-progress",
+    ]  # fmt: skip
+    argv = [
+        "--set", "synthetic_mono", "--preset", "demo", "--head-model", "standin",
+        "--num-frames", "2", "--image-size", "64", "64",
+        "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "results"), "--name", "smoke",
+        "--", *few,
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    res = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    seed = res["per_seed"][0]
+    assert seed["accuracy"]["vertex_error"]["align"] == "similarity_frame"
+    assert 0.0 < seed["accuracy"]["vertex_error"]["face"]["mean"] < 50.0  # mm: finite and plausible
+    assert 0.0 <= seed["accuracy"]["silhouette_iou"]["mean"] <= 1.0
+    assert seed["timing"]["stage_steps"]["lmk_init_rigid"] == 10
+    assert res["mean"]["timing.peak_rss_mib"] > 0 and "vhap track --preset demo" in seed["command"]
+    report = _load("report")
+    out = report.write_report(report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md"))
+    assert "`smoke`" in out.read_text()
