@@ -183,7 +183,13 @@ def _resolve(run: Path, p: str | None) -> Path | None:
     if p is None or p == "":
         return None
     path = Path(p)
-    return path if path.is_absolute() else (run / path)
+    if path.is_absolute():
+        return path
+    # relative paths are relative to the run folder; a path relative to the working directory of the
+    # tracking process is accepted when that is where the file is
+    if not (run / path).exists() and path.exists():
+        return path.resolve()
+    return run / path
 
 
 def _first(d: dict, keys: tuple[str, ...]) -> Any:
