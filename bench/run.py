@@ -231,6 +231,20 @@ def _carphone_clip() -> Path:
     return path
 
 
+def _upscale_frames(folder: Path, size: tuple[int, int]) -> None:
+    """Resize every JPEG in ``folder`` to (H, W) in place (bicubic), atomically per file."""
+    from PIL import Image
+
+    from vhap.utils.atomic import atomic_path
+
+    for p in sorted(folder.glob("*.jpg")):
+        img = Image.open(p)
+        if img.size != (size[1], size[0]):
+            out = img.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+            with atomic_path(p) as tmp:
+                out.save(tmp, quality=95)
+
+
 def run_carphone(cfg: BenchConfig, seed: int) -> dict:
     """Real video: frames + matte + landmarks with the default preprocessing, then track; no ground truth."""
     from vhap.cli import main as vhap_main
@@ -246,16 +260,18 @@ def run_carphone(cfg: BenchConfig, seed: int) -> dict:
         video = root / "carphone.mp4"
         if not video.exists():
             video.symlink_to(clip)
-        steps = [
-            ["preprocess", "--input", str(video), "--output", str(root), "--size", str(H), str(W)],
-            ["matting", "--root", str(root), "--sequence", "carphone"],
-            ["landmarks", "--root", str(root), "--sequence", "carphone"],
-        ]
-        for argv in steps:
+
+        def vhap(argv: list[str]) -> None:
             commands.append("vhap " + shlex.join(argv))
             print("+ " + commands[-1], flush=True)
             if vhap_main(argv) != 0:
                 raise VhapError(f"preprocessing step failed: {commands[-1]}", fix="run it by hand to see why")
+
+        vhap(["preprocess", str(video), "--output", str(seq_dir)])
+        _upscale_frames(seq_dir / "images", (H, W))  # VHAP comparison input: bicubic upscale of the 176×144 clip
+        commands.append(f"(bench) bicubic upscale of images/*.jpg to {W}x{H}")
+        vhap(["matting", str(seq_dir)])
+        vhap(["landmarks", str(seq_dir)])
     prep_s = time.perf_counter() - t0
     data_args = ["--data.root", str(root), "--data.sequence", "carphone"]
     run_dir = cfg.data_dir / "runs" / cfg.name / f"seed{seed}"
