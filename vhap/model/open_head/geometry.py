@@ -17,7 +17,7 @@ Recipe (all deterministic, numpy/scipy only):
 4. **Inside parts.** The mouth opening is extruded into a closed cavity (4 rings + cap), each eye opening into
    a short tuck ring that hides the lid edge in the socket; eyeballs are separate UV spheres.
 5. **UVs.** Grid vertices get u = column, v = row (face in the middle, seam at the back); cavity, tuck rings and
-   eyeballs are islands at the bottom of the atlas. The band v > 0.955 is left empty for the teeth.
+   eyeballs are islands at the bottom of the atlas. The band v > 0.952 is left empty for the teeth.
 """
 
 from __future__ import annotations
@@ -513,7 +513,10 @@ def _eyeball(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         faces.append((1 + n_r * L, ring(n_r - 1, j + 1), ring(n_r - 1, j)))
     for r in range(n_r - 1):
         for j in range(L):
-            faces += [(ring(r, j), ring(r + 1, j), ring(r + 1, j + 1)), (ring(r, j), ring(r + 1, j + 1), ring(r, j + 1))]
+            faces += [
+                (ring(r, j), ring(r + 1, j), ring(r + 1, j + 1)),
+                (ring(r, j), ring(r + 1, j + 1), ring(r, j + 1)),
+            ]
     return v, np.asarray(faces), ang
 
 
@@ -580,7 +583,7 @@ def _uv_layout(verts, faces, part, ids, ids_lower, pole, rings, cap, eye_tuck, e
     vt = np.zeros((n_v, 2))  # default UV per vertex
     kk = np.arange(N_COLS)
     u_col = 0.005 + 0.99 * kk / N_COLS
-    v_row = 0.945 - 0.80 * np.arange(N_ROWS) / (N_ROWS - 1)
+    v_row = 0.94 - 0.80 * np.arange(N_ROWS) / (N_ROWS - 1)
     vt[ids] = np.stack(np.meshgrid(u_col, v_row), -1)
     vt[ids_lower] = np.stack(np.meshgrid(u_col, v_row), -1)
     extra = []  # additional UV vertices: (position, ...)
@@ -627,7 +630,7 @@ def _uv_layout(verts, faces, part, ids, ids_lower, pole, rings, cap, eye_tuck, e
             us = vt[others, 0]
             if us.max() - us.min() > 0.5:
                 us = np.where(us < 0.5, us + 1.0, us)
-            corners[list(f).index(pole)] = new_uv((us.mean(), 0.955))
+            corners[list(f).index(pole)] = new_uv((us.mean(), 0.948))
         # grid faces touching the seam column from column 95 get a duplicate at u = 1
         if (p == 0).all() or pole in fset:
             cols_u = vt[f, 0]
@@ -652,7 +655,9 @@ def _uv_layout(verts, faces, part, ids, ids_lower, pole, rings, cap, eye_tuck, e
         if (p == 3).any() and (p == 0).any():
             for j, x in enumerate(f):
                 if part[x] == 0:
-                    corners[j] = _cached(_CACHE, ("eyeloop", int(x)), lambda x=x: new_uv(_eye_loop_uv(int(x), eye_tuck, vt, _LOOPS)))
+                    corners[j] = _cached(
+                        _CACHE, ("eyeloop", int(x)), lambda x=x: new_uv(_eye_loop_uv(int(x), eye_tuck, vt, _LOOPS))
+                    )
         uv_faces[f_i] = corners
     del ring_set
     _CACHE.clear()

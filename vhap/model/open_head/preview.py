@@ -40,9 +40,9 @@ def render(
     yaw: float = 0.0,
     pitch: float = 0.0,
     size: int = 512,
-    distance: float = 0.65,
+    distance: float = 0.9,
     focal: float = 2.6,
-    centre: tuple[float, float, float] = (0.0, -0.01, 0.0),
+    centre: tuple[float, float, float] = (0.0, -0.012, 0.0),
 ) -> np.ndarray:
     """(size, size, 3) float image of the mesh seen from the front rotated by yaw (deg, + = towards +x)."""
     rot = _rot_x(pitch) @ _rot_y(-yaw)
