@@ -324,3 +324,31 @@ def test_cli_export_and_validate(tmp_path, mono_run, capsys):
     (tgt / "transforms_val.json").unlink()
     assert main(["validate-export", str(tgt)]) == 1
     assert "INVALID" in capsys.readouterr().out
+
+
+def test_dynamic_offsets_resized_frames_and_copy_fallback(tmp_path, head, monkeypatch):
+    run = make_run(tmp_path, head, rig="monocular", num_frames=2, dynamic_offset=True, seed=7)
+    # frames stored at twice the tracking resolution: exported at the tracking size (K is for that size)
+    for row in run.frame_paths:
+        img = Image.open(row[0])
+        img.resize((96, 128), Image.BILINEAR).save(row[0], quality=95)
+    tgt = tmp_path / "dyn"
+    s = export_nerf_dataset(
+        ExportConfig(src=run.run_dir, tgt=tgt, background="none", mask_below_neck=False, image_format="jpg")
+    )
+    assert s.images_linked == 0 and s.masks_linked == 2  # resized frames cannot be links; mattes can
+    assert Image.open(tgt / "images" / "00001_00.jpg").size == (48, 64)
+    with np.load(tgt / "flame_param" / "00001.npz") as z:
+        np.testing.assert_array_equal(z["dynamic_offset"], run.params["dynamic_offset"][1:2])
+    assert validate_export(tgt, decode_images=True).ok
+
+    # hard links impossible (another filesystem): files are copied instead
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    tgt2 = tmp_path / "copied"
+    s = export_nerf_dataset(ExportConfig(src=run.run_dir, tgt=tgt2, background="none", mask_below_neck=False))
+    assert s.masks_linked == 0
+    assert not os.path.samefile(tgt2 / "fg_masks" / "00000_00.png", run.alpha_paths[0][0])
+    assert (tgt2 / "fg_masks" / "00000_00.png").read_bytes() == run.alpha_paths[0][0].read_bytes()

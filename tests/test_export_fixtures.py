@@ -46,6 +46,7 @@ def make_run(
     image_size: tuple[int, int] = (64, 48),
     seed: int = 0,
     static_offset: bool = True,
+    dynamic_offset: bool = False,
     done: bool = True,
     name: str = "run",
 ) -> FakeRun:
@@ -77,6 +78,10 @@ def make_run(
         rng = np.random.default_rng(seed)
         V = gt["meshes"]["verts"].shape[1]
         params["static_offset"] = (rng.normal(scale=1e-3, size=(1, V, 3))).astype(np.float32)
+    if dynamic_offset:
+        rng = np.random.default_rng(seed + 100)
+        V = gt["meshes"]["verts"].shape[1]
+        params["dynamic_offset"] = (rng.normal(scale=1e-3, size=(T, V, 3))).astype(np.float32)
     run = root / name
     run.mkdir(parents=True)
     np.savez(run / "tracked_flame_params.npz", **params)

@@ -88,3 +88,18 @@ def test_export_of_a_tracked_run(tracked_run, tmp_path):
         ).project(lmk)[0]
         worst = max(worst, float((got_ga - ref).norm(dim=-1).max()))
     assert worst < 0.5, worst
+
+
+def test_export_of_an_epoch_snapshot(tracked_run, tmp_path):
+    from vhap.errors import VhapError
+
+    run, _ = tracked_run
+    tgt = tmp_path / "epoch0"
+    export_nerf_dataset(ExportConfig(src=run, tgt=tgt, epoch=0, mask_below_neck=False))
+    doc = json.loads((tgt / "transforms.json").read_text())
+    assert doc["source_params"] == "tracked_flame_params_0.npz"
+    snap = np.load(run / "tracked_flame_params_0.npz")
+    with np.load(tgt / "flame_param" / "00002.npz") as z:
+        np.testing.assert_allclose(z["expr"], snap["expr"][2:3], atol=1e-7)
+    with pytest.raises(VhapError, match="no parameters for epoch 7"):
+        export_nerf_dataset(ExportConfig(src=run, tgt=tmp_path / "epoch7", epoch=7))
