@@ -6,7 +6,8 @@ Per frame:
    shadows and small exposure drifts count less than real colour changes;
 2. a soft threshold between ``low`` and ``high`` (Lab units; ``low`` is raised to the noise level of
    the image border, estimated robustly as median + 3·MAD);
-3. morphological open/close of the hard mask, the largest connected component, holes filled;
+3. morphological open/close of the hard mask, the largest connected component (plus any other of at
+   least 20 % of its area), holes filled;
 4. edge-aware refinement: a guided filter (He et al. 2010) of the soft alpha with the frame's
    grey levels as guide, confined to a band around the cleaned mask's edge (solid inside, zero outside).
 """
@@ -42,12 +43,17 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return (mask | holes).astype(np.uint8)
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_components(mask: np.ndarray, min_fraction: float = 0.2) -> np.ndarray:
+    """Keep the largest connected component and any other at least ``min_fraction`` of its area.
+
+    (A raised hand or a shoulder cut off by the collar stays; specks and plate changes go.)
+    """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return mask
-    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return (labels == keep).astype(np.uint8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= min_fraction * areas.max())
+    return np.isin(labels, keep).astype(np.uint8)
 
 
 class PlateMatting(Matter):
@@ -99,7 +105,7 @@ class PlateMatting(Matter):
         hard = (soft > 0.5).astype(np.uint8)
         hard = cv2.morphologyEx(hard, cv2.MORPH_OPEN, kernel)
         hard = cv2.morphologyEx(hard, cv2.MORPH_CLOSE, kernel, iterations=2)
-        hard = fill_holes(largest_component(hard))
+        hard = fill_holes(largest_components(hard))
         if not hard.any():
             return np.zeros((h, w), np.uint8)
 
