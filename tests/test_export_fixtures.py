@@ -32,6 +32,12 @@ class FakeRun:
     alpha_paths: list[list[Path]]
 
 
+def _one(paths) -> Path:
+    found = sorted(paths)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def standin_head(cache: Path) -> str:
     return resolve_head_model("standin", cache)
 
@@ -99,8 +105,9 @@ def make_run(
         row_f, row_a = [], []
         for c, cam in enumerate(seq.camera_ids):
             stem = ts if mono else f"cam_{cam}_{ts}"
-            img = seq.sequence_dir / "images" / f"{stem}.jpg"
-            alpha = seq.sequence_dir / "alpha_maps" / f"{stem}.png"
+            # the generator may write multi-view frames into images_<n> (NeRSemble's downsampled folders)
+            img = _one(seq.sequence_dir.glob(f"images*/{stem}.jpg"))
+            alpha = _one(seq.sequence_dir.glob(f"alpha_maps*/{stem}.png"))
             row_f.append(img)
             row_a.append(alpha)
             frames.append(
