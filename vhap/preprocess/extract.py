@@ -24,7 +24,7 @@ from vhap.utils.atomic import write_text_atomic
 class PreprocessConfig:
     """Extract frames from a monocular video or a folder of synchronised ``cam_<serial>.mp4`` videos."""
 
-    input: Annotated[Path, tyro.conf.Positional] = Path("")
+    input: Annotated[Path | None, tyro.conf.Positional] = None
     """a video file (monocular) or a sequence folder holding cam_<serial>.mp4 (here or in images/)"""
     fps: float | None = 25.0
     """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
@@ -62,7 +62,7 @@ def _commit(tmp: Path, out: Path) -> None:
 
 def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     """Run frame extraction; returns {downsample: output folder}."""
-    if not str(cfg.input):
+    if cfg.input is None:
         raise VhapError("no input given", fix="vhap preprocess <video.mp4 | sequence folder>")
     if not (1 <= cfg.quality <= 100):
         raise VhapError(f"quality must be within 1..100, got {cfg.quality}")

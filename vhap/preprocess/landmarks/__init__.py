@@ -35,7 +35,7 @@ DETECTORS = ("mediapipe", "dlib68", "star", "face-alignment")
 class LandmarkConfig:
     """Detect 2D landmarks on the extracted frames of one sequence folder."""
 
-    folder: Annotated[Path, tyro.conf.Positional] = Path("")
+    folder: Annotated[Path | None, tyro.conf.Positional] = None
     """sequence folder (holding images/ or images_<n>/)"""
     detector: Literal["mediapipe", "dlib68", "star", "face-alignment"] = "mediapipe"
     """mediapipe (default, Apache-2.0) | dlib68 (non-commercial weights) | star | face-alignment (need --weights)"""
@@ -137,8 +137,10 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
     """Run detection for every camera of ``cfg.folder``; returns {camera (None = monocular): npz path}."""
+    if cfg.folder is None:
+        raise VhapError("no sequence folder given", fix="pass the sequence folder (the one holding images/)")
     folder = Path(cfg.folder)
-    if not str(cfg.folder) or not folder.is_dir():
+    if not folder.is_dir():
         raise VhapError("sequence folder not found", path=folder, fix="vhap landmarks <sequence folder>")
     images_dir = pick_images_dir(folder, cfg.downsample)
     frames = list_frames(images_dir)

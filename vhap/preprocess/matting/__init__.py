@@ -33,7 +33,7 @@ METHODS = ("mediapipe", "rvm", "background", "bgmv2")
 class MattingConfig:
     """Compute alpha mattes for the extracted frames of one sequence folder."""
 
-    folder: Annotated[Path, tyro.conf.Positional] = Path("")
+    folder: Annotated[Path | None, tyro.conf.Positional] = None
     """sequence folder (holding images/ or images_<n>/)"""
     method: Literal["mediapipe", "rvm", "background", "bgmv2"] = "mediapipe"
     """mediapipe (default) | rvm (GPL-3.0 extra) | background (plate difference) | bgmv2 (your weights)"""
@@ -109,8 +109,10 @@ def load_plate(cfg: MattingConfig, folder: Path, camera: str | None, size: tuple
 
 def run_matting(cfg: MattingConfig) -> Path:
     """Write ``<folder>/alpha_maps/*.png``; returns the alpha folder."""
+    if cfg.folder is None:
+        raise VhapError("no sequence folder given", fix="pass the sequence folder (the one holding images/)")
     folder = Path(cfg.folder)
-    if not str(cfg.folder) or not folder.is_dir():
+    if not folder.is_dir():
         raise VhapError("sequence folder not found", path=folder, fix="vhap matting <sequence folder>")
     images_dir = pick_images_dir(folder, cfg.downsample)
     frames = list_frames(images_dir)
