@@ -1,0 +1,352 @@
+"""A tracking run as something to look at: the tracked head posed per timestep, rendered over the input image of
+any camera with the torch (or CUDA) renderer, plus detected and model landmarks and the per-frame metrics.
+
+Everything here is independent of the web server (``vhap.viewer.server``) so it can be used from scripts and
+tests: ``RunScene(run_dir).render(t, c, mode=...)`` returns an ``(H, W, 3)`` uint8 picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vhap.errors import VhapError
+
+#: render modes of the viewer
+MODES = ("textured", "shaded", "normals", "wireframe")
+
+#: landmark colours (as in the tracker's overlays): detector green, model red
+DETECTED_RGB = (0, 230, 0)
+MODEL_RGB = (255, 40, 40)
+
+
+@dataclass
+class ViewOptions:
+    """What one picture of the run shows.
+
+    mode: one of :data:`MODES`. background: ``"image"`` (the input frame), ``"white"`` or ``"black"``.
+    opacity: of the mesh over the background in [0, 1]. landmarks: draw detected (green) and model (red) points.
+    """
+
+    mode: str = "textured"
+    background: str = "image"
+    opacity: float = 0.7
+    landmarks: bool = True
+
+    def check(self) -> ViewOptions:
+        if self.mode not in MODES:
+            raise VhapError(f"unknown render mode {self.mode!r}", fix=f"use one of {', '.join(MODES)}")
+        if self.background not in ("image", "white", "black"):
+            raise VhapError(f"unknown background {self.background!r}", fix="use image, white or black")
+        self.opacity = float(min(1.0, max(0.0, self.opacity)))
+        return self
+
+
+def wireframe_mask(tri_id: torch.Tensor) -> torch.Tensor:
+    """(B,H,W) triangle-id buffer (-1 empty) -> (B,H,W) bool: pixels where the visible triangle changes to its
+    right or below neighbour, i.e. the visible edges of the mesh (hidden edges are never drawn)."""
+    edge = torch.zeros_like(tri_id, dtype=torch.bool)
+    covered = tri_id >= 0
+    dx = (tri_id[:, :, 1:] != tri_id[:, :, :-1]) & (covered[:, :, 1:] | covered[:, :, :-1])
+    dy = (tri_id[:, 1:, :] != tri_id[:, :-1, :]) & (covered[:, 1:, :] | covered[:, :-1, :])
+    edge[:, :, 1:] |= dx
+    edge[:, 1:, :] |= dy
+    return edge
+
+
+def draw_points(image: np.ndarray, points_px: np.ndarray, rgb: tuple[int, int, int], radius: float) -> np.ndarray:
+    """Draw filled discs at continuous pixel coordinates (N,2) (non-finite points are skipped); returns a copy."""
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(image)
+    d = ImageDraw.Draw(im)
+    for x, y in np.asarray(points_px, dtype=np.float64).reshape(-1, 2):
+        if np.isfinite(x) and np.isfinite(y):
+            d.ellipse([x - radius, y - radius, x + radius, y + radius], fill=rgb)
+    return np.asarray(im)
+
+
+def _read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """(H,W,3) uint8 of an image file, resized to ``size`` = (H, W) if needed; grey if the file is missing."""
+    from PIL import Image
+
+    H, W = size
+    if not path.is_file():
+        return np.full((H, W, 3), 96, np.uint8)
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (W, H):
+            im = im.resize((W, H), Image.BILINEAR)
+        return np.asarray(im)
+
+
+class RunScene:
+    """A tracking run folder (docs/dev/INTERFACES.md → vhap.track outputs) ready to be rendered.
+
+    Args:
+        run_dir: the run folder (or a folder of runs: the newest is used).
+        epoch: which ``tracked_flame_params_<epoch>.npz`` (-1 = the final ``tracked_flame_params.npz``).
+        head_model: override the head model the run records.
+        max_size: longest side of the rendered pictures (the tracking resolution is scaled down to it).
+        device: torch device of the renderer (``cpu`` works everywhere).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        epoch: int = -1,
+        head_model: str | None = None,
+        max_size: int = 768,
+        device: str = "cpu",
+    ):
+        from vhap.export.run import load_tracked_run
+        from vhap.model import HeadModel, load_head_assets
+        from vhap.render import MeshRenderer
+
+        run = load_tracked_run(run_dir, epoch=epoch, require_done=False, head_model=head_model)
+        if not run.head_model:
+            raise VhapError(
+                "the run does not record its head model", path=run.root, fix="pass --head-model open|flame2023|DIR"
+            )
+        self.run = run
+        self.root = run.root
+        self.device = torch.device(device)
+        p = run.params
+        self.T = len(run.timestep_ids)
+        self.C = len(run.camera_ids)
+        self.timestep_ids = list(run.timestep_ids)
+        self.camera_ids = list(run.camera_ids)
+        self.image_size = tuple(run.image_size)  # tracking resolution (H, W)
+        H, W = self.image_size
+        self.scale = min(1.0, float(max_size) / max(H, W))
+        self.render_size = (max(1, round(H * self.scale)), max(1, round(W * self.scale)))
+
+        cfg_model = run.config.get("model", {}) if isinstance(run.config, dict) else {}
+        assets = load_head_assets(run.head_model)
+        offsets = p.get("static_offset", p.get("dynamic_offset"))
+        if offsets is not None:
+            add_teeth = int(np.asarray(offsets).shape[-2]) != assets.num_verts
+        else:
+            add_teeth = bool(cfg_model.get("add_teeth", True)) if isinstance(cfg_model, dict) else True
+        n_shape = int(np.asarray(p["shape"]).reshape(-1).shape[0])
+        n_expr = int(np.asarray(p["expr"]).shape[-1])
+        self.model = HeadModel(assets, n_shape=n_shape, n_expr=n_expr, add_teeth=add_teeth).to(self.device)
+        self.renderer = MeshRenderer("auto")
+
+        f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)  # noqa: E731
+        self._params = {k: f32(p[k]) for k in ("rotation", "translation", "neck_pose", "jaw_pose", "eyes_pose")}
+        self._params["expr"] = f32(p["expr"])
+        self._shape = f32(np.asarray(p["shape"]).reshape(-1))
+        self._static_offset = f32(p["static_offset"]) if "static_offset" in p else None
+        self._dynamic_offset = f32(p["dynamic_offset"]) if "dynamic_offset" in p else None
+        self.lights = f32(p["lights"]).reshape(1, 9, 3) if "lights" in p else None
+        self.texture = self._albedo(p.get("tex_extra"))
+        self.K = torch.as_tensor(run.K, dtype=torch.float32, device=self.device)
+        self.w2c = torch.as_tensor(run.w2c, dtype=torch.float32, device=self.device)
+        self._frames = {(f.timestep_index, f.camera_index): f for f in run.frames}
+        self._verts_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.metrics = self._read_metrics()
+        self.detected = self._read_detected_landmarks()
+
+    # ------------------------------------------------------------------ loading
+    def _albedo(self, tex_extra) -> torch.Tensor:
+        """(3,Ht,Wt) tracked albedo = base texture (resized to the residual's resolution) + residual."""
+        base = self.model.base_texture
+        if tex_extra is None:
+            return base.clamp(0, 1)
+        extra = torch.as_tensor(np.asarray(tex_extra, dtype=np.float32), device=self.device)
+        if extra.ndim == 4:
+            extra = extra[0]
+        if base.shape[-2:] != extra.shape[-2:]:
+            base = torch.nn.functional.interpolate(base[None], size=extra.shape[-2:], mode="bilinear")[0]
+        return (base + extra).clamp(0, 1)
+
+    def _read_metrics(self) -> dict:
+        path = self.root / "metrics.json"
+        if not path.is_file():
+            return {}
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _landmark_files(self) -> dict[int, Path]:
+        """Camera index -> landmark npz, found next to the input images (``<seq>/landmark2d/``)."""
+        frame = self._frames.get((0, 0))
+        if frame is None:
+            return {}
+        folder = frame.image_path.parent.parent / "landmark2d"
+        if not folder.is_dir():
+            return {}
+        data_cfg = self.run.config.get("data", {}) if isinstance(self.run.config, dict) else {}
+        detector = str(data_cfg.get("landmark_detector", "")) if isinstance(data_cfg, dict) else ""
+        names = [detector] if detector else []
+        names += sorted(p.stem if p.is_file() else p.name for p in folder.iterdir())
+        for name in names:
+            if not name:
+                continue
+            if self.C == 1 and (folder / f"{name}.npz").is_file():
+                return {0: folder / f"{name}.npz"}
+            per_cam = {c: folder / name / f"{cam}.npz" for c, cam in enumerate(self.camera_ids)}
+            if any(p.is_file() for p in per_cam.values()):
+                return {c: p for c, p in per_cam.items() if p.is_file()}
+        return {}
+
+    def _read_detected_landmarks(self) -> dict[tuple[int, int], np.ndarray]:
+        """(t, c) -> (68,3) normalised x/W, y/H, confidence of the detector (absent where undetected)."""
+        out: dict[tuple[int, int], np.ndarray] = {}
+        index = {ts: t for t, ts in enumerate(self.timestep_ids)}
+        for c, path in self._landmark_files().items():
+            try:
+                with np.load(path) as z:
+                    lmk = np.asarray(z["face_landmark_2d"], dtype=np.float32)
+                    ts_ids = [str(s) for s in z["timestep_id"]] if "timestep_id" in z.files else None
+                    valid = np.asarray(z["valid"], dtype=bool) if "valid" in z.files else np.ones(len(lmk), bool)
+            except (OSError, KeyError, ValueError):
+                continue
+            for i in range(len(lmk)):
+                t = index.get(ts_ids[i]) if ts_ids is not None else (i if i < self.T else None)
+                if t is not None and valid[i]:
+                    out[(t, c)] = lmk[i]
+        return out
+
+    # ------------------------------------------------------------------ geometry
+    @torch.no_grad()
+    def posed(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(verts (1,V,3), landmarks (1,68,3)) of timestep ``t`` in the tracking world."""
+        self._check_indices(t, 0)
+        if t not in self._verts_cache:
+            if len(self._verts_cache) > 64:
+                self._verts_cache.clear()
+            out = self.model(
+                shape=self._shape,
+                expr=self._params["expr"][t : t + 1],
+                rotation=self._params["rotation"][t : t + 1],
+                neck_pose=self._params["neck_pose"][t : t + 1],
+                jaw_pose=self._params["jaw_pose"][t : t + 1],
+                eyes_pose=self._params["eyes_pose"][t : t + 1],
+                translation=self._params["translation"][t : t + 1],
+                static_offset=self._static_offset,
+                dynamic_offset=None if self._dynamic_offset is None else self._dynamic_offset[t : t + 1],
+            )
+            lmk = out.landmarks[:, :68] if out.landmarks is not None else out.verts[:, :0]
+            self._verts_cache[t] = (out.verts, lmk)
+        return self._verts_cache[t]
+
+    def cameras(self, c: int):
+        """The run's camera ``c`` at the render size (intrinsics scaled from the tracking resolution)."""
+        from vhap.render import Cameras
+
+        K = self.K[c : c + 1].clone()
+        H, W = self.image_size
+        h, w = self.render_size
+        K[:, 0] *= w / W
+        K[:, 1] *= h / H
+        return Cameras(K=K, w2c=self.w2c[c : c + 1], image_size=self.render_size)
+
+    def _check_indices(self, t: int, c: int) -> None:
+        if not (0 <= t < self.T and 0 <= c < self.C):
+            raise VhapError(f"frame ({t}, {c}) outside the run's {self.T} timesteps x {self.C} cameras")
+
+    # ------------------------------------------------------------------ pictures
+    def input_image(self, t: int, c: int) -> np.ndarray:
+        """(h,w,3) uint8 input frame at the render size."""
+        self._check_indices(t, c)
+        frame = self._frames.get((t, c))
+        if frame is None:
+            return np.full((*self.render_size, 3), 96, np.uint8)
+        return _read_image(frame.image_path, self.render_size)
+
+    @torch.no_grad()
+    def render(self, t: int, c: int, options: ViewOptions | None = None) -> np.ndarray:
+        """(h,w,3) uint8: the tracked head of timestep ``t`` seen by camera ``c`` over the chosen background."""
+        from vhap.render import render_visual
+
+        opt = (options or ViewOptions()).check()
+        self._check_indices(t, c)
+        h, w = self.render_size
+        if opt.background == "image":
+            bg = torch.from_numpy(self.input_image(t, c).copy()).to(self.device).float() / 255.0
+        else:
+            bg = torch.full((h, w, 3), 1.0 if opt.background == "white" else 0.0, device=self.device)
+        verts, lmk3d = self.posed(t)
+        cams = self.cameras(c)
+        m = self.model
+        if opt.mode == "textured":
+            r = render_visual(
+                verts, m.faces, cams, uvs=m.uvs, uv_faces=m.uv_faces, texture=self.texture, sh=self.lights,
+                background="black", renderer=self.renderer,
+            )  # fmt: skip
+            colour = r["rgba"][0, ..., :3].clamp(0, 1)
+        else:
+            r = render_visual(verts, m.faces, cams, background="black", renderer=self.renderer)
+            if opt.mode == "normals":
+                colour = (r["normal"][0] * 0.5 + 0.5).clamp(0, 1)
+            else:
+                colour = r["rgba"][0, ..., :3].clamp(0, 1)
+        alpha = r["rgba"][0, ..., 3:4].clamp(0, 1)  # antialiased coverage
+        if opt.mode == "wireframe":
+            edges = wireframe_mask(r["tri_id"])[0].unsqueeze(-1).float()
+            wire = torch.tensor([0.15, 0.85, 1.0], device=self.device)
+            img = bg * (1 - edges * opt.opacity) + wire * edges * opt.opacity
+        else:
+            if opt.mode != "normals":
+                colour = colour / alpha.clamp(min=1e-3)  # rgba is premultiplied (composited over black)
+            a = alpha * opt.opacity
+            img = colour * a + bg * (1 - a)
+        out = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        if opt.landmarks:
+            out = self._draw_landmarks(out, t, c, cams, lmk3d)
+        return out
+
+    def _draw_landmarks(self, img: np.ndarray, t: int, c: int, cams, lmk3d: torch.Tensor) -> np.ndarray:
+        h, w = self.render_size
+        radius = max(1.5, min(h, w) / 170)
+        det = self.detected.get((t, c))
+        if det is not None:
+            pts = det[:, :2] * np.array([w, h], np.float32)
+            pts[det[:, 2] <= 0] = np.nan
+            img = draw_points(img, pts, DETECTED_RGB, radius * 1.5)  # larger: stays visible under the model's
+        if lmk3d.shape[1]:
+            img = draw_points(img, cams.project(lmk3d)[0].cpu().numpy(), MODEL_RGB, radius)
+        return img
+
+    # ------------------------------------------------------------------ metrics / info
+    def frame_metrics(self, t: int) -> dict[str, float | None]:
+        """Numeric metrics of timestep ``t`` from metrics.json (``per_frame`` rows matched by timestep id)."""
+        rows = self.metrics.get("per_frame", [])
+        ts = self.timestep_ids[t]
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            if isinstance(row, dict) and str(row.get("timestep_id", i)) == ts:
+                return {k: _finite(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "timestep_id"}
+        return {}
+
+    def info(self) -> dict:
+        totals = self.metrics.get("totals", {}) if isinstance(self.metrics.get("totals"), dict) else {}
+        return {
+            "run": str(self.root),
+            "head_model": self.run.head_model,
+            "num_timesteps": self.T,
+            "num_cameras": self.C,
+            "timestep_ids": self.timestep_ids,
+            "camera_ids": self.camera_ids,
+            "image_size": list(self.image_size),
+            "render_size": list(self.render_size),
+            "modes": list(MODES),
+            "has_texture": "tex_extra" in self.run.params,
+            "has_detected_landmarks": bool(self.detected),
+            "totals": {k: _finite(v) for k, v in totals.items() if isinstance(v, (int, float))},
+            "done": (self.root / "DONE").is_file(),
+        }
+
+
+def _finite(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
