@@ -1,7 +1,7 @@
 """Identity (shape) and expression blendshapes of the open head.
 
 Identity: 100 smooth deformation fields, orthogonalised and scaled so that a coefficient of 1 is one "standard
-deviation" (99th-percentile displacement 10 mm for the first basis, decaying to 1 mm): semantic fields first (head width/length/height, jaw width, chin,
+deviation" (largest vertex displacement 15 mm for the first basis, decaying to 1.5 mm): semantic fields first (head width/length/height, jaw width, chin,
 nose, eyes, lips, ears, neck, ...), then low-order polynomial fields (symmetric, then asymmetric). Eyeballs move
 rigidly with the field at their centre.
 
@@ -105,11 +105,11 @@ def shape_bases(m: HeadMesh) -> np.ndarray:
     q, rr = np.linalg.qr(mat)
     q *= np.sign(np.diag(rr))[None]
     k = q.shape[1]
-    # scale by the large displacements (99th percentile of the per-vertex norm) so that localised fields do
-    # not explode: 10 mm for the first basis, decaying to 1 mm
-    amp = np.maximum(0.010 * 0.95 ** np.arange(k), 0.001)
+    # scale by the largest per-vertex displacement so that localised fields do not explode: 15 mm for the first
+    # basis, decaying to 1.5 mm
+    amp = np.maximum(0.015 * 0.95 ** np.arange(k), 0.0015)
     norms = np.linalg.norm(q.reshape(len(v), 3, k), axis=1)
-    q = q / np.percentile(norms, 99, axis=0)[None] * amp[None]
+    q = q / norms.max(axis=0)[None] * amp[None]
     out = q.reshape(len(v), 3, k)
     if k < N_SHAPE:
         raise AssertionError(f"only {k} shape fields")

@@ -317,8 +317,13 @@ def build_mesh() -> HeadMesh:
 
     mouth_c = np.nonzero(np.abs(kk) <= MOUTH_HALF)[0]
     th_m = cols[mouth_c]
-    pin(ids[ROW_MOUTH, mouth_c], _polyline_phi_at(face, MP_UPPER_INNER_LIP, th_m))
-    pin(ids_lower[ROW_MOUTH, mouth_c], _polyline_phi_at(face, MP_LOWER_INNER_LIP, th_m))
+    p_up = _polyline_phi_at(face, MP_UPPER_INNER_LIP, th_m)
+    p_lo = _polyline_phi_at(face, MP_LOWER_INNER_LIP, th_m)
+    # keep the closed lips apart by >= ~0.25 mm (the captured layout's lines cross near the corners)
+    mid, half = 0.5 * (p_up + p_lo), np.maximum(0.5 * (p_up - p_lo), 0.003)
+    half[[0, -1]] = 0.0
+    pin(ids[ROW_MOUTH, mouth_c], mid + half)
+    pin(ids_lower[ROW_MOUTH, mouth_c], mid - half)
     inner_c = np.nonzero(np.abs(kk) <= MOUTH_HALF - 1)[0]
     th_i = cols[inner_c]
     pin(ids[LIP_OUTER_ROWS[0], inner_c], _polyline_phi_at(face, MP_UPPER_OUTER_LIP, th_i))
