@@ -191,3 +191,21 @@ def test_discover_v1_v2_monocular_and_speed(tmp_path):
     found = discover(mono)
     assert [(x.sequence, bool(x.videos)) for x in found] == [("biden", False), ("obama", True)]
     assert found[1].folder == mono / "obama"
+
+
+def test_load_uncalibrated_multicamera_folder(tmp_path):
+    from vhap.data import DataConfig, load_sequence
+    from vhap.data.images import write_rgb_jpeg
+
+    imgs = tmp_path / "rig" / "images"
+    imgs.mkdir(parents=True)
+    for c in ("a", "b"):
+        for t in range(3):
+            write_rgb_jpeg(imgs / f"cam_{c}_{t:06d}.jpg", np.full((8, 10, 3), 40 * t, np.uint8))
+    seq = load_sequence(DataConfig(root=tmp_path, sequence="rig", require_landmarks=False))
+    assert seq.camera_ids == ["a", "b"] and seq.timestep_ids == ["000000", "000001", "000002"]
+    assert tuple(seq.images.shape) == (3, 2, 8, 10, 3) and seq.K is None
+    assert abs(int(seq.images[2, 1].float().mean()) - 80) <= 2
+    assert (seq.landmarks[..., 2] == 0).all() and not seq.landmark_valid.any()
+    with pytest.raises(VhapError, match="landmark file not found"):
+        load_sequence(DataConfig(root=tmp_path, sequence="rig"))

@@ -124,9 +124,10 @@ def load_sequence(cfg: DataConfig) -> SequenceData:
     root = Path(cfg.root)
     layout = detect_layout(root) if cfg.layout == "auto" else cfg.layout
     folder = sequence_folder(root, layout, cfg.sequence, cfg.subject)
-    multi = layout != "monocular"
     images_dir = folder / images_dir_name(cfg.downsample)
-    frames = list_frames(images_dir, multi)
+    # monocular roots may also hold uncalibrated multi-camera folders (cam_<serial>_<ts>.jpg): infer
+    frames = list_frames(images_dir, True if layout != "monocular" else None)
+    multi = None not in frames
 
     # cameras: calibration order when calibrated, else sorted serials
     rig: CameraRig | None = None
