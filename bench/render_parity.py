@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from render_scene import checker_texture, load_scene_mesh, ring_cameras  # noqa: E402
 
 from vhap.render import MeshRenderer, initial_sh, render_head  # noqa: E402
+from vhap.render.backends import torch_raster  # noqa: E402
 from vhap.utils.atomic import atomic_path  # noqa: E402
 
 THRESHOLDS = {"tri_id_agreement": 0.995, "rgb_mad_interior": 1 / 255, "grad_cosine": 0.95}
@@ -147,6 +148,7 @@ def run_parity(device: str = "cuda", views: int = 4, size: int = 512, iters: int
         "mesh": {"name": scene.name, "vertices": int(scene.verts.shape[0]), "faces": int(scene.faces.shape[0])},
         "views": views,
         "size": size,
+        "torch_tie_rule": torch_raster.TIE_RULE,
         "tri_id_agreement": agree,
         "coverage_iou": coverage_iou,
         "rgb_mad_interior": rgb_mad,
@@ -173,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--tie-rule", default=None, help="override the torch backend's TIE_RULE (diagnostics)")
     ap.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "render_parity.json"))
     args = ap.parse_args(argv)
+    if args.tie_rule:
+        torch_raster.TIE_RULE = args.tie_rule
     result = run_parity("cuda", args.views, args.size, args.iters)
     text = json.dumps(result, indent=2)
     print(text)

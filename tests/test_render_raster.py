@@ -13,6 +13,15 @@ from vhap.render.backends.torch_raster import interpolate_dense
 R = MeshRenderer("torch")
 
 
+@pytest.fixture
+def single_thread():
+    """Tiny images: avoid intra-op thread start-up costs (large on an oversubscribed CI machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _pixel_centres(H: int, W: int) -> torch.Tensor:
     i, j = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
     return torch.stack([j + 0.5, i + 0.5], -1).double()
@@ -207,7 +216,7 @@ def test_antialias_edge_gradient_matches_finite_differences():
     assert frags.alpha.sum() == 36  # 6x6 pixel centres inside the 6.6 px square
 
 
-def test_silhouette_loss_moves_square_onto_target():
+def test_silhouette_loss_moves_square_onto_target(single_thread):
     H = W = 24
     target_clip, faces = _square(center=(13.3, 10.6), half=4.2, H=H, W=W)
     tf = R.rasterize(target_clip.float(), faces, (H, W))

@@ -35,6 +35,8 @@ from vhap.render.backends.base import (
 )
 
 _EMPTY_KEY = torch.iinfo(torch.int64).max
+#: Which edge owns pixel centres lying exactly on it (in the y-up raster space, CCW-normalised edges).
+TIE_RULE = "top_left"
 _DEPTH_LEVELS = (1 << 31) - 1
 
 
@@ -74,23 +76,32 @@ class TorchRasterizer:
             keep = (w > 1e-8).all(-1) & (area != 0) & torch.isfinite(area)
             if cull_backfaces:
                 keep &= front
-            scr = clip_to_screen(tri, (H, W)).double()  # (B,F,3,2)
-            z = (tri[..., 2] / w).double()
+            # Like nvdiffrast's CUDA rasteriser, snap vertices to a 1/16-pixel grid (x right, y *up*, from
+            # the bottom-left image corner) and test pixel centres with exact integer edge functions.
+            inv_w = 1.0 / w
+            sx = torch.round(tri[..., 0] * inv_w * (8.0 * W)).long() + 8 * W
+            sy = torch.round(tri[..., 1] * inv_w * (8.0 * H)).long() + 8 * H
+            snapped = torch.stack([sx, sy], dim=-1)  # (B,F,3,2) int64
+            e1 = snapped[..., 1, :] - snapped[..., 0, :]
+            e2 = snapped[..., 2, :] - snapped[..., 0, :]
+            snapped_area = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+            keep &= snapped_area != 0
+            z = (tri[..., 2] * inv_w).double()
             keep &= ~((z < -1).all(-1) | (z > 1).all(-1))
-            lo = scr.amin(dim=2)
-            hi = scr.amax(dim=2)
-            # Pixel centres (j + 0.5) inside [lo, hi].
-            j0 = torch.ceil(lo[..., 0] - 0.5).clamp(min=0)
-            j1 = torch.floor(hi[..., 0] - 0.5).clamp(max=W - 1)
-            i0 = torch.ceil(lo[..., 1] - 0.5).clamp(min=0)
-            i1 = torch.floor(hi[..., 1] - 0.5).clamp(max=H - 1)
+            lo = snapped.amin(dim=2)
+            hi = snapped.amax(dim=2)
+            # Pixel centres 16 j + 8 (columns) and 16 r + 8 (raster rows from the bottom) inside [lo, hi].
+            j0 = torch.div(lo[..., 0] - 8 + 15, 16, rounding_mode="floor").clamp(min=0)
+            j1 = torch.div(hi[..., 0] - 8, 16, rounding_mode="floor").clamp(max=W - 1)
+            r0 = torch.div(lo[..., 1] - 8 + 15, 16, rounding_mode="floor").clamp(min=0)
+            r1 = torch.div(hi[..., 1] - 8, 16, rounding_mode="floor").clamp(max=H - 1)
             nx = (j1 - j0 + 1).clamp(min=0)
-            ny = (i1 - i0 + 1).clamp(min=0)
+            ny = (r1 - r0 + 1).clamp(min=0)
             keep &= (nx > 0) & (ny > 0)
             sel = keep.reshape(-1).nonzero().squeeze(1)  # flat b*F + f
             zbuf = torch.full((B * H * W,), _EMPTY_KEY, dtype=torch.int64, device=device)
             if sel.numel():
-                self._fill_zbuffer(zbuf, sel, scr, z, j0, i0, nx, ny, F, H, W)
+                self._fill_zbuffer(zbuf, sel, snapped, snapped_area, z, j0, r0, nx, ny, F, H, W)
             covered = (zbuf != _EMPTY_KEY).nonzero().squeeze(1)
             keys = zbuf[covered]
             pix_face = keys & 0xFFFFFFFF
@@ -127,30 +138,41 @@ class TorchRasterizer:
             native={"pix_index": covered, "pix_face": pix_face, "pix_batch": pix_batch, "pix_bary": bary},
         )
 
-    def _fill_zbuffer(self, zbuf, sel, scr, z, j0, i0, nx, ny, F, H, W) -> None:
+    def _fill_zbuffer(self, zbuf, sel, snapped, snapped_area, z, j0, r0, nx, ny, F, H, W) -> None:
         """Scatter the packed depth keys of all candidate pixels of the selected triangles into zbuf."""
         device = zbuf.device
-        scr = scr.reshape(-1, 3, 2)[sel]
+        verts = snapped.reshape(-1, 3, 2)[sel]  # (N,3,2) int64, y up
+        area = snapped_area.reshape(-1)[sel]
+        orient = torch.sign(area)
         z = z.reshape(-1, 3)[sel]
         j0 = j0.reshape(-1)[sel]
-        i0 = i0.reshape(-1)[sel]
-        nx = nx.reshape(-1)[sel].long()
-        ny = ny.reshape(-1)[sel].long()
-        # Barycentrics as affine functions of the candidate offset (dx, dy) from the bbox's first pixel
-        # centre; coordinates relative to that centre keep float precision at any resolution.
-        origin = torch.stack([j0 + 0.5, i0 + 0.5], dim=-1).unsqueeze(1)
-        s = scr - origin
-        s_i = s.roll(-1, dims=1)  # vertex k+1
-        s_j = s.roll(-2, dims=1)  # vertex k+2
-        area = _cross2(s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]).unsqueeze(1)
-        coef_x = (s_i[..., 1] - s_j[..., 1]) / area
-        coef_y = (s_j[..., 0] - s_i[..., 0]) / area
-        coef_c = _cross2(s_i, s_j) / area
-        zc = torch.stack([(coef_x * z).sum(1), (coef_y * z).sum(1), (coef_c * z).sum(1)], dim=-1)
-        coefs = torch.cat([coef_x, coef_y, coef_c, zc], dim=1).float()  # (N,12)
-        batch = (sel // F).long()
-        face = (sel % F).long()
-        base = batch * (H * W) + i0.long() * W + j0.long()
+        r0 = r0.reshape(-1)[sel]
+        nx = nx.reshape(-1)[sel]
+        ny = ny.reshape(-1)[sel]
+        # Edge k runs from vertex k+1 to vertex k+2 (opposite vertex k), so its edge function is the
+        # (doubled, signed) barycentric of vertex k. Edge functions relative to the first candidate centre:
+        # E_k(dx, dy) = base_k + ex_k * 16 dx + ey_k * 16 dy, exact in int64.
+        a_ = verts.roll(-1, dims=1)
+        b_ = verts.roll(-2, dims=1)
+        d = b_ - a_  # (N,3,2)
+        origin = torch.stack([16 * j0 + 8, 16 * r0 + 8], dim=-1).unsqueeze(1)  # (N,1,2)
+        rel = origin - a_
+        base = (d[..., 0] * rel[..., 1] - d[..., 1] * rel[..., 0]) * orient.unsqueeze(1)
+        step_x = -d[..., 1] * 16 * orient.unsqueeze(1)
+        step_y = d[..., 0] * 16 * orient.unsqueeze(1)
+        # Tie rule for centres exactly on an edge (direction of the orientation-normalised edge).
+        dxn = d[..., 0] * orient.unsqueeze(1)
+        dyn = d[..., 1] * orient.unsqueeze(1)
+        if TIE_RULE == "top_left":
+            owns = (dyn < 0) | ((dyn == 0) & (dxn < 0))
+        else:
+            owns = (dyn > 0) | ((dyn == 0) & (dxn > 0))
+        ints = torch.cat([base, step_x, step_y, owns.long()], dim=1)  # (N,12) int64
+        zf = (z.float(), area.abs().double())
+        batch = sel // F
+        face = sel % F
+        # Flat index of the candidate (dx=0, dy=0): raster row r0 is image row H-1-r0.
+        pix0 = batch * (H * W) + (H - 1 - r0) * W + j0
 
         counts = nx * ny
         ends = counts.cumsum(0)
@@ -168,16 +190,17 @@ class TorchRasterizer:
             width = nx[owner]
             dy = offs // width
             dx = offs - dy * width
-            c = coefs[owner]
-            fx = dx.float()
-            fy = dy.float()
-            b = c[:, 0:3] * fx.unsqueeze(1) + c[:, 3:6] * fy.unsqueeze(1) + c[:, 6:9]
-            depth = c[:, 9] * fx + c[:, 10] * fy + c[:, 11]
-            inside = (b >= 0).all(1) & (depth >= -1) & (depth <= 1)
+            c = ints[owner]
+            e = c[:, 0:3] + c[:, 3:6] * dx.unsqueeze(1) + c[:, 6:9] * dy.unsqueeze(1)
+            inside = ((e > 0) | ((e == 0) & (c[:, 9:12] > 0))).all(1)
             owner = owner[inside]
-            depth = depth[inside]
-            pix = base[owner] + dy[inside] * W + dx[inside]
-            zq = ((depth * 0.5 + 0.5).clamp(0, 1).double() * _DEPTH_LEVELS).long()
+            bary = e[inside].double() / zf[1][owner].unsqueeze(1)
+            depth = (bary * z[owner]).sum(1)
+            ok = (depth >= -1) & (depth <= 1)
+            owner = owner[ok]
+            depth = depth[ok]
+            pix = pix0[owner] - dy[inside][ok] * W + dx[inside][ok]
+            zq = ((depth * 0.5 + 0.5).clamp(0, 1) * _DEPTH_LEVELS).long()
             key = (zq << 32) | face[owner]
             zbuf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
 
@@ -294,9 +317,13 @@ def edge_antialias(
         fP = _cross2(edge, P.unsqueeze(1) - E0)
         fQ = _cross2(edge, Q.unsqueeze(1) - E0)
         orient = torch.sign(_cross2(S[:, 1] - S[:, 0], S[:, 2] - S[:, 0])).detach().unsqueeze(1)
-        crossing = (fP * orient >= 0) & (fQ * orient < 0)
-        denom = torch.where(crossing, fP - fQ, torch.ones_like(fP))
-        t_all = torch.where(crossing, fP / denom, torch.full_like(fP, torch.inf))
+        # Q lies outside the edge; coverage was decided on snapped vertices, so (as nvdiffrast does) accept
+        # crossings up to 1/16 px outside the segment and clamp them onto it.
+        outside = ((fQ * orient <= 0) & ((fP - fQ) * orient > 0)).detach()  # Q outside (or on), P inside
+        denom = torch.where(outside, fP - fQ, torch.ones_like(fP))
+        t_raw = fP / denom
+        crossing = outside & (t_raw.detach() > -1.0 / 16) & (t_raw.detach() < 1.0 + 1.0 / 16)
+        t_all = torch.where(crossing, t_raw.clamp(0.0, 1.0), torch.full_like(fP, torch.inf))
         t, k = t_all.detach().min(dim=1)
         # Like nvdiffrast, an edge is handled only across the pixel axis it is most perpendicular to
         # (mostly vertical edges by horizontal pairs and vice versa), so no edge is blended twice.
