@@ -81,7 +81,9 @@ def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_id
                 path=path,
                 fix=f"run `vhap landmarks {folder} --detector {detector}` (same --downsample as tracking)",
             )
-        return np.full((T, 68, 3), -1, np.float32), None, np.zeros(T, bool)
+        missing = np.full((T, 68, 3), -1, np.float32)
+        missing[..., 2] = 0
+        return missing, None, np.zeros(T, bool)
     try:
         with np.load(path) as z:
             lmk = z["face_landmark_2d"].astype(np.float32)
