@@ -56,6 +56,9 @@ class ModelConfig:
     use the detector's per-point confidence."""
     init_focal_length: float = 1.5
     """Normalised focal length (f_px = focal * max(H, W)) that uncalibrated data starts from."""
+    init_translation_from_cameras: bool = True
+    """Calibrated rigs: start every frame's translation at the point closest to all optical axes (where the
+    cameras look), instead of the world origin (our addition; the calibration origin need not be at the head)."""
     flame_params_path: Path | None = None
     """Warm start from a previous ``tracked_flame_params*.npz`` (row-wise copy up to the shorter length)."""
 

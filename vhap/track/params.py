@@ -135,7 +135,7 @@ class TrackParams(nn.Module):
         for name in WARM_START:
             p = getattr(self, name)
             if p is not None:
-                p[idx] = p[src].unsqueeze(0).expand(len(dst), *p.shape[1:])
+                p[idx] = p[src].clone().unsqueeze(0).expand(len(dst), *p.shape[1:])
 
     # ------------------------------------------------------------------ npz
     def to_npz_dict(self, timestep_ids, image_size, head_model: str) -> dict[str, np.ndarray]:

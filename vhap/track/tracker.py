@@ -120,6 +120,9 @@ class Tracker:
             init_focal_length=cfg.model.init_focal_length,
             device=dev,
         )
+        if self.calibrated and cfg.model.init_translation_from_cameras:
+            with torch.no_grad():
+                self.params.translation[:] = rig_focus_point(seq.w2c).to(dev)
         if cfg.model.flame_params_path is not None:
             self.params.load_npz(cfg.model.flame_params_path)
         base = self.model.base_texture[None]
@@ -554,6 +557,24 @@ class Tracker:
         self.run_state.stage_time["evaluation"] = self.run_state.stage_time.get("evaluation", 0.0) + (
             time.perf_counter() - t0
         )
+
+
+def rig_focus_point(w2c: torch.Tensor) -> torch.Tensor:
+    """(C,4,4) OpenCV world-to-camera -> (3,) least-squares point closest to every camera's optical axis.
+
+    With one camera (or parallel axes) the system is singular; the result then falls back to a point 1 m in
+    front of the mean camera."""
+    w2c = w2c.double().cpu()
+    R, t = w2c[:, :3, :3], w2c[:, :3, 3]
+    centres = -(R.transpose(1, 2) @ t[..., None])[..., 0]  # (C,3)
+    axes = R[:, 2, :]  # camera +z (viewing direction) in world coordinates
+    eye = torch.eye(3, dtype=torch.float64)
+    P = eye - axes[:, :, None] * axes[:, None, :]  # projectors orthogonal to each axis
+    A = P.sum(0)
+    b = (P @ centres[..., None]).sum(0)[..., 0]
+    if w2c.shape[0] < 2 or torch.linalg.matrix_rank(A) < 3:
+        return (centres.mean(0) + axes.mean(0)).float()
+    return torch.linalg.solve(A, b).float()
 
 
 @contextlib.contextmanager
