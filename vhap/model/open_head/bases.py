@@ -1,9 +1,9 @@
 """Identity (shape) and expression blendshapes of the open head.
 
 Identity: 100 smooth deformation fields, orthogonalised and scaled so that a coefficient of 1 is one "standard
-deviation" (largest vertex displacement 15 mm for the first basis, decaying to 1.5 mm): semantic fields first (head width/length/height, jaw width, chin,
-nose, eyes, lips, ears, neck, ...), then low-order polynomial fields (symmetric, then asymmetric). Eyeballs move
-rigidly with the field at their centre.
+deviation" (largest vertex displacement 15 mm for the first basis, decaying to 1.5 mm): semantic fields first
+(head width/length/height, jaw width, chin, nose, eyes, lips, ears, neck, ...), then low-order polynomial fields
+(per degree: symmetric, then asymmetric). Eyeballs move rigidly with the field at their centre.
 
 Expression: 40 named, localised fields in metres per unit coefficient (a coefficient of 1–3 is a clear expression,
 as with FLAME): jaw/lips, smiles, pucker, funnel, press, brows, blinks, squints, cheeks, nose, ... Eyeballs never
@@ -58,7 +58,11 @@ def shape_bases(m: HeadMesh) -> np.ndarray:
     add(lambda p: jaw(p) * p * x_ * 4)
     add(lambda p: _gauss(p, mp[152], (0.02, 0.02, 0.03))[:, None] * [0, -0.5, 0.5])  # chin forward/down
     add(lambda p: _gauss(p, mp[152], (0.025, 0.02, 0.03))[:, None] * (p - mp[152]) * x_ * 20)  # chin width
-    add(lambda p: _smoothstep(0.02, -0.08, p[:, 1:2]) * _smoothstep(-0.13, -0.08, p[:, 1:2]) * (p[:, 2:3] > -0.02) * y_ * -0.3)
+    add(
+        lambda p: (
+            _smoothstep(0.02, -0.08, p[:, 1:2]) * _smoothstep(-0.13, -0.08, p[:, 1:2]) * (p[:, 2:3] > -0.02) * y_ * -0.3
+        )
+    )
     # nose: length, width, bridge height
     nose = lambda p, s=1.0: _gauss(p, mp[4], (0.012 * s, 0.018 * s, 0.02))  # noqa: E731
     add(lambda p: nose(p)[:, None] * z_ * 0.5)
@@ -95,8 +99,11 @@ def shape_bases(m: HeadMesh) -> np.ndarray:
                 for d in range(3):
                     # mirror symmetry: x-component needs an odd power of x, y/z components an even one
                     sym = (a % 2 == 1) if d == 0 else (a % 2 == 0)
-                    fn = (lambda p, a=a, b=b, c=c, d=d: (pn(p)[:, 0] ** a * pn(p)[:, 1] ** b * pn(p)[:, 2] ** c)[:, None]
-                          * np.eye(3)[d] * 0.3)  # fmt: skip
+
+                    def fn(p, a=a, b=b, c=c, d=d):
+                        q = pn(p)
+                        return (q[:, 0] ** a * q[:, 1] ** b * q[:, 2] ** c)[:, None] * np.eye(3)[d] * 0.3
+
                     (sym_fields if sym else asym_fields).append(fn)
         for fn in sym_fields + asym_fields:
             add(fn)
@@ -190,9 +197,15 @@ def expression_bases(m: HeadMesh, lbs_weights: np.ndarray, regions: dict[str, np
         wide = np.zeros((n, 3))
         for col in cols:
             for dr, wgt in ((0, 1.0), (1, 0.7), (2, 0.4), (3, 0.15)):
-                lower[low[geo.ROW_EYE, col] if dr == 0 else ids[geo.ROW_EYE + dr, col]] += wgt * np.array([0, 0.0022, 0.0005])
+                lower[low[geo.ROW_EYE, col] if dr == 0 else ids[geo.ROW_EYE + dr, col]] += wgt * np.array(
+                    [0, 0.0022, 0.0005]
+                )
                 wide[ids[geo.ROW_EYE - dr, col]] += wgt * np.array([0, 0.0018, 0.0003])
-        out[f"squint_{side}"] = lower + (g(eye + [0, -0.02, 0.01], (0.02, 0.012, 0.03)) * face)[:, None] * [0, 0.002, 0.001]
+        out[f"squint_{side}"] = lower + (g(eye + [0, -0.02, 0.01], (0.02, 0.012, 0.03)) * face)[:, None] * [
+            0,
+            0.002,
+            0.001,
+        ]
         out[f"eye_wide_{side}"] = wide
     pucker_w = lips_w * face
     out["pucker"] = pucker_w[:, None] * np.stack([-v[:, 0] * 0.2, np.zeros(n), np.full(n, 0.005)], 1)
@@ -205,7 +218,9 @@ def expression_bases(m: HeadMesh, lbs_weights: np.ndarray, regions: dict[str, np
     out["upper_lip_roll"] = up_w[:, None] * [0, -0.001, -0.002]
     out["lower_lip_roll"] = lo_w[:, None] * [0, 0.001, -0.002]
     glab = g(mp[9], (0.014, 0.012, 0.03)) * face
-    out["brow_furrow"] = glab[:, None] * np.stack([-np.sign(v[:, 0]) * 0.002, np.full(n, -0.002), np.full(n, 0.0005)], 1)
+    out["brow_furrow"] = glab[:, None] * np.stack(
+        [-np.sign(v[:, 0]) * 0.002, np.full(n, -0.002), np.full(n, 0.0005)], 1
+    )
     out["brow_inner_raise"] = glab[:, None] * [0, 0.004, 0]
     cheeks = (g(mp[205], (0.018, 0.018, 0.03)) + g(mp[425], (0.018, 0.018, 0.03))) * face
     normal_xz = v * [1, 0, 0.3]
@@ -213,7 +228,11 @@ def expression_bases(m: HeadMesh, lbs_weights: np.ndarray, regions: dict[str, np
     out["cheek_puff"] = cheeks[:, None] * normal_xz * 0.006
     out["cheek_suck"] = -cheeks[:, None] * normal_xz * 0.004
     nose_side = (g(mp[129], (0.008, 0.008, 0.02)) + g(mp[358], (0.008, 0.008, 0.02))) * face
-    out["nose_wrinkle"] = nose_side[:, None] * [0, 0.003, 0.0005] + (g(mp[6], (0.008, 0.008, 0.02)) * face)[:, None] * [0, -0.0015, 0]
+    out["nose_wrinkle"] = nose_side[:, None] * [0, 0.003, 0.0005] + (g(mp[6], (0.008, 0.008, 0.02)) * face)[:, None] * [
+        0,
+        -0.0015,
+        0,
+    ]
     out["nostril_flare"] = nose_side[:, None] * np.stack([np.sign(v[:, 0]) * 0.0025, np.zeros(n), np.zeros(n)], 1)
     out["mouth_left"] = (lips_w * face)[:, None] * [0.005, 0, 0]
     out["mouth_right"] = (lips_w * face)[:, None] * [-0.005, 0, 0]
@@ -225,7 +244,11 @@ def expression_bases(m: HeadMesh, lbs_weights: np.ndarray, regions: dict[str, np
     out["lip_corner_in"] = corners_w[:, None] * np.stack([-np.sign(v[:, 0]) * 0.003, np.zeros(n), np.zeros(n)], 1)
     neck = np.zeros(n)
     neck[regions["neck"]] = 1.0
-    out["neck_tense"] = (neck * _smoothstep(-0.15, -0.09, v[:, 1]) * np.clip(v[:, 2] / 0.05, 0, 1))[:, None] * [0, 0, 0.003]
+    out["neck_tense"] = (neck * _smoothstep(-0.15, -0.09, v[:, 1]) * np.clip(v[:, 2] / 0.05, 0, 1))[:, None] * [
+        0,
+        0,
+        0.003,
+    ]
     bases = np.stack([out[name] for name in EXPRESSIONS], 2)
     bases[part >= 4] = 0.0  # eyeballs stay rigid
     bases[part == 1] = 0.0

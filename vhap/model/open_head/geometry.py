@@ -383,7 +383,7 @@ def build_mesh() -> HeadMesh:
 
     # --- faces of the grid (+ pole fan); split diagonals mirrored at the midline
     faces = []
-    for q, (i, c) in zip(quads, [(i, c) for i in range(N_ROWS - 1) for c in range(N_COLS)], strict=True):
+    for q, c in zip(quads, [c for _ in range(N_ROWS - 1) for c in range(N_COLS)], strict=True):
         a, b, cc, d = q  # (i,c) (i,c+1) (i+1,c+1) (i+1,c)
         if kk[c] >= 0:
             faces += [(a, d, cc), (a, cc, b)]
@@ -591,7 +591,6 @@ def _uv_layout(verts, faces, part, ids, ids_lower, pole, rings, cap, eye_tuck, e
     v_row = 0.94 - 0.80 * np.arange(N_ROWS) / (N_ROWS - 1)
     vt[ids] = np.stack(np.meshgrid(u_col, v_row), -1)
     vt[ids_lower] = np.stack(np.meshgrid(u_col, v_row), -1)
-    extra = []  # additional UV vertices: (position, ...)
 
     # cavity strip: columns = loop position, rows = ring
     for r_i, ring in enumerate(rings):

@@ -70,7 +70,9 @@ def paint_texture(m: HeadMesh, size: int = 1024) -> np.ndarray:
         w = np.exp(-0.5 * np.sum(((pos - c) / s) ** 2, 1)) * amt
         colour += w[:, None] * (np.array([0.85, 0.45, 0.42]) - SKIN)
     # hair above a hairline that drops behind the ears to the nape
-    hair_y = np.interp(np.abs(th), [0, 0.5, 1.0, 1.35, 1.6, 2.25, 2.6, np.pi], [0.086, 0.08, 0.062, 0.05, 0.045, 0.0, -0.05, -0.06])
+    hair_y = np.interp(
+        np.abs(th), [0, 0.5, 1.0, 1.35, 1.6, 2.25, 2.6, np.pi], [0.086, 0.08, 0.062, 0.05, 0.045, 0.0, -0.05, -0.06]
+    )
     ear_h = m.radius_map.sample(m.radius_map.ear_height, th, ph)
     hair = _smoothstep(hair_y - 0.004, hair_y + 0.006, pos[:, 1]) * skin * _smoothstep(0.002, 0.0, ear_h)
     colour = colour * (1 - hair[:, None]) + HAIR * hair[:, None]

@@ -84,7 +84,7 @@ def build_regions(m: HeadMesh) -> dict[str, np.ndarray]:
     r["left_ear"] = mask(ears & (v[:, 0] > 0))
     r["right_ear"] = mask(ears & (v[:, 0] < 0))
     r["forehead"] = mask(face & (v[:, 1] > 0.054))
-    for side, sign in (("left", 1.0), ("right", -1.0)):
+    for side in ("left", "right"):
         c = m.eye_centres[side]
         d = v - c
         ell = (d[:, 0] / 0.03) ** 2 + (np.where(d[:, 1] > 0, d[:, 1] / 0.03, d[:, 1] / 0.018)) ** 2 < 1.0
@@ -133,7 +133,11 @@ def build_regions(m: HeadMesh) -> dict[str, np.ndarray]:
         eb = m.eyeball_ids[side]
         r[f"{side}_iris"] = eb[m.eyeball_angle[eb] < np.deg2rad(32)]
         sign = 1 if side == "left" else -1
-        cols = _cols(geo.EYE_COLS[0] - 1, geo.EYE_COLS[1] + 1) if sign > 0 else _cols(-geo.EYE_COLS[1] - 1, -geo.EYE_COLS[0] + 1)
+        cols = (
+            _cols(geo.EYE_COLS[0] - 1, geo.EYE_COLS[1] + 1)
+            if sign > 0
+            else _cols(-geo.EYE_COLS[1] - 1, -geo.EYE_COLS[0] + 1)
+        )
         lid = ids[geo.ROW_EYE - 4 : geo.ROW_EYE + 4][:, cols].ravel()
         lid = np.r_[lid, low[geo.ROW_EYE, cols], m.eye_tuck[side]]
         r[f"{side}_eyelid"] = np.unique(lid)
@@ -166,9 +170,8 @@ def joint_regressor(m: HeadMesh) -> np.ndarray:
     w78 = -np.cos(np.deg2rad(98)) / (np.cos(np.deg2rad(78)) - np.cos(np.deg2rad(98)))
     for j, side in ((3, "left"), (4, "right")):
         eb = m.eyeball_ids[side]
-        ring = lambda k: eb[1 + k * geo.EYEBALL_LONS : 1 + (k + 1) * geo.EYEBALL_LONS]  # noqa: E731
-        jr[j, ring(i78)] = w78 / geo.EYEBALL_LONS
-        jr[j, ring(i98)] = (1 - w78) / geo.EYEBALL_LONS
+        for k, wk in ((i78, w78), (i98, 1 - w78)):
+            jr[j, eb[1 + k * geo.EYEBALL_LONS : 1 + (k + 1) * geo.EYEBALL_LONS]] = wk / geo.EYEBALL_LONS
     return jr
 
 
@@ -268,7 +271,9 @@ def landmark_embeddings(m: HeadMesh):
     skin_faces = np.nonzero((part[f] <= 1).all(1))[0]
     mouth_cols = _cols(-8, 8)
     upper_lip = _face_set(f, ids[30 : geo.ROW_MOUTH + 1][:, mouth_cols].ravel(), n)
-    lower_lip = _face_set(f, np.r_[low[geo.ROW_MOUTH, mouth_cols], ids[geo.ROW_MOUTH + 1 : 46][:, mouth_cols].ravel()], n)
+    lower_lip = _face_set(
+        f, np.r_[low[geo.ROW_MOUTH, mouth_cols], ids[geo.ROW_MOUTH + 1 : 46][:, mouth_cols].ravel()], n
+    )
     eye_cols = np.r_[_cols(-geo.EYE_COLS[1], -geo.EYE_COLS[0]), _cols(geo.EYE_COLS[0], geo.EYE_COLS[1])]
     upper_lid = _face_set(f, ids[10 : geo.ROW_EYE + 1][:, eye_cols].ravel(), n)
     lower_lid = _face_set(f, np.r_[low[geo.ROW_EYE, eye_cols], ids[geo.ROW_EYE + 1 : 23][:, eye_cols].ravel()], n)
