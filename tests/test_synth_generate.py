@@ -66,7 +66,7 @@ def test_multiview_nersemble_v2_layout(tmp_path, head_model):
     assert len(calib["world_2_cam"]) == 4 and (calib["height"], calib["width"]) == (256, 192)
     K = np.asarray(calib["intrinsics"])
     assert K[0, 2] == pytest.approx(96.0) and K[1, 2] == pytest.approx(128.0)  # 4× the 48×64 image
-    names = sorted(p.name for p in (seq.sequence_dir / "images").iterdir())
+    names = sorted(p.name for p in (seq.sequence_dir / "images_4").iterdir())
     assert names[0] == f"cam_{seq.camera_ids[0]}_000000.jpg" and len(names) == 4
     for serial in seq.camera_ids:
         assert (seq.sequence_dir / "landmark2d" / "synthetic" / f"{serial}.npz").is_file()

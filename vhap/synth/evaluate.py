@@ -215,7 +215,7 @@ def _photometric(model, params, pred_v, K, w2c, size, sequence_dir, ts, cam_ids,
         targets, alphas = [], []
         for t, c in chunk:
             name = ts[t] if mono else f"cam_{cam_ids[c]}_{ts[t]}"
-            img_path = next((sequence_dir / "images").glob(f"{name}.*"))
+            img_path = next((sequence_dir / gt["meta"].get("image_folder", "images")).glob(f"{name}.*"))
             targets.append(_read_image(img_path, size))
             alphas.append(_read_image(sequence_dir / "alpha_maps" / f"{name}.png", size))
         target = torch.from_numpy(np.stack(targets)).to(device)

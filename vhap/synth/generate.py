@@ -74,6 +74,9 @@ class SynthConfig:
     """std of the Gaussian noise (pixels of the written images) added to projected landmarks"""
     landmark_name: str = "synthetic"
     """file name of the landmark npz (``landmark2d/<name>.npz``); the tracker's ``data.landmark_detector``"""
+    image_folder: str = ""
+    """frame folder name; default ``images`` (monocular) / ``images_4`` (multiview: the written frames are the
+    4× downsample of the calibration resolution, which is what ``--data.downsample 4`` reads)"""
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = 95
     batch_size: int = 8
@@ -88,6 +91,8 @@ class SynthConfig:
         cfg = dataclasses.replace(self)
         if cfg.image_size is None:
             cfg.image_size = (512, 512) if cfg.rig == "monocular" else (802, 550)
+        if not cfg.image_folder:
+            cfg.image_folder = "images" if cfg.rig == "monocular" else "images_4"
         if not cfg.sequence:
             cfg.sequence = f"synthetic_{'mono' if cfg.rig == 'monocular' else f'{cfg.num_cameras}view'}_s{cfg.seed}"
         if cfg.supersample < 1 or cfg.num_frames < 1:
@@ -110,6 +115,7 @@ class SyntheticSequence:
     camera_ids: list[str]
     image_size: tuple[int, int]
     head_model: str
+    image_folder: str = "images"
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -359,7 +365,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
         alpha = alpha.cpu().numpy()
         for k, (t, c) in enumerate(chunk):
             name = timestep_ids[t] if mono else f"cam_{rig.camera_ids[c]}_{timestep_ids[t]}"
-            _write_image(seq_dir / "images" / f"{name}.{ext}", _to_uint8(rgb[k]), cfg.jpeg_quality)
+            _write_image(seq_dir / cfg.image_folder / f"{name}.{ext}", _to_uint8(rgb[k]), cfg.jpeg_quality)
             _write_image(seq_dir / "alpha_maps" / f"{name}.png", _to_uint8(alpha[k]), cfg.jpeg_quality)
             coverage.append(float((alpha[k] > 0.5).mean()))
 
@@ -438,6 +444,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
         camera_ids=rig.camera_ids,
         image_size=(H, W),
         head_model=cfg.head_model,
+        image_folder=cfg.image_folder,
     )
     meta = seq.to_json() | {
         "seed": cfg.seed,
