@@ -68,7 +68,7 @@ def render_all(out_dir: Path, npz: str | Path | None = None, size: int = 512) ->
     shot("blink", yaw=10, expr=_expr(assets, blink_left=2.0, blink_right=2.0))
     shot("pucker_brows", yaw=25, expr=_expr(assets, pucker=2.0, brow_raise_left=2.0, brow_raise_right=2.0))
     shape = np.zeros(assets.num_shape)
-    shape[:6] = [2.0, -1.5, 1.5, 1.0, -2.0, 1.5]
+    shape[:6] = [1.0, -1.0, 1.0, 0.8, -1.0, 1.0]
     shot("shape_variation", yaw=30, shape=shape)
     atlas = Image.fromarray((np.clip(tex, 0, 1) * 255).astype(np.uint8)).resize((512, 512))
     atlas.save(out_dir / "texture.png")
