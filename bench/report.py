@@ -233,6 +233,8 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path) -> str:
         ]
         if r["per_seed"]:
             lines += [f"  tracker: `{r['per_seed'][0]['command']}`"]
+        if r.get("note"):
+            lines += [f"  note: {r['note']}"]
     lines.append("")
     return "\n".join(lines)
 
