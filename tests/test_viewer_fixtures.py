@@ -75,17 +75,20 @@ def make_viewer_run(
     for t, ts in enumerate(seq.timestep_ids):
         for c, cam in enumerate(seq.camera_ids):
             stem = ts if mono else f"cam_{cam}_{ts}"
-            img = next((seq.sequence_dir / d / f"{stem}.jpg" for d in ("images", "images_4")
-                        if (seq.sequence_dir / d / f"{stem}.jpg").is_file()))  # fmt: skip
+            candidates = [seq.sequence_dir / d / f"{stem}.jpg" for d in ("images", "images_4")]
+            img = next(p for p in candidates if p.is_file())
             frames.append(
                 {"timestep_index": t, "timestep_id": ts, "camera_index": c, "camera_id": cam, "image": str(img)}
             )
     doc = {"timestep_ids": list(seq.timestep_ids), "camera_ids": list(seq.camera_ids), "frames": frames}
     (run / "frames.json").write_text(json.dumps(doc, indent=1))
-    per_frame = [{"timestep_id": ts, "nme": 0.01 * (t + 1), "psnr_face": 30.0 - t} for t, ts in enumerate(seq.timestep_ids)]
+    per_frame = [
+        {"timestep_id": ts, "nme": 0.01 * (t + 1), "psnr_face": 30.0 - t} for t, ts in enumerate(seq.timestep_ids)
+    ]
     metrics = {"per_frame": per_frame, "totals": {"nme": 0.025, "psnr_face": 28.5}}
     (run / "metrics.json").write_text(json.dumps(metrics))
     data_cfg = {"landmark_detector": seq.landmark_detector}
-    (run / "config.yml").write_text(yaml.safe_dump({"model": {"head_model": head, "add_teeth": True}, "data": data_cfg}))
+    config = {"model": {"head_model": head, "add_teeth": True}, "data": data_cfg}
+    (run / "config.yml").write_text(yaml.safe_dump(config))
     (run / "DONE").write_text("")
     return run

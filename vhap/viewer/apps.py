@@ -1,0 +1,129 @@
+"""The two web apps: the run viewer (:func:`viewer_app`) and the region editor (:func:`regions_app`).
+
+Viewer API: ``GET /api/info``, ``GET /api/frame.png?t=&c=&mode=&bg=&opacity=&landmarks=``,
+``GET /api/metrics?t=``, ``POST /api/screenshot {t, c, mode, bg, opacity, landmarks}`` (saved under
+``<run>/screenshots/``).
+
+Region-editor API: ``GET /api/state``, ``GET /api/view.png``, ``POST /api/show {names}``,
+``POST /api/orbit {d_yaw, d_pitch, zoom} | {reset: true}``, ``POST /api/brush {points: [[x, y], …], radius, add}``,
+``POST /api/edit {load: name} | {clear: true} | {name: new_name}``, ``POST /api/save {path?, name?}``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vhap.errors import VhapError
+from vhap.viewer.pages import REGIONS_PAGE, VIEWER_PAGE
+from vhap.viewer.regions import RegionEditor
+from vhap.viewer.scene import RunScene, ViewOptions
+from vhap.viewer.server import App, json_response, png_response
+
+
+def _options(q: dict) -> ViewOptions:
+    return ViewOptions(
+        mode=str(q.get("mode", "textured")),
+        background=str(q.get("bg", "image")),
+        opacity=float(q.get("opacity", 0.7)),
+        landmarks=str(q.get("landmarks", "1")).lower() in ("1", "true", "yes", "on"),
+    ).check()
+
+
+def _index(q: dict, key: str) -> int:
+    try:
+        return int(q.get(key, 0))
+    except (TypeError, ValueError) as e:
+        raise VhapError(f"query parameter {key}={q.get(key)!r} is not an integer") from e
+
+
+def viewer_app(scene: RunScene) -> App:
+    def info(q, b):
+        return json_response(scene.info())
+
+    def frame(q, b):
+        return png_response(scene.render(_index(q, "t"), _index(q, "c"), _options(q)))
+
+    def metrics(q, b):
+        t = _index(q, "t")
+        if not 0 <= t < scene.T:
+            raise VhapError(f"timestep index {t} outside [0, {scene.T})")
+        return json_response({"timestep_id": scene.timestep_ids[t], "metrics": scene.frame_metrics(t)})
+
+    def screenshot(q, b):
+        t, c = _index(b, "t"), _index(b, "c")
+        opt = _options(b)
+        img = scene.render(t, c, opt)
+        from PIL import Image
+
+        from vhap.utils.atomic import atomic_path
+
+        folder = scene.root / "screenshots"
+        folder.mkdir(exist_ok=True)
+        cam = scene.camera_ids[c] or str(c)
+        path = folder / f"{scene.timestep_ids[t]}_cam{cam}_{opt.mode}_{time.strftime('%H%M%S')}.png"
+        with atomic_path(path) as tmp:
+            Image.fromarray(img).save(tmp, format="PNG")
+        return json_response({"path": str(path)})
+
+    routes = {"/api/info": info, "/api/frame.png": frame, "/api/metrics": metrics, "/api/screenshot": screenshot}
+    return App(VIEWER_PAGE, routes, title="vhap view")
+
+
+def regions_app(editor: RegionEditor) -> App:
+    def state(q, b):
+        return json_response(editor.state())
+
+    def view(q, b):
+        return png_response(editor.render())
+
+    def show(q, b):
+        names = b.get("names", [])
+        if not isinstance(names, list):
+            raise VhapError("'names' must be a list of region names")
+        editor.set_shown([str(n) for n in names])
+        return json_response(editor.state())
+
+    def orbit(q, b):
+        if b.get("reset"):
+            editor.reset_camera()
+        else:
+            editor.orbit(float(b.get("d_yaw", 0.0)), float(b.get("d_pitch", 0.0)), float(b.get("zoom", 1.0)))
+        return json_response(editor.state())
+
+    def brush(q, b):
+        radius = float(b.get("radius", 0.01))
+        add = bool(b.get("add", True))
+        changed = 0
+        for x, y in b.get("points", []):
+            changed += editor.brush(float(x), float(y), radius, add=add)
+        out = editor.state()
+        out["changed"] = changed
+        return json_response(out)
+
+    def edit(q, b):
+        if "load" in b:
+            editor.load_into_edit(str(b["load"]))
+        if b.get("clear"):
+            editor.clear_edit()
+        if "name" in b:
+            editor.edit_name = str(b["name"]).strip() or editor.edit_name
+        return json_response(editor.state())
+
+    def save(q, b):
+        path = b.get("path") or None
+        out = editor.save(Path(path) if path else None, name=b.get("name") or None)
+        st = editor.state()
+        st["saved"] = str(out)
+        return json_response(st)
+
+    routes = {
+        "/api/state": state,
+        "/api/view.png": view,
+        "/api/show": show,
+        "/api/orbit": orbit,
+        "/api/brush": brush,
+        "/api/edit": edit,
+        "/api/save": save,
+    }
+    return App(REGIONS_PAGE, routes, title="vhap regions")
