@@ -171,7 +171,7 @@ async function init() {
   $('save').onclick = async () => { try { const r = await api('/api/screenshot', params());
     setStatus('saved ' + r.path); document.body.dataset.saved = r.path; } catch (e) { setStatus(e.message, true); } };
   document.addEventListener('keydown', (e) => {
-    if (e.target.tagName === 'INPUT' && e.target.type !== 'range' && e.target.type !== 'checkbox') return;
+    if (['INPUT', 'SELECT', 'TEXTAREA'].includes(e.target.tagName)) return;  // their own keys win
     if (e.key === 'ArrowRight') { step(1); e.preventDefault(); }
     else if (e.key === 'ArrowLeft') { step(-1); e.preventDefault(); }
     else if (e.key === 'Home') $('first').click(); else if (e.key === 'End') $('last').click();

@@ -1,0 +1,178 @@
+"""Viewer and region editor without a browser: pictures of a synthetic run (modes, frames, cameras, landmarks,
+metrics), the wireframe and picking geometry on known answers, brush edits, region-file round trips, and the
+HTTP API over a real socket."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from test_viewer_fixtures import make_viewer_run
+
+from vhap.errors import VhapError
+from vhap.model.regions import RegionSet, load_region_file
+from vhap.viewer import RegionEditor, RunScene, ViewOptions
+from vhap.viewer.regions import _ray_triangle
+from vhap.viewer.scene import wireframe_mask
+
+
+@pytest.fixture(scope="module")
+def multiview_run(tmp_path_factory, flame_topology_dir):
+    return make_viewer_run(tmp_path_factory.mktemp("viewer"), rig="nersemble", num_frames=3, num_cameras=3,
+                           image_size=(96, 80))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scene(multiview_run):
+    return RunScene(multiview_run)
+
+
+@pytest.fixture(scope="module")
+def editor(scene):
+    return RegionEditor(scene.run.head_model, image_size=(96, 96))
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def test_wireframe_mask_known_answer():
+    tri = torch.full((1, 4, 5), -1)
+    tri[0, 1:3, 1:3] = 7
+    tri[0, 1:3, 3] = 8
+    edge = wireframe_mask(tri)[0].int().tolist()
+    # changes to the left neighbour or the row above mark the pixel; empty-to-empty never does
+    assert edge == [[0, 0, 0, 0, 0], [0, 1, 1, 1, 1], [0, 1, 0, 1, 1], [0, 1, 1, 1, 0]]
+
+
+def test_ray_triangle_known_answer():
+    a, b, c = np.array([0.0, 0, 0]), np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
+    hit = _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, -1]), a, b, c)
+    assert np.allclose(hit, [0.25, 0.25, 0.0])
+    assert _ray_triangle(np.array([0.9, 0.9, 2.0]), np.array([0.0, 0, -1]), a, b, c) is None  # outside
+    assert _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, 1]), a, b, c) is None  # behind
+
+
+def test_scene_pictures(scene, multiview_run):
+    assert (scene.T, scene.C, scene.render_size) == (3, 3, (96, 80))
+    opt = ViewOptions(mode="shaded", opacity=1.0, landmarks=False)
+    img = scene.render(0, 0, opt)
+    bg = scene.input_image(0, 0)
+    covered = np.abs(img.astype(int) - bg.astype(int)).sum(-1) > 30
+    # the head covers a sensible part of the picture where the synthetic images show it
+    assert 0.05 < covered.mean() < 0.8
+    # every mode gives a different picture; frames and cameras change it
+    pics = {m: scene.render(1, 0, ViewOptions(mode=m, landmarks=False)) for m in ("textured", "shaded", "normals",
+                                                                                  "wireframe")}  # fmt: skip
+    for m1 in pics:
+        for m2 in pics:
+            if m1 < m2:
+                assert _diff(pics[m1], pics[m2]) > 1.0, (m1, m2)
+    assert _diff(scene.render(0, 0, opt), scene.render(2, 0, opt)) > 0.5
+    assert _diff(scene.render(0, 0, opt), scene.render(0, 2, opt)) > 2.0
+    # opacity 0 without landmarks = the input image itself
+    assert np.array_equal(scene.render(0, 1, ViewOptions(opacity=0.0, landmarks=False)), scene.input_image(0, 1))
+    # landmarks are drawn in the detector / model colours
+    with_lmk = scene.render(0, 0, ViewOptions(mode="shaded", background="black", opacity=0.0))
+    assert ((with_lmk[..., 1] > 200) & (with_lmk[..., 0] < 30)).sum() > 5  # green detected points
+    assert ((with_lmk[..., 0] > 200) & (with_lmk[..., 1] < 60)).sum() > 5  # red model points
+    assert scene.frame_metrics(1) == {"nme": pytest.approx(0.02), "psnr_face": pytest.approx(29.0)}
+    with pytest.raises(VhapError):
+        scene.render(3, 0)
+    with pytest.raises(VhapError):
+        ViewOptions(mode="xray").check()
+
+
+def test_model_landmarks_match_detections(scene):
+    """The synthetic detections are the ground-truth projections (+1 px noise), and the run holds the ground
+    truth, so the model landmarks the viewer draws must sit on them: checks cameras, scaling and posing."""
+    for c in range(scene.C):
+        _, lmk3d = scene.posed(1)
+        px = scene.cameras(c).project(lmk3d)[0].numpy()
+        det = scene.detected[(1, c)]
+        h, w = scene.render_size
+        err = np.linalg.norm(px - det[:, :2] * [w, h], axis=1)
+        assert np.median(err) < 2.5, (c, np.median(err))
+
+
+def test_editor_brush_and_save(editor, tmp_path):
+    editor.reset_camera()
+    editor.clear_edit()
+    H, W = editor.image_size
+    editor.render()
+    assert editor.pick(2.0, 2.0) is None  # a corner is background
+    hit = editor.pick(W / 2, H / 2)
+    assert hit is not None and hit[2] > editor.target[2]  # the front of the head faces +z (the camera)
+    n = editor.brush(W / 2, H / 2, radius=0.01)
+    ids = np.flatnonzero(editor.edit)
+    assert n == len(ids) > 0
+    dist = np.linalg.norm(editor._verts_np[ids] - hit, axis=1)
+    assert dist.max() <= 0.01
+    all_dist = np.linalg.norm(editor._verts_np - hit, axis=1)
+    assert len(ids) == int((all_dist <= 0.01).sum())  # exactly the vertices within the radius
+    assert editor.brush(W / 2, H / 2, radius=0.005, add=False) > 0
+    assert editor.edit.sum() == int(((all_dist <= 0.01) & (all_dist > 0.005)).sum())
+    # overlays change the picture
+    before = editor.render()
+    editor.set_shown(["face"])
+    changed = np.abs(before.astype(int) - editor.render().astype(int)).sum(-1) > 30
+    assert changed.mean() > 0.05
+    editor.set_shown([])
+    with pytest.raises(VhapError):
+        editor.set_shown(["no_such_region"])
+    # save and load back through the model's RegionSet, twice into one file
+    path = tmp_path / "regions.json"
+    editor.save(path, name="ring")
+    editor.load_into_edit("lips_tight")
+    editor.save(path, name="lips_copy")
+    data = json.loads(path.read_text())
+    assert sorted(data) == ["lips_copy", "ring"]
+    rs = RegionSet({**editor.model.regions.as_dict(), **load_region_file(path)}, editor.model.faces.numpy(),
+                   num_verts=editor.num_verts)  # fmt: skip
+    assert np.array_equal(rs.vertex_ids("lips_copy"), editor.model.regions.vertex_ids("lips_tight"))
+    assert len(rs.vertex_ids("ring")) == int(((all_dist <= 0.01) & (all_dist > 0.005)).sum())
+    # a file of another model is refused with the file named
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"x": [editor.num_verts + 5]}))
+    with pytest.raises(VhapError, match="outside"):
+        RegionEditor(editor.head_model, bad, image_size=(32, 32))
+
+
+def test_http_api(scene, editor, tmp_path):
+    import threading
+
+    from vhap.viewer.apps import regions_app, viewer_app
+    from vhap.viewer.server import make_server
+
+    for app, checks in ((viewer_app(scene), "viewer"), (regions_app(editor), "regions")):
+        server = make_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            page = urllib.request.urlopen(base + "/").read().decode()
+            assert "<script>" in page
+            if checks == "viewer":
+                info = json.load(urllib.request.urlopen(base + "/api/info"))
+                assert info["num_cameras"] == 3 and info["has_detected_landmarks"]
+                png = urllib.request.urlopen(base + "/api/frame.png?t=1&c=2&mode=normals").read()
+                assert png[:8] == b"\x89PNG\r\n\x1a\n"
+                with pytest.raises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(base + "/api/frame.png?t=9")
+                assert e.value.code == 400 and "outside" in json.load(e.value)["error"]
+                req = urllib.request.Request(base + "/api/screenshot", data=json.dumps({"t": 0, "c": 1}).encode(),
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+                saved = json.load(urllib.request.urlopen(req))["path"]
+                from PIL import Image
+
+                assert Image.open(saved).size == (80, 96)
+            else:
+                st = json.load(urllib.request.urlopen(base + "/api/state"))
+                assert "hair" in st["regions"]
+                assert urllib.request.urlopen(base + "/api/view.png").read()[:4] == b"\x89PNG"
+        finally:
+            server.shutdown()
+            server.server_close()
