@@ -5,7 +5,8 @@
   tests them with barycentric edge functions, and the nearest candidate per pixel wins through one
   ``scatter_reduce(amin)`` on packed (quantised NDC depth << 32 | face id) int64 keys.
 * Barycentrics are then recomputed for the winning (pixel, face) pairs only, from the clip-space positions
-  with autograd on — perspective-correct, so d(bary)/d(vertex) is exact.
+  with autograd on — perspective-correct; the gradient regularises the area by 1e-6 clip units exactly as
+  nvdiffrast's backward pass does (bounded gradients on sliver triangles), the forward value is exact.
 * Antialiasing is analytic and edge based, the same idea as nvdiffrast's ``antialias``: for every pair of
   horizontally / vertically adjacent pixels with different faces, the face of the nearer pixel is checked
   for a *silhouette* edge (its neighbour across the edge is missing or faces the other way) crossing the
@@ -109,17 +110,26 @@ class TorchRasterizer:
             rem = covered % (H * W)
             centre = torch.stack([(rem % W).to(clip.dtype) + 0.5, (rem // W).to(clip.dtype) + 0.5], dim=-1)
 
-        # Differentiable, perspective-correct barycentrics of the winners.
+        # Differentiable, perspective-correct barycentrics of the winners, from homogeneous edge functions
+        # of the clip positions at the pixel centre (no division by w). As in nvdiffrast, the forward value is
+        # exact (b0, b1 clamped to [0, 1]) while the gradient uses the area regularised by 1e-6 clip units,
+        # which keeps gradients of sliver triangles bounded.
         verts = clip[pix_batch.unsqueeze(1), faces[pix_face]]  # (N,3,4)
-        rel = clip_to_screen(verts, (H, W)) - centre.unsqueeze(1)  # (N,3,2) vertex minus pixel centre
-        b0 = _cross2(rel[:, 1], rel[:, 2])
-        b1 = _cross2(rel[:, 2], rel[:, 0])
-        b2 = _cross2(rel[:, 0], rel[:, 1])
-        screen_bary = torch.stack([b0, b1, b2], dim=-1)
-        screen_bary = screen_bary / screen_bary.sum(-1, keepdim=True)
-        persp = screen_bary / verts[..., 3]
-        inv_depth = persp.sum(-1, keepdim=True)
-        bary = persp / inv_depth
+        ndc_centre = torch.stack([centre[:, 0] * (2.0 / W) - 1.0, 1.0 - centre[:, 1] * (2.0 / H)], dim=-1)
+        rel = verts[..., :2] - ndc_centre.unsqueeze(1) * verts[..., 3:4]  # (N,3,2)
+        a0 = _cross2(rel[:, 1], rel[:, 2])
+        a1 = _cross2(rel[:, 2], rel[:, 0])
+        a2 = _cross2(rel[:, 0], rel[:, 1])
+        edge_fn = torch.stack([a0, a1, a2], dim=-1)
+        total = edge_fn.sum(-1, keepdim=True)
+        bary_grad = edge_fn / (total + torch.copysign(torch.full_like(total, 1e-6), total))
+        with torch.no_grad():
+            exact = edge_fn / total
+            b01 = exact[:, :2].clamp(0.0, 1.0)
+            bary_value = torch.cat([b01, 1.0 - b01.sum(-1, keepdim=True)], dim=-1)
+            depth_value = (exact * verts[..., 3]).sum(-1)
+        bary = bary_grad + (bary_value - bary_grad).detach()
+        inv_depth = 1.0 / depth_value.unsqueeze(-1)
 
         n_pix = B * H * W
         bary_dense = torch.zeros(n_pix, 3, dtype=clip.dtype, device=device).index_put((covered,), bary)
