@@ -160,7 +160,8 @@ async function init() {
      `head model: ${info.head_model}${info.done ? '' : ' — <b>run not finished</b>'}` +
      (info.has_detected_landmarks ? '' : '<br>no detected landmarks found');
   fillTable('totals', info.totals);
-  for (const id of ['frame', 'camera', 'mode', 'bg', 'opacity', 'landmarks']) $(id).addEventListener('input', update);
+  for (const id of ['frame', 'opacity']) $(id).addEventListener('input', update);
+  for (const id of ['camera', 'mode', 'bg', 'landmarks']) $(id).addEventListener('change', update);
   $('prev').onclick = () => step(-1); $('next').onclick = () => step(1);
   $('first').onclick = () => { $('frame').value = 0; update(); };
   $('last').onclick = () => { $('frame').value = info.num_timesteps - 1; update(); };
@@ -228,7 +229,6 @@ function refresh() { showImage('/api/view.png?n=' + Date.now()); }
 function applyState(s) {
   st = s;
   $('editCount').textContent = `${s.edit_count} vertices selected (of ${s.num_verts})`;
-  if (document.activeElement !== $('editName')) $('editName').value = s.edit_name;
   if (s.regions_file && !$('path').value) $('path').value = s.regions_file;
   document.body.dataset.editCount = String(s.edit_count);
 }
@@ -286,7 +286,8 @@ function init2() {
   $('radius').addEventListener('input', () => { $('radiusLabel').textContent = $('radius').value + ' mm'; });
   $('radiusLabel').textContent = $('radius').value + ' mm';
   $('editName').addEventListener('change', async () => applyState(await api('/api/edit', {name: $('editName').value})));
-  $('load').onclick = async () => { applyState(await api('/api/edit', {load: $('loadName').value})); refresh(); };
+  $('load').onclick = async () => { applyState(await api('/api/edit', {load: $('loadName').value}));
+    $('editName').value = st.edit_name; refresh(); };
   $('clear').onclick = async () => { applyState(await api('/api/edit', {clear: true})); refresh(); };
   $('reset').onclick = async () => { applyState(await api('/api/orbit', {reset: true})); refresh(); };
   $('save').onclick = async () => {
@@ -301,6 +302,7 @@ function init2() {
 }
 async function init() {
   applyState(await api('/api/state'));
+  $('editName').value = st.edit_name;
   $('modelinfo').textContent = `head model: ${st.head_model} — ${st.num_verts} vertices, ${st.regions.length} regions`;
   buildList(); init2(); refresh();
 }
