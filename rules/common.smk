@@ -153,8 +153,7 @@ def _scan(ds, spec):
             return []
         # The clip sits in site-packages (read-only): its frames go to a dataset root under results/.
         root = Path(RESULTS) / "data" / ds
-        frames = config["demo"]["frames"] or None
-        return [_record(ds, "monocular", "carphone", "carphone", root, root / "carphone", [str(video)], frames)]
+        return [_record(ds, "monocular", "carphone", "carphone", root, root / "carphone", [str(video)])]
     if not spec["root"]:
         raise WorkflowError(f"dataset '{ds}' (layout {layout}) needs a root (fix: datasets.{ds}.root)")
     root = Path(spec["root"])
@@ -270,21 +269,31 @@ def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     return preset, text
 
 
-def step_params(step):
-    """``params`` of a rule: preset flag, config text and where the job writes it (``--config``)."""
+def step_params(step, **extra):
+    """The one param of a rule, ``params.job``: a dict of everything the job's command reads.
 
-    def preset(wildcards):
-        name = step_settings(wildcards.ds, wildcards.subject, wildcards.get("seq", ""), step)[0]
-        return f"--preset {name}" if name else ""
+    Keys: ``preset`` (``--preset NAME`` or empty), ``cfg`` (the merged step config as canonical JSON),
+    ``cfgfile`` (where the job writes it for ``--config``), plus ``extra`` (name -> f(record)) for
+    per-sequence values. One callable per rule keeps DAG construction cheap (snakemake inspects the
+    signature of every param function for every job), and the whole dict is what snakemake's params
+    rerun trigger compares.
+    """
 
-    def cfg(wildcards):
-        return step_settings(wildcards.ds, wildcards.subject, wildcards.get("seq", ""), step)[1]
+    def job(wildcards):
+        seq = wildcards.get("seq", "")
+        preset, text = step_settings(wildcards.ds, wildcards.subject, seq, step)
+        leaf = seq or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
+        out = {
+            "preset": f"--preset {preset}" if preset else "",
+            "cfg": text,
+            "cfgfile": f"{RESULTS}/.jobconfig/{step}/{wildcards.ds}/{wildcards.subject}/{leaf}.yaml",
+        }
+        if extra:
+            rec = seq_record(wildcards)
+            out.update((k, f(rec)) for k, f in extra.items())
+        return out
 
-    def cfgfile(wildcards):
-        leaf = wildcards.get("seq") or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
-        return f"{RESULTS}/.jobconfig/{step}/{wildcards.ds}/{wildcards.subject}/{leaf}.yaml"
-
-    return {"preset": preset, "cfg": cfg, "cfgfile": cfgfile}
+    return {"job": job}
 
 
 def vhap_shell(step, subcommand=None):
@@ -294,8 +303,8 @@ def vhap_shell(step, subcommand=None):
     the file is only the transport to the subcommand.
     """
     return (
-        'mkdir -p "$(dirname {params.cfgfile})" && printf "%s\\n" {params.cfg:q} > {params.cfgfile} && '
-        f"{VHAP} {subcommand or step} {{params.preset}} --config {{params.cfgfile}} "
+        'cfg={params.job[cfgfile]:q} && mkdir -p "${{cfg%/*}}" && printf "%s\\n" {params.job[cfg]:q} > "$cfg" && '
+        f'{VHAP} {subcommand or step} {{params.job[preset]}} --config "$cfg" '
     )
 
 
@@ -327,8 +336,10 @@ def subjects_of(ds):
 # Preprocessed sequence folder (VHAP layout inside): images/, alpha_maps/, landmark2d/.
 FRAMES = RESULTS + "/frames/{ds}/{subject}/{seq}"
 TRACK = RESULTS + "/track/{ds}/{subject}/{seq}"
-EXPORT = RESULTS + "/export/{ds}/{subject}/{seq}"
-UNION = RESULTS + "/export/{ds}/{subject}/UNION_{name}"
+# <subject>_<sequence>: `vhap combine` reads the subject from the first '_' token (VHAP naming); a union
+# sits next to its members because it references their files through ../<member>/ paths.
+EXPORT = RESULTS + "/export/{ds}/{subject}/{subject}_{seq}"
+UNION = RESULTS + "/export/{ds}/{subject}/{subject}_UNION_{name}"
 STAMP = RESULTS + "/stamps/{step}/{ds}/{subject}/{seq}.json"
 VALIDATION = RESULTS + "/validate/{ds}/{subject}/{seq}.json"
 REPORT = RESULTS + "/report/{ds}/{subject}"

@@ -37,4 +37,4 @@ rule validate_export:
     conda:
         "../envs/vhap.yaml"
     shell:
-        vhap_shell("validate-export") + "--src {input.export:q} --output {output.report:q} > {log} 2>&1"
+        vhap_shell("validate-export") + "--json {input.export:q} > {output.report:q} 2> {log}"

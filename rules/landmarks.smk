@@ -8,8 +8,7 @@ rule landmarks:
     output:
         stamp=stamp_of("landmarks"),
     params:
-        **step_params("landmarks"),
-        folder=lambda w: seq_record(w)["folder"],
+        **step_params("landmarks", folder=lambda r: r["folder"]),
     log:
         log_of("landmarks"),
     threads: step_threads("landmarks")
@@ -18,5 +17,4 @@ rule landmarks:
     conda:
         "../envs/vhap.yaml"
     shell:
-        vhap_shell("landmarks")
-        + "--input {params.folder:q} > {log} 2>&1 && printf '%s\\n' {params.cfg:q} > {output.stamp}"
+        vhap_shell("landmarks") + '{params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

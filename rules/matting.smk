@@ -7,8 +7,7 @@ rule matting:
     output:
         stamp=stamp_of("matting"),
     params:
-        **step_params("matting"),
-        folder=lambda w: seq_record(w)["folder"],
+        **step_params("matting", folder=lambda r: r["folder"]),
     log:
         log_of("matting"),
     threads: step_threads("matting")
@@ -17,4 +16,4 @@ rule matting:
     conda:
         "../envs/vhap.yaml"
     shell:
-        vhap_shell("matting") + "--input {params.folder:q} > {log} 2>&1 && printf '%s\\n' {params.cfg:q} > {output.stamp}"
+        vhap_shell("matting") + '{params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

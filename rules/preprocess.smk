@@ -9,10 +9,12 @@ rule preprocess:
     output:
         stamp=stamp_of("preprocess"),
     params:
-        **step_params("preprocess"),
-        folder=lambda w: seq_record(w)["folder"],
-        # a video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)
-        source=lambda w: seq_record(w)["videos"][0] if seq_record(w)["layout"] == "monocular" else seq_record(w)["folder"],
+        **step_params(
+            "preprocess",
+            folder=lambda r: r["folder"],
+            # a video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)
+            source=lambda r: r["videos"][0] if r["layout"] == "monocular" else r["folder"],
+        ),
     log:
         log_of("preprocess"),
     threads: step_threads("preprocess")
@@ -21,6 +23,4 @@ rule preprocess:
     conda:
         "../envs/vhap.yaml"
     shell:
-        vhap_shell("preprocess")
-        + "--input {params.source:q} --output {params.folder:q} > {log} 2>&1 && "
-        + "printf '%s\\n' {params.cfg:q} > {output.stamp}"
+        vhap_shell("preprocess") + '{params.job[source]:q} --output {params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

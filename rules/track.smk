@@ -16,10 +16,12 @@ rule track:
             labels={"dataset": "{ds}", "subject": "{subject}", "sequence": "{seq}", "file": "{name}"},
         ),
     params:
-        **step_params("track"),
-        root=lambda w: seq_record(w)["root"],
-        layout=lambda w: seq_record(w)["layout"],
-        subject=lambda w: f"--data.subject {w.subject}" if seq_record(w)["layout"] != "monocular" else "",
+        **step_params(
+            "track",
+            root=lambda r: r["root"],
+            layout=lambda r: r["layout"],
+            subject=lambda r: f"--data.subject {r['subject']}" if r["layout"] != "monocular" else "",
+        ),
     log:
         log_of("track"),
     threads: step_threads("track")
@@ -29,5 +31,5 @@ rule track:
         "../envs/vhap.yaml"
     shell:
         vhap_shell("track")
-        + "--data.root {params.root:q} --data.layout {params.layout} {params.subject} --data.sequence {wildcards.seq:q} "
+        + "--data.root {params.job[root]:q} --data.layout {params.job[layout]} {params.job[subject]} --data.sequence {wildcards.seq:q} "
         + "--exp.output_folder {output.run:q} > {log} 2>&1"

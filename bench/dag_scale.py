@@ -1,0 +1,130 @@
+"""Dry-run scale of the workflow: `snakemake -n` over a synthetic NeRSemble-v2-sized dataset.
+
+Builds a NeRSemble v2 folder tree of empty placeholder videos (default 425 subjects x 24 sequences
+= 10,200 sequences x 16 cameras = 163,200 files; no real video is needed for a dry run) plus the
+same dataset as a TSV listing, then times `snakemake -n` over each:
+
+- ``scan``: the workflow discovers the sequences with ``vhap.data.discover`` (one directory listing
+  per subject and sequence) and every preprocess job has its 16 videos as inputs;
+- ``listing``: the sequences come from ``datasets.<name>.listing`` (no scan; one folder input per job).
+
+Writes bench/results/dag_scale.json (or --out). Requirement (issue 8): each dry run <= 60 s.
+
+    python bench/dag_scale.py                 # full size
+    python bench/dag_scale.py --subjects 20   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CAMERAS = [f"2222000{i:02d}" for i in range(16)]
+
+
+def make_dataset(root: Path, n_subjects: int, n_sequences: int) -> tuple[int, Path]:
+    """NeRSemble v2 layout of empty cam_<serial>.mp4 files, and the equivalent listing TSV."""
+    listing = root.parent / "listing.tsv"
+    rows = []
+    for s in range(n_subjects):
+        subject = f"{s:03d}"
+        calib = root / subject / "calibration"
+        calib.mkdir(parents=True, exist_ok=True)
+        (calib / "camera_params.json").touch()
+        for q in range(n_sequences):
+            seq = f"SEQ-{q:02d}"
+            folder = root / subject / "sequences" / seq
+            folder.mkdir(parents=True, exist_ok=True)
+            for cam in CAMERAS:
+                (folder / f"cam_{cam}.mp4").touch()
+            rows.append(f"{subject}\t{seq}\t300")
+    listing.write_text("\n".join(rows) + "\n")
+    return len(rows), listing
+
+
+def dry_run(workdir: Path, config: Path, quiet: bool) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "1",
+    ]
+    if quiet:
+        cmd += ["--quiet", "rules"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    out = proc.stdout + proc.stderr
+    m = re.search(r"^total\s+(\d+)", out, re.M)
+    jobs = int(m.group(1)) if m else None
+    return {"seconds": round(seconds, 2), "jobs": jobs, "printed_lines": out.count("\n"), "quiet": quiet}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subjects", type=int, default=425)
+    ap.add_argument("--sequences", type=int, default=24)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "dag_scale.json")
+    ap.add_argument("--tmp", type=Path, default=None, help="where to build the synthetic tree (default: a temp dir)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        tmp = Path(tmp)
+        root = tmp / "nersemble_v2"
+        t0 = time.perf_counter()
+        n_seq, listing = make_dataset(root, args.subjects, args.sequences)
+        make_s = time.perf_counter() - t0
+        results = {}
+        for mode in ("scan", "listing"):
+            cfg = tmp / f"config_{mode}.yaml"
+            ds = {"layout": "nersemble_v2", "root": str(root)}
+            if mode == "listing":
+                ds["listing"] = str(listing)
+            cfg.write_text(json.dumps({"datasets": {"nersemble": ds}, "results": str(tmp / "results")}))
+            for quiet in (True, False):
+                r = dry_run(tmp, cfg, quiet)
+                results[f"{mode}{'_quiet' if quiet else ''}"] = r
+                print(f"{mode:8s} quiet={quiet!s:5s} {r['seconds']:7.1f} s  jobs={r['jobs']}", flush=True)
+
+    report = {
+        "what": "snakemake -n over a synthetic NeRSemble v2 tree (empty cam_*.mp4 placeholders)",
+        "subjects": args.subjects,
+        "sequences": n_seq,
+        "cameras_per_sequence": len(CAMERAS),
+        "video_files": n_seq * len(CAMERAS),
+        "make_tree_seconds": round(make_s, 1),
+        "dry_runs": results,
+        "limit_seconds": 60,
+        "ok": all(r["seconds"] <= 60 for r in results.values()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "snakemake": subprocess.run(
+            [sys.executable, "-m", "snakemake", "--version"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
