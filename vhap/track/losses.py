@@ -52,10 +52,11 @@ def landmark_loss(
     over the used points of the batch, of ``conf · weight · (|Δx| + |Δy|)``.
     """
     H, W = image_size
-    scale = pred_px.new_tensor([2.0 / W, 2.0 / H])
-    pred_n = pred_px * scale - 1.0
-    tgt_n = torch.nan_to_num(target[..., :2], nan=0.0) * 2.0 - 1.0
-    l1 = (pred_n - tgt_n).abs().sum(-1)  # (B,K)
+    # Python-scalar arithmetic only: a tensor built from a list here would be a host→device copy per step
+    tgt = torch.nan_to_num(target[..., :2], nan=0.0)
+    dx = pred_px[..., 0] * (2.0 / W) - tgt[..., 0] * 2.0
+    dy = pred_px[..., 1] * (2.0 / H) - tgt[..., 1] * 2.0
+    l1 = dx.abs() + dy.abs()  # (B,K)
     # where() rather than multiply: a NaN prediction of a zero-weight point must not leak into the gradient
     wc = conf * point_weights
     l1 = torch.where(wc > 0, l1, torch.zeros_like(l1))

@@ -281,7 +281,8 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
         by_frame: dict[int, list[np.ndarray]] = {}
         for batch in ev["images"]:
             for t, c, img in batch:
-                _write_jpg(overlays / f"{tracker.seq.timestep_ids[t]}_{tracker.seq.camera_ids[c]}.jpg", img)
+                cam = f"_{tracker.seq.camera_ids[c]}" if tracker.C > 1 else ""
+                _write_jpg(overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img)
                 by_frame.setdefault(t, []).append(img)
         frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
         write_video(frames, out / "overlay.mp4", cfg.exp.overlay_fps)

@@ -108,7 +108,9 @@ class TrackParams(nn.Module):
         ]
         if not param_groups:
             return None
-        return torch.optim.Adam(param_groups)
+        # fused Adam on CUDA: one kernel for all tensors instead of a loop of small ones
+        fused = all(g["params"][0].is_cuda for g in param_groups)
+        return torch.optim.Adam(param_groups, fused=fused or None)
 
     # ------------------------------------------------------------------ batch views
     def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from vhap.errors import VhapError
 from vhap.track import checkpoint as ckpt
@@ -104,6 +105,13 @@ class Tracker:
             from vhap.render import Cameras
 
             self.cameras = Cameras(K=seq.K.to(dev), w2c=seq.w2c.to(dev), image_size=(self.H, self.W))
+        else:
+            self._K_const = torch.tensor([[[0.0, 0, self.W / 2], [0, 0, self.H / 2], [0, 0, 1]]], device=dev)
+            self._K_focal_mask = torch.tensor([[[1.0, 0, 0], [0, 1, 0], [0, 0, 0]]], device=dev)
+            self._w2c_uncal = torch.tensor(
+                [[[1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, -1.0, 1.0], [0, 0, 0, 1.0]]], device=dev
+            )
+        self._lmk_weights: dict[tuple[int, bool], torch.Tensor] = {}
 
         # ---- parameters
         tex_res = cfg.model.tex_resolution
@@ -170,8 +178,13 @@ class Tracker:
         self.fingerprint = ckpt.config_fingerprint(cfg)
         self.out_dir = Path(cfg.exp.output_folder)
         self._pending: list[tuple[str, int, dict[str, torch.Tensor]]] = []
-        self._compiled_energy = None
         self._progress = None
+        self._model_call = self.model
+        self._regs_call = self.regs.__call__
+        if cfg.exp.compile:
+            # compile the non-raster parts (head model, regularisers); the rasteriser stays eager
+            self._model_call = torch.compile(self.model, dynamic=False)
+            self._regs_call = torch.compile(self.regs.__call__, dynamic=False)
 
     # =============================================================================== cameras / forward
     def _cameras(self, num_frames: int):
@@ -180,11 +193,16 @@ class Tracker:
 
         if self.calibrated:
             return self.cameras.repeat(num_frames)
-        return Cameras.uncalibrated(self.params.focal_length, (self.H, self.W), batch=num_frames)
+        # VHAP's uncalibrated camera (f_px = focal · max(H, W), centred principal point, at (0,0,1) looking
+        # to -z) built from cached device constants: no host→device copy inside a step
+        f = self.params.focal_length.reshape(1, 1, 1) * float(max(self.H, self.W))
+        K = self._K_const + f * self._K_focal_mask
+        return Cameras(
+            K=K.expand(num_frames, 3, 3), w2c=self._w2c_uncal.expand(num_frames, 4, 4), image_size=(self.H, self.W)
+        )
 
     def _forward(self, frame_idx: torch.Tensor):
-        out = self.model(**self.params.frame_params(frame_idx))
-        return out
+        return self._model_call(**self.params.frame_params(frame_idx))
 
     def albedo(self) -> torch.Tensor:
         """(1,3,R,R) full albedo = painted base + residual (shared by all frames and views)."""
@@ -198,19 +216,19 @@ class Tracker:
         photometric terms only, no perturbation, no region exclusions, jawline on)."""
         cfg, w = self.cfg, self.cfg.w
         B, C = frame_idx.shape[0], self.C
-        out = self._forward(frame_idx)
+        with record_function("track/head_model"):
+            out = self._forward(frame_idx)
         cams = self._cameras(B)
         lmk3d = out.landmarks_mp if self.use_mediapipe else out.landmarks[:, :68]
         lmk_px = cams.project(lmk3d.repeat_interleave(C, 0))  # (BC,K,2)
         target_lmk = self.landmarks[frame_idx].flatten(0, 1)
         conf = self.lmk_conf[frame_idx].flatten(0, 1)
         jawline = (not train) or w.always_enable_jawline_landmarks or not (stage and stage.disable_jawline_landmarks)
-        pw = landmark_weights(
-            target_lmk.shape[1],
-            jawline=jawline or self.use_mediapipe,
-            nose_weight=w.nose_landmark_weight,
-            device=self.device,
-        )
+        key = (target_lmk.shape[1], bool(jawline or self.use_mediapipe))
+        pw = self._lmk_weights.get(key)
+        if pw is None:  # cached: building it needs a host→device copy
+            pw = landmark_weights(key[0], jawline=key[1], nose_weight=w.nose_landmark_weight, device=self.device)
+            self._lmk_weights[key] = pw
         terms: dict[str, torch.Tensor] = {}
         terms["landmark"] = w.landmark * landmark_loss(lmk_px, target_lmk, conf, pw, (self.H, self.W))
         aux = {"lmk_px": lmk_px, "target_lmk": target_lmk, "conf": conf, "out": out, "cams": cams}
@@ -221,8 +239,10 @@ class Tracker:
             albedo = self.albedo()
             target = self.images[frame_idx].flatten(0, 1).float() / 255.0  # (BC,H,W,3)
             tex_mask, bnd_mask = self.stage_masks.get(stage_name, (None, None)) if train else (None, None)
-            rend = self._render(out.verts.repeat_interleave(C, 0), cams, albedo, target, train, tex_mask, bnd_mask)
-            photo, valid = photometric_loss(rend["rgb"], target, rend["covered"])
+            with record_function("track/render"):
+                rend = self._render(out.verts.repeat_interleave(C, 0), cams, albedo, target, train, tex_mask, bnd_mask)
+            with record_function("track/photo_loss"):
+                photo, valid = photometric_loss(rend["rgb"], target, rend["covered"])
             terms["photo"] = w.photo * photo
             aux.update(rend=rend, target=target, photo_valid=valid)
             if self.alphas is not None and w.silhouette:
@@ -230,14 +250,15 @@ class Tracker:
                 terms["silhouette"] = w.silhouette * silhouette_loss(rend["alpha"], matte, rend["covered"])
         if train and stage is not None:
             groups = set(stage.params)
-            regs = self.regs(
-                self.params,
-                frame_idx,
-                groups,
-                tracking="tracking" in (stage_name or ""),
-                albedo=albedo,
-                diffuse_detached=None if rend is None else rend.get("diffuse_detached"),
-            )
+            with record_function("track/regularizers"):
+                regs = self._regs_call(
+                    self.params,
+                    frame_idx,
+                    groups,
+                    tracking="tracking" in (stage_name or ""),
+                    albedo=albedo,
+                    diffuse_detached=None if rend is None else rend.get("diffuse_detached"),
+                )
             terms.update(regs)
         total = sum(terms.values())
         return StepResult(total, terms, aux)
@@ -279,8 +300,10 @@ class Tracker:
     def _step(self, stage_name: str, stage: StageConfig, optimizer, frame_idx: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         res = self.energy(frame_idx, stage_name, stage, train=True)
-        res.total.backward()
-        optimizer.step()
+        with record_function("track/backward"):
+            res.total.backward()
+        with record_function("track/optimizer"):
+            optimizer.step()
         rs = self.run_state
         rs.position.global_step += 1
         self._pending.append((stage_name, rs.position.global_step, {k: v.detach() for k, v in res.terms.items()}))

@@ -1,0 +1,103 @@
+"""Time and profile tracker steps: ``python -m vhap.track.profile --stage rgb_global_tracking [track flags]``.
+
+Builds the :class:`~vhap.track.tracker.Tracker` of the given ``vhap track`` flags (presets included), runs
+``--warmup`` steps of one stage on the first sample, then times ``--steps`` steps (wall clock, with a device
+sync only at the ends) and profiles ``--profile-steps`` more with ``torch.profiler``. Prints ms/step, the time
+per tracker scope (head model, render, losses, regularisers, backward, optimiser) and the top operators, and
+writes the numbers as JSON with ``--json PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+
+def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_steps: int) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    stage = tracker.plan[stage_name]
+    tracker._stop_after = None
+    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr)
+    idx = tracker.sample_idx[0]
+    cuda = tracker.device.type == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(tracker.device)
+
+    for _ in range(warmup):
+        tracker._step(stage_name, stage, opt, idx)
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(tracker.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tracker._step(stage_name, stage, opt, idx)
+    sync()
+    ms = 1000 * (time.perf_counter() - t0) / max(1, steps)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        for _ in range(profile_steps):
+            tracker._step(stage_name, stage, opt, idx)
+        sync()
+    events = prof.key_averages()
+    dev_attr = "device_time_total" if cuda else "cpu_time_total"
+    scopes = {
+        e.key: {
+            "cpu_ms_per_step": e.cpu_time_total / 1000 / profile_steps,
+            "device_ms_per_step": getattr(e, dev_attr, 0) / 1000 / profile_steps if cuda else None,
+        }
+        for e in events
+        if e.key.startswith("track/")
+    }
+    sort_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return {
+        "stage": stage_name,
+        "frames_per_step": int(idx.numel()),
+        "views_per_step": int(idx.numel()) * tracker.C,
+        "image_size": [tracker.H, tracker.W],
+        "device": str(tracker.device),
+        "backend": tracker.renderer.backend,
+        "ms_per_step": ms,
+        "peak_memory_mib": torch.cuda.max_memory_allocated(tracker.device) / 2**20 if cuda else None,
+        "scopes": scopes,
+        "top_ops": events.table(sort_by=sort_key, row_limit=20, max_name_column_width=50),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from vhap.config import parse_config
+    from vhap.track.config import TrackConfig
+    from vhap.track.tracker import Tracker
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", default="rgb_global_tracking")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(TrackConfig, rest, preset_group="track")
+    cfg.log.progress = False
+    tracker = Tracker(cfg)
+    res = profile_stage(tracker, args.stage, args.warmup, args.steps, args.profile_steps)
+    print(f"{res['stage']}: {res['ms_per_step']:.2f} ms/step, {res['views_per_step']} views of {res['image_size']}")
+    for k, v in sorted(res["scopes"].items()):
+        dev = "" if v["device_ms_per_step"] is None else f"  device {v['device_ms_per_step']:.2f} ms"
+        print(f"  {k:<22} cpu {v['cpu_ms_per_step']:.2f} ms{dev}")
+    print(res["top_ops"])
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps({k: v for k, v in res.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
