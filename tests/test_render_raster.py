@@ -253,3 +253,82 @@ def test_chunked_rasterisation_matches_single_pass(size):
     c = TorchRasterizer().rasterize(clip[1:], faces, size, cull_backfaces=False)
     assert torch.equal(a.tri_id[1:], c.tri_id)
     assert math.isclose(float(a.alpha.sum()), float((a.tri_id >= 0).sum()))
+
+
+def _sliver_clip(dtype=torch.float64):
+    """A long thin triangle (doubled screen area ~3.6 px^2 over 30 px) close to the camera (w ~ 0.05), so its
+    homogeneous area (~2e-6 clip units) is of the order of nvdiffrast's 1e-6 gradient regulariser."""
+    H = W = 32
+    tri_px = torch.tensor([[1.3, 15.2], [30.6, 15.9], [17.1, 15.7]], dtype=dtype)
+    clip = _ndc_from_pixels(tri_px, H, W).to(dtype)
+    clip[:, 3] = torch.tensor([0.05, 0.06, 0.055], dtype=dtype)
+    clip[:, :2] *= clip[:, 3:4]
+    # CCW in GL NDC (y up) = clockwise in top-origin pixels; this order is CCW in NDC.
+    return clip.unsqueeze(0), torch.tensor([[0, 2, 1]]), (H, W)
+
+
+def _nvdiffrast_bary_backward(clip, faces, tri_id, grad_u, grad_v, H, W):
+    """Closed-form gradient of nvdiffrast 0.3.3's CUDA rasterize backward (RasterizeGradKernel): it differentiates
+    u = a0 / (at + eps), v = a1 / (at + eps) with the homogeneous edge functions a_k at the pixel centre,
+    at = a0 + a1 + a2 and eps = copysign(1e-6, at), w.r.t. clip x, y, w (written out independently here)."""
+    grad = torch.zeros_like(clip)
+    rows, cols = (tri_id[0] >= 0).nonzero(as_tuple=True)
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        fx = 2.0 * (c + 0.5) / W - 1.0
+        fy = 1.0 - 2.0 * (r + 0.5) / H
+        vid = faces[tri_id[0, r, c]]
+        p = clip[0, vid]
+        x, y = p[:, 0] - fx * p[:, 3], p[:, 1] - fy * p[:, 3]
+        a = torch.stack([x[1] * y[2] - y[1] * x[2], x[2] * y[0] - y[2] * x[0], x[0] * y[1] - y[0] * x[1]])
+        at = a.sum()
+        iw = 1.0 / (at + math.copysign(1e-6, at.item()))
+        b0, b1 = a[0] * iw, a[1] * iw
+        g0, g1 = grad_u[r, c] * iw, grad_v[r, c] * iw
+        gbb = g0 * b0 + g1 * b1
+        gx = torch.stack(
+            [
+                gbb * (y[2] - y[1]) - g1 * y[2],
+                gbb * (y[0] - y[2]) + g0 * y[2],
+                gbb * (y[1] - y[0]) - g0 * y[1] + g1 * y[0],
+            ]
+        )
+        gy = torch.stack(
+            [
+                gbb * (x[1] - x[2]) + g1 * x[2],
+                gbb * (x[2] - x[0]) - g0 * x[2],
+                gbb * (x[0] - x[1]) + g0 * x[1] - g1 * x[0],
+            ]
+        )
+        grad[0, vid, 0] += gx
+        grad[0, vid, 1] += gy
+        grad[0, vid, 3] += -fx * gx - fy * gy
+    return grad
+
+
+def test_sliver_barycentrics_sum_to_one_with_zero_gradient():
+    """The three weights sum to 1 for every clip position, so the gradient of their sum must vanish — also on
+    slivers, where the regularised area would otherwise leak a spurious eps * d(area) / (area + eps)^2."""
+    clip, faces, (H, W) = _sliver_clip()
+    clip = clip.requires_grad_(True)
+    frags = R.rasterize(clip, faces, (H, W), cull_backfaces=True)
+    assert frags.mask.sum().item() >= 3
+    frags.bary.sum().backward()
+    assert clip.grad.abs().max().item() < 1e-9
+
+
+def test_sliver_barycentric_gradients_match_nvdiffrast_formula():
+    """On a sliver seen nearly edge-on, the torch backend's bary gradient equals nvdiffrast's (regularised)
+    backward for the same pixels — the convention the parity bench compares against (bench/render_parity.py)."""
+    clip, faces, (H, W) = _sliver_clip()
+    clip_req = clip.clone().requires_grad_(True)
+    frags = R.rasterize(clip_req, faces, (H, W), cull_backfaces=True)
+    assert frags.mask.sum().item() >= 3
+    weights = torch.randn(1, H, W, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (frags.bary * weights).sum().backward()
+    # Downstream, nvdiffrast's third weight is 1 - u - v: dL/du = w0 - w2, dL/dv = w1 - w2.
+    grad_u = weights[0, ..., 0] - weights[0, ..., 2]
+    grad_v = weights[0, ..., 1] - weights[0, ..., 2]
+    expected = _nvdiffrast_bary_backward(clip, faces, frags.tri_id, grad_u, grad_v, H, W)
+    scale = expected.abs().max().item()
+    assert scale > 1.0  # the regulariser matters here: gradients are large
+    assert torch.allclose(clip_req.grad, expected, rtol=1e-9, atol=1e-9 * scale)

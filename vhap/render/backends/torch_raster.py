@@ -5,8 +5,10 @@
   tests them with barycentric edge functions, and the nearest candidate per pixel wins through one
   ``scatter_reduce(amin)`` on packed (quantised NDC depth << 32 | face id) int64 keys.
 * Barycentrics are then recomputed for the winning (pixel, face) pairs only, from the clip-space positions
-  with autograd on — perspective-correct; the gradient regularises the area by 1e-6 clip units exactly as
-  nvdiffrast's backward pass does (bounded gradients on sliver triangles), the forward value is exact.
+  with autograd on — perspective-correct, differentiated exactly like nvdiffrast's CUDA rasteriser: (b0, b1)
+  from homogeneous edge functions at the pixel centre, the area regularised by 1e-6 clip units in the
+  gradient only (bounded gradients on slivers), and b2 = 1 - b0 - b1 (so the weights' gradients sum to 0).
+  The forward value is exact (b0, b1 clamped to [0, 1]).
 * Antialiasing is analytic and edge based, the same idea as nvdiffrast's ``antialias``: for every pair of
   horizontally / vertically adjacent pixels with different faces, the face of the nearer pixel is checked
   for a *silhouette* edge (its neighbour across the edge is missing or faces the other way) crossing the
@@ -114,6 +116,7 @@ class TorchRasterizer:
         # of the clip positions at the pixel centre (no division by w). As in nvdiffrast, the forward value is
         # exact (b0, b1 clamped to [0, 1]) while the gradient uses the area regularised by 1e-6 clip units,
         # which keeps gradients of sliver triangles bounded.
+        # nvdiffrast: pixel centre fx = 2 (px + 0.5) / W - 1 with y up, float (not snapped) clip positions.
         verts = clip[pix_batch.unsqueeze(1), faces[pix_face]]  # (N,3,4)
         ndc_centre = torch.stack([centre[:, 0] * (2.0 / W) - 1.0, 1.0 - centre[:, 1] * (2.0 / H)], dim=-1)
         rel = verts[..., :2] - ndc_centre.unsqueeze(1) * verts[..., 3:4]  # (N,3,2)
@@ -122,7 +125,11 @@ class TorchRasterizer:
         a2 = _cross2(rel[:, 0], rel[:, 1])
         edge_fn = torch.stack([a0, a1, a2], dim=-1)
         total = edge_fn.sum(-1, keepdim=True)
-        bary_grad = edge_fn / (total + torch.copysign(torch.full_like(total, 1e-6), total))
+        b01_grad = edge_fn[:, :2] / (total + torch.copysign(torch.full_like(total, 1e-6), total))
+        # nvdiffrast's rasteriser outputs (b0, b1) only; the third weight is 1 - b0 - b1 downstream, so its
+        # gradient must be -(db0 + db1). With the regularised area, a2 / (total + eps) would not be: the three
+        # would sum to total / (total + eps), whose gradient is large on slivers (seen edge-on) and spurious.
+        bary_grad = torch.cat([b01_grad, 1.0 - b01_grad.sum(-1, keepdim=True)], dim=-1)
         with torch.no_grad():
             exact = edge_fn / total
             b01 = exact[:, :2].clamp(0.0, 1.0)
