@@ -96,6 +96,7 @@ class Tracker:
                 )
             ids = model.mp_landmark_ids.cpu()
             self.landmarks = seq.landmarks_mp[:, :, ids].to(dev)
+            self.seq_landmarks68 = seq.landmarks.to(dev)
         else:
             self.landmarks = seq.landmarks.to(dev)  # (T,C,68,3)
         self.lmk_conf = landmark_confidence(self.landmarks.flatten(0, 1), cfg.model.landmark_confidence).view(
@@ -432,7 +433,13 @@ class Tracker:
             a = res.aux
             B, C = len(frames), self.C
             size = torch.tensor([self.W, self.H], device=self.device, dtype=torch.float32)
-            nme = landmark_nme(a["lmk_px"][:, :68], a["target_lmk"][:, :68, :2] * size, a["conf"][:, :68])
+            if self.use_mediapipe:  # NME is always measured on the iBUG-68 points
+                ibug_px = a["cams"].project(a["out"].landmarks[:, :68].repeat_interleave(C, 0))
+                ibug_t = self.seq_landmarks68[idx].flatten(0, 1)
+                conf68 = landmark_confidence(ibug_t, self.cfg.model.landmark_confidence)
+                nme = landmark_nme(ibug_px, ibug_t[..., :2] * size, conf68)
+            else:
+                nme = landmark_nme(a["lmk_px"][:, :68], a["target_lmk"][:, :68, :2] * size, a["conf"][:, :68])
             rec = {"nme": nme.view(B, C)}
             if "rend" in a:
                 rend, target = a["rend"], a["target"]
