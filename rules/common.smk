@@ -8,6 +8,7 @@
 import copy
 import fnmatch
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -269,14 +270,40 @@ def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     return preset, text
 
 
+# The steps whose settings shape a step's input. Their settings are part of the step's params (as a
+# short digest), so a step whose upstream config changed is out of date even when the upstream job
+# itself failed or its output was deleted: snakemake never rebuilds a missing intermediate on its own
+# while the outputs below it exist, and would otherwise keep a stale export "up to date".
+UPSTREAM = {
+    "preprocess": (),
+    "matting": ("preprocess",),
+    "landmarks": ("preprocess", "matting"),
+    "track": ("preprocess", "matting", "landmarks"),
+    "export": ("preprocess", "matting", "landmarks", "track"),
+    "validate": ("preprocess", "matting", "landmarks", "track", "export"),
+    "combine": ("preprocess", "matting", "landmarks", "track", "export"),
+    "report": ("preprocess", "matting", "landmarks", "track"),
+}
+
+
+def upstream_digest(ds, subject, seq, step) -> str:
+    """Digest of the upstream steps' settings of one sequence (of every sequence of the subject if seq is empty)."""
+    seqs = [seq] if seq else sorted(r["seq"] for r in sequences_of(ds, subject))
+    h = hashlib.sha1()
+    for q in seqs:
+        for up in UPSTREAM[step]:
+            h.update(repr((q, up, step_settings(ds, subject, q, up))).encode())
+    return h.hexdigest()[:16]
+
+
 def step_params(step, **extra):
     """The one param of a rule, ``params.job``: a dict of everything the job's command reads.
 
     Keys: ``preset`` (``--preset NAME`` or empty), ``cfg`` (the merged step config as canonical JSON),
-    ``cfgfile`` (where the job writes it for ``--config``), plus ``extra`` (name -> f(record)) for
-    per-sequence values. One callable per rule keeps DAG construction cheap (snakemake inspects the
-    signature of every param function for every job), and the whole dict is what snakemake's params
-    rerun trigger compares.
+    ``cfgfile`` (where the job writes it for ``--config``), ``upstream`` (digest of the settings of the
+    steps before it), plus ``extra`` (name -> f(record)) for per-sequence values. One callable per rule
+    keeps DAG construction cheap (snakemake inspects the signature of every param function of every
+    job), and the whole dict is what snakemake's params rerun trigger compares.
     """
 
     def job(wildcards):
@@ -288,6 +315,8 @@ def step_params(step, **extra):
             "cfg": text,
             "cfgfile": f"{RESULTS}/.jobconfig/{step}/{wildcards.ds}/{wildcards.subject}/{leaf}.yaml",
         }
+        if UPSTREAM[step]:
+            out["upstream"] = upstream_digest(wildcards.ds, wildcards.subject, seq, step)
         if extra:
             rec = seq_record(wildcards)
             out.update((k, f(rec)) for k, f in extra.items())

@@ -15,7 +15,7 @@ rule report:
     output:
         summary=report(
             directory(REPORT),
-            patterns=["{name}.png", "{name}.csv", "{name}.html"],
+            patterns=["{name}.png", "{name}.json", "{name}.md"],
             caption="../report/summary.rst",
             category="Summary",
             subcategory="{ds} / {subject}",

@@ -9,7 +9,7 @@ rule track:
     output:
         run=report(
             directory(TRACK),
-            patterns=["{name}.png", "{name}.mp4", "{name}.json"],
+            patterns=["{name,loss_curves}.png", "{name,overlay}.mp4", "{name,metrics}.json"],
             caption="../report/track.rst",
             category="Tracking",
             subcategory="{ds} / {subject} / {seq}",
