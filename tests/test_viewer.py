@@ -27,7 +27,7 @@ def multiview_run(tmp_path_factory, flame_topology_dir):
 
 @pytest.fixture(scope="module")
 def scene(multiview_run):
-    return RunScene(multiview_run)
+    return RunScene(multiview_run, min_size=0)
 
 
 @pytest.fixture(scope="module")

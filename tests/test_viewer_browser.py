@@ -111,7 +111,7 @@ def test_viewer_page(browser, run_dir):
     from vhap.viewer.apps import viewer_app
     from vhap.viewer.scene import RunScene
 
-    server, url = _serve(viewer_app(RunScene(run_dir)))
+    server, url = _serve(viewer_app(RunScene(run_dir, min_size=0)))
     try:
         browser.get(url)
         _wait_shown(browser, 0)

@@ -28,6 +28,8 @@ class ViewConfig:
     """override the head model the run records (open | flame2023 | flame2023_open | flame2020 | DIR)"""
     max_size: int = 768
     """longest side of the rendered pictures (larger tracking images are scaled down to it)"""
+    min_size: int = 512
+    """smaller tracking images are rendered larger, at this longest side (0 = at tracking resolution)"""
     device: str = "cpu"
     """torch device of the renderer (cpu works everywhere; cuda uses nvdiffrast when installed)"""
 
@@ -68,7 +70,14 @@ def view_main(argv: list[str]) -> int:
     from vhap.viewer.scene import RunScene
 
     print(f"vhap view: loading {cfg.run_dir} …", flush=True)
-    scene = RunScene(cfg.run_dir, epoch=cfg.epoch, head_model=cfg.head_model, max_size=cfg.max_size, device=cfg.device)
+    scene = RunScene(
+        cfg.run_dir,
+        epoch=cfg.epoch,
+        head_model=cfg.head_model,
+        max_size=cfg.max_size,
+        min_size=cfg.min_size,
+        device=cfg.device,
+    )
     print(f"  {scene.T} timesteps x {scene.C} camera(s), head model {scene.run.head_model}", flush=True)
     return _serve(viewer_app(scene), cfg.host, cfg.port, "view")
 

@@ -15,6 +15,7 @@ _STYLE = r"""
   #side { width:300px; min-width:300px; background:var(--panel); padding:10px 12px; overflow-y:auto; }
   #main { flex:1; display:flex; align-items:center; justify-content:center; position:relative; }
   #view { max-width:100%; max-height:100%; image-rendering:auto; user-select:none; -webkit-user-drag:none; }
+  .fit #view { width:100%; height:100%; object-fit:contain; }
   h1 { font-size:15px; margin:2px 0 8px; } h2 { font-size:12px; text-transform:uppercase; color:var(--muted);
   margin:14px 0 4px; letter-spacing:.05em; }
   label { display:block; margin:3px 0; } input[type=range] { width:100%; }
@@ -76,7 +77,7 @@ VIEWER_PAGE = (
 <html><head><meta charset="utf-8"><title>vhap view</title>"""
     + _STYLE
     + r"""</head>
-<body data-frames="0" data-busy="0">
+<body data-frames="0" data-busy="0" class="fit">
 <div id="side">
   <h1>vhap view</h1>
   <div id="runinfo" class="muted"></div>

@@ -71,7 +71,7 @@ class RegionEditor:
         self.extent = float(np.linalg.norm(v.max(0) - v.min(0)))
         self.fov_deg = 30.0
         self.yaw, self.pitch = 0.0, 0.0
-        self.distance = self.extent / 2 / math.tan(math.radians(self.fov_deg) / 2) * 1.15
+        self.distance = self.extent / 2 / math.tan(math.radians(self.fov_deg) / 2) * 0.95
         self.regions_file = Path(regions_file) if regions_file else None
         self.user_regions: dict[str, np.ndarray] = {}
         if self.regions_file is not None and self.regions_file.is_file():
@@ -130,7 +130,7 @@ class RegionEditor:
 
     def reset_camera(self) -> None:
         self.yaw, self.pitch = 0.0, 0.0
-        self.distance = self.extent / 2 / math.tan(math.radians(self.fov_deg) / 2) * 1.15
+        self.distance = self.extent / 2 / math.tan(math.radians(self.fov_deg) / 2) * 0.95
 
     def eye(self) -> np.ndarray:
         """Camera centre: on a sphere around the head's bounding-box centre; yaw 0 / pitch 0 = in front (+z)."""

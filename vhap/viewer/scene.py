@@ -92,7 +92,9 @@ class RunScene:
         run_dir: the run folder (or a folder of runs: the newest is used).
         epoch: which ``tracked_flame_params_<epoch>.npz`` (-1 = the final ``tracked_flame_params.npz``).
         head_model: override the head model the run records.
-        max_size: longest side of the rendered pictures (the tracking resolution is scaled down to it).
+        max_size: longest side of the rendered pictures (larger tracking resolutions are scaled down to it).
+        min_size: smaller tracking resolutions are rendered larger, at this longest side (crisper mesh edges and
+            landmarks over the upsampled input image; 0 = never upscale).
         device: torch device of the renderer (``cpu`` works everywhere).
     """
 
@@ -103,6 +105,7 @@ class RunScene:
         epoch: int = -1,
         head_model: str | None = None,
         max_size: int = 768,
+        min_size: int = 512,
         device: str = "cpu",
     ):
         from vhap.export.run import load_tracked_run
@@ -124,7 +127,7 @@ class RunScene:
         self.camera_ids = list(run.camera_ids)
         self.image_size = tuple(run.image_size)  # tracking resolution (H, W)
         H, W = self.image_size
-        self.scale = min(1.0, float(max_size) / max(H, W))
+        self.scale = min(float(max_size) / max(H, W), max(1.0, float(min_size) / max(H, W)))
         self.render_size = (max(1, round(H * self.scale)), max(1, round(W * self.scale)))
 
         cfg_model = run.config.get("model", {}) if isinstance(run.config, dict) else {}
