@@ -393,9 +393,17 @@ def test_reduced_demo_through_sbatch(tmp_path, carphone_path):
     assert (run / "DONE").is_file()
     validation = json.loads((wd / "results" / "validate" / "mono" / "carphone" / "carphone.json").read_text())
     assert validation["ok"] is True
-    # the GPU rules went out with --gpus=1 (the cluster declares a fake GPU)
-    logs = list((wd / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert any("rule_track" in str(p) for p in logs)
+    # every step went through sbatch; the GPU rules asked for a GPU (--gpus=1 -> TresPerJob=gres:gpu:1)
+    slurm_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    shown = {}
+    for job_id in slurm_ids:
+        info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        rule = re.search(r"Comment=rule_(\w+?)_wildcards|Comment=rule_(small)_", info)
+        if rule:
+            shown[rule.group(1) or rule.group(2)] = info
+    assert {"preprocess", "matting", "landmarks", "track", "export", "small"} <= set(shown), shown.keys()
+    assert "gres:gpu:1" in shown["track"] and "gres:gpu" not in shown["preprocess"]
+    assert "JobState=COMPLETED" in shown["track"]
     assert (
         "Nothing to be done"
         in snakemake(wd, "--profile", str(wd / "profile"), "-n", "--configfile", "config.yaml").stdout
