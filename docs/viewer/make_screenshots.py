@@ -73,8 +73,9 @@ def main() -> None:
             args.frame,
         )
         n = _settle(driver, n)
-        Select(driver.find_element("id", "mode")).select_by_visible_text(args.mode)
-        _settle(driver, n)
+        if args.mode != driver.find_element("id", "mode").get_attribute("value"):
+            Select(driver.find_element("id", "mode")).select_by_visible_text(args.mode)
+            _settle(driver, n)
         time.sleep(0.5)
         driver.save_screenshot(str(HERE / "viewer.png"))
         server.shutdown()

@@ -85,9 +85,9 @@ VIEWER_PAGE = (
   <input type="range" id="frame" min="0" max="0" value="0">
   <div class="row"><span id="frameLabel"></span></div>
   <div class="row">
-    <button id="first" title="Home">⏮</button><button id="prev" title="←">◀</button>
-    <button id="play" title="space">▶ play</button><button id="next" title="→">▶</button>
-    <button id="last" title="End">⏭</button>
+    <button id="first" title="first frame (Home)">«</button><button id="prev" title="previous frame (←)">‹</button>
+    <button id="play" title="play / pause (space)" style="flex:2">play</button>
+    <button id="next" title="next frame (→)">›</button><button id="last" title="last frame (End)">»</button>
   </div>
   <label>playback fps <input type="number" id="fps" min="0.5" max="60" step="0.5" value="10"></label>
   <label><input type="checkbox" id="loop" checked> loop</label>
@@ -140,9 +140,9 @@ function step(d) {
   if (t < 0) t = $('loop').checked ? n - 1 : 0;
   $('frame').value = t; update();
 }
-function stop() { playing = false; $('play').textContent = '▶ play'; loader.onshown = null; }
+function stop() { playing = false; $('play').textContent = 'play'; loader.onshown = null; }
 function play() {
-  playing = true; $('play').textContent = '⏸ pause';
+  playing = true; $('play').textContent = 'pause';
   // advance when the previous picture is on screen, at most at the chosen fps
   loader.onshown = (ms) => { if (!playing) return;
     const wait = Math.max(0, 1000 / Math.max(0.5, +$('fps').value) - ms);
@@ -259,6 +259,19 @@ function queueOrbit(dy, dp, zoom) {
   if (!pendingOrbit) pendingOrbit = {d_yaw: 0, d_pitch: 0, zoom: 1};
   pendingOrbit.d_yaw += dy; pendingOrbit.d_pitch += dp; pendingOrbit.zoom *= zoom; sendOrbit();
 }
+// Mouse-move events can be far apart: fill the gap so that a stroke paints a continuous band.
+let lastPoint = null;
+function addStrokePoint(p) {
+  if (lastPoint) {
+    const d = Math.hypot(p[0] - lastPoint[0], p[1] - lastPoint[1]);
+    if (d < 3) return;
+    const n = Math.floor(d / 4);
+    for (let i = 1; i < n; i++) {
+      strokes.push([lastPoint[0] + (p[0] - lastPoint[0]) * i / n, lastPoint[1] + (p[1] - lastPoint[1]) * i / n]);
+    }
+  }
+  strokes.push(p); lastPoint = p;
+}
 async function sendBrush() {
   if (brushInflight || strokes.length === 0) return;
   const points = strokes; strokes = []; brushInflight = true;
@@ -271,14 +284,13 @@ async function sendBrush() {
 function init2() {
   const img = $('view');
   img.addEventListener('mousedown', (e) => { e.preventDefault(); drag = {x: e.clientX, y: e.clientY};
-    if (tool() !== 'orbit') { strokes.push(toPixel(e)); sendBrush(); } });
+    if (tool() !== 'orbit') { lastPoint = null; addStrokePoint(toPixel(e)); sendBrush(); } });
   window.addEventListener('mouseup', () => { drag = null; });
   img.addEventListener('mousemove', (e) => {
     if (!drag) return;
     if (tool() === 'orbit') { queueOrbit(-(e.clientX - drag.x) * 0.3, (e.clientY - drag.y) * 0.3, 1);
       drag = {x: e.clientX, y: e.clientY}; }
-    else { const p = toPixel(e), q = strokes[strokes.length - 1];
-      if (!q || Math.hypot(p[0] - q[0], p[1] - q[1]) > 3) strokes.push(p); sendBrush(); }
+    else { addStrokePoint(toPixel(e)); sendBrush(); }
   });
   img.addEventListener('wheel', (e) => { e.preventDefault(); queueOrbit(0, 0, Math.pow(1.1, Math.sign(e.deltaY))); },
                        {passive: false});
