@@ -176,3 +176,30 @@ def test_http_api(scene, editor, tmp_path):
         finally:
             server.shutdown()
             server.server_close()
+
+
+def test_cli_starts_without_gpu_or_display(multiview_run):
+    """``vhap view`` as a user starts it: a separate process with no GPU and no display prints the URL and the
+    SSH tunnel hint and then serves the run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    cmd = [sys.executable, "-m", "vhap.cli", "view", str(multiview_run), "--port", "0", "--min-size", "0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "stop with Ctrl+C" in line:
+                break
+        text = "".join(lines)
+        assert "ssh -N -L" in text, text
+        port = int(text.split("http://localhost:")[1].split("/")[0])
+        info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=60))
+        assert info["num_timesteps"] == 3 and info["render_size"] == [96, 80]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

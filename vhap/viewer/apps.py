@@ -12,13 +12,14 @@ Region-editor API: ``GET /api/state``, ``GET /api/view.png``, ``POST /api/show {
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from vhap.errors import VhapError
 from vhap.viewer.pages import REGIONS_PAGE, VIEWER_PAGE
 from vhap.viewer.regions import RegionEditor
 from vhap.viewer.scene import RunScene, ViewOptions
-from vhap.viewer.server import App, json_response, png_response
+from vhap.viewer.server import App, Response, json_response, png_response
 
 
 def _options(q: dict) -> ViewOptions:
@@ -37,12 +38,24 @@ def _index(q: dict, key: str) -> int:
         raise VhapError(f"query parameter {key}={q.get(key)!r} is not an integer") from e
 
 
-def viewer_app(scene: RunScene) -> App:
+def viewer_app(scene: RunScene, cache_size: int = 256) -> App:
+    # encoded pictures by request: playback loops and slider scrubbing revisit the same frames
+    cache: OrderedDict[tuple, Response] = OrderedDict()
+
     def info(q, b):
         return json_response(scene.info())
 
     def frame(q, b):
-        return png_response(scene.render(_index(q, "t"), _index(q, "c"), _options(q)))
+        t, c, opt = _index(q, "t"), _index(q, "c"), _options(q)
+        key = (t, c, opt.mode, opt.background, round(opt.opacity, 3), opt.landmarks)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        resp = png_response(scene.render(t, c, opt))
+        cache[key] = resp
+        while len(cache) > cache_size:
+            cache.popitem(last=False)
+        return resp
 
     def metrics(q, b):
         t = _index(q, "t")
