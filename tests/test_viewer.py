@@ -203,3 +203,22 @@ def test_cli_starts_without_gpu_or_display(multiview_run):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_editor_pose(editor):
+    editor.reset_camera()
+    editor.set_shown([])
+    closed = editor.render()
+    lower_teeth = editor.model.regions.vertex_ids("teeth_lower")
+    before = editor._verts_np[lower_teeth].copy()
+    editor.set_pose(jaw_open=0.3, expr=[1.0] * 10)
+    try:
+        assert editor.jaw_open == pytest.approx(0.3) and editor.expr.tolist() == [1.0] * editor.num_expr_sliders
+        # opening the jaw moves the lower teeth down (-y) and changes the picture
+        assert (editor._verts_np[lower_teeth][:, 1] - before[:, 1]).mean() < -0.005
+        assert _diff(closed, editor.render()) > 0.5
+        editor.set_pose(jaw_open=5.0)
+        assert editor.jaw_open == pytest.approx(0.8)  # clipped
+    finally:
+        editor.set_pose(jaw_open=0.0, expr=[])
+    assert np.allclose(editor._verts_np[lower_teeth], before, atol=1e-6)

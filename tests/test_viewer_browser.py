@@ -156,6 +156,7 @@ def test_viewer_page(browser, run_dir):
 
 def test_regions_page(browser, run_dir, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     from vhap.model.regions import RegionSet, load_region_file
     from vhap.viewer.apps import regions_app
@@ -190,6 +191,11 @@ def test_regions_page(browser, run_dir, tmp_path):
         browser.find_element("css selector", "input[name=tool][value=orbit]").click()
         ActionChains(browser).move_to_element(view).click_and_hold().move_by_offset(60, 0).release().perform()
         _wait(browser, lambda: abs(editor.yaw) > 1.0, "orbit")
+        # the pose sliders open the jaw
+        jaw = browser.find_element("id", "jaw")
+        for _ in range(3):
+            jaw.send_keys(Keys.ARROW_RIGHT)
+        _wait(browser, lambda: editor.jaw_open > 0.05, "the jaw slider")
         # name the set and save
         name = browser.find_element("id", "editName")
         name.clear()

@@ -5,7 +5,8 @@ Viewer API: ``GET /api/info``, ``GET /api/frame.png?t=&c=&mode=&bg=&opacity=&lan
 ``<run>/screenshots/``).
 
 Region-editor API: ``GET /api/state``, ``GET /api/view.png``, ``POST /api/show {names}``,
-``POST /api/orbit {d_yaw, d_pitch, zoom} | {reset: true}``, ``POST /api/brush {points: [[x, y], …], radius, add}``,
+``POST /api/orbit {d_yaw, d_pitch, zoom} | {reset: true}``,
+``POST /api/pose {jaw_open?, expr?}``, ``POST /api/brush {points: [[x, y], …], radius, add}``,
 ``POST /api/edit {load: name} | {clear: true} | {name: new_name}``, ``POST /api/save {path?, name?}``.
 """
 
@@ -104,6 +105,14 @@ def regions_app(editor: RegionEditor) -> App:
             editor.orbit(float(b.get("d_yaw", 0.0)), float(b.get("d_pitch", 0.0)), float(b.get("zoom", 1.0)))
         return json_response(editor.state())
 
+    def pose(q, b):
+        expr = b.get("expr")
+        editor.set_pose(
+            None if b.get("jaw_open") is None else float(b["jaw_open"]),
+            None if expr is None else [float(e) for e in expr],
+        )
+        return json_response(editor.state())
+
     def brush(q, b):
         radius = float(b.get("radius", 0.01))
         add = bool(b.get("add", True))
@@ -135,6 +144,7 @@ def regions_app(editor: RegionEditor) -> App:
         "/api/view.png": view,
         "/api/show": show,
         "/api/orbit": orbit,
+        "/api/pose": pose,
         "/api/brush": brush,
         "/api/edit": edit,
         "/api/save": save,

@@ -212,6 +212,10 @@ REGIONS_PAGE = (
     <input type="range" id="radius" min="1" max="40" step="1" value="8"></label>
   <div class="row"><select id="loadName"></select><button id="load">edit a copy</button></div>
   <div class="row"><button id="clear">clear set</button><button id="reset">reset camera</button></div>
+  <h2>Pose</h2>
+  <label>jaw open <input type="range" id="jaw" min="-0.2" max="0.8" step="0.02" value="0"></label>
+  <div id="exprSliders"></div>
+  <button id="neutral">neutral pose</button>
   <h2>Save</h2>
   <label>region file <input type="text" id="path" placeholder="my_regions.json"></label>
   <button id="save">save region file</button>
@@ -313,8 +317,26 @@ function init2() {
     if (k) document.querySelector(`input[name=tool][value=${k}]`).checked = true;
   });
 }
+let poseInflight = false, posePending = false;
+async function sendPose() {
+  if (poseInflight) { posePending = true; return; }
+  poseInflight = true; posePending = false;
+  const expr = [...document.querySelectorAll('.expr')].map((e) => +e.value);
+  try { applyState(await api('/api/pose', {jaw_open: +$('jaw').value, expr})); refresh(); }
+  catch (e) { setStatus(e.message, true); }
+  poseInflight = false; if (posePending) sendPose();
+}
+function buildPose() {
+  $('exprSliders').innerHTML = st.expr.map((v, i) =>
+    `<label>expression ${i + 1} <input type="range" class="expr" min="-3" max="3" step="0.1" value="${v}"></label>`
+  ).join('');
+  for (const el of [$('jaw'), ...document.querySelectorAll('.expr')]) el.addEventListener('input', sendPose);
+  $('neutral').onclick = () => { $('jaw').value = 0; for (const e of document.querySelectorAll('.expr')) e.value = 0;
+    sendPose(); };
+}
 async function init() {
   applyState(await api('/api/state'));
+  buildPose();
   $('editName').value = st.edit_name;
   $('modelinfo').textContent = `head model: ${st.head_model} — ${st.num_verts} vertices, ${st.regions.length} regions`;
   buildList(); init2(); refresh();

@@ -34,6 +34,7 @@ PALETTE = np.array(
 )
 EDIT_RGB = np.array([1.0, 0.0, 0.85], np.float32)  # the edited set: magenta, drawn over everything
 BASE_RGB = np.array([0.78, 0.78, 0.78], np.float32)
+NUM_EXPR_SLIDERS = 5
 
 
 class RegionEditor:
@@ -60,13 +61,15 @@ class RegionEditor:
 
         self.device = torch.device(device)
         self.head_model = str(head_model)
-        self.model = HeadModel(load_head_assets(head_model), n_shape=0, n_expr=0, add_teeth=True).to(self.device)
+        assets = load_head_assets(head_model)
+        self.num_expr_sliders = min(NUM_EXPR_SLIDERS, assets.num_expr)
+        self.model = HeadModel(assets, n_shape=0, n_expr=self.num_expr_sliders, add_teeth=True).to(self.device)
         self.renderer = MeshRenderer("auto")
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        with torch.no_grad():
-            self.verts = self.model().verts  # (1,V,3) neutral
-        v = self.verts[0].cpu().numpy().astype(np.float64)
-        self._verts_np = v
+        self.jaw_open = 0.0
+        self.expr = np.zeros(self.num_expr_sliders, np.float32)
+        self._pose_mesh()
+        v = self._verts_np
         self.target = (v.min(0) + v.max(0)) / 2
         self.extent = float(np.linalg.norm(v.max(0) - v.min(0)))
         self.fov_deg = 30.0
@@ -89,6 +92,26 @@ class RegionEditor:
         if self.edit_name in self.user_regions:
             self.edit[self.user_regions[self.edit_name]] = True
         self._last: dict | None = None  # fragments of the last render (for picking)
+
+    # ------------------------------------------------------------------ pose
+    @torch.no_grad()
+    def _pose_mesh(self) -> None:
+        jaw = torch.tensor([[self.jaw_open, 0.0, 0.0]], device=self.device)
+        expr = torch.as_tensor(self.expr, device=self.device)[None]
+        self.verts = self.model(expr=expr if len(self.expr) else None, jaw_pose=jaw).verts  # (1,V,3)
+        self._verts_np = self.verts[0].cpu().numpy().astype(np.float64)
+        self._last = None
+
+    def set_pose(self, jaw_open: float | None = None, expr: list[float] | None = None) -> None:
+        """Open the jaw (radians about x, clipped to [-0.2, 0.8]) and set the first expression coefficients
+        (clipped to [-3, 3]): regions inside the mouth are easier to see and paint with the mouth open."""
+        if jaw_open is not None:
+            self.jaw_open = float(np.clip(jaw_open, -0.2, 0.8))
+        if expr is not None:
+            values = np.clip(np.asarray(expr, np.float32).reshape(-1), -3.0, 3.0)[: self.num_expr_sliders]
+            self.expr[:] = 0.0
+            self.expr[: len(values)] = values
+        self._pose_mesh()
 
     # ------------------------------------------------------------------ vocabulary
     @property
@@ -258,6 +281,8 @@ class RegionEditor:
             "image_size": list(self.image_size),
             "extent": self.extent,
             "camera": {"yaw": self.yaw, "pitch": self.pitch, "distance": self.distance},
+            "jaw_open": self.jaw_open,
+            "expr": [float(e) for e in self.expr],
         }
 
 
