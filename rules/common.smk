@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -160,10 +161,7 @@ def _scan(ds, spec):
     root = Path(spec["root"])
     if not root.is_dir():
         raise WorkflowError(f"dataset '{ds}': root {root} is not a folder (fix: datasets.{ds}.root)")
-    try:  # the project's own discovery (vhap.data); the fallback below serves a snakemake env without vhap
-        from vhap.data.layout import discover
-    except ImportError:
-        discover = None
+    discover = _vhap_discover()
     records = []
     if discover is not None:
         for e in discover(root, layout, subjects=spec["subjects"] or None):
@@ -191,6 +189,28 @@ def _scan(ds, spec):
             if videos:  # BACKGROUND, calibration, ... hold no cam_*.mp4
                 records.append(_record(ds, layout, subject, seq_dir.name, root, seq_dir, videos))
     return records
+
+
+@functools.cache
+def _vhap_discover():
+    """``vhap.data.layout.discover``, loaded without running ``vhap/data/__init__.py``.
+
+    The package's ``__init__`` imports torch (1-2 s), which every snakemake process would pay: the
+    dry run, and every SLURM job step, which re-reads this Snakefile. ``layout.py`` itself needs only
+    the standard library and ``vhap.errors``. None when vhap is not importable (a snakemake env without
+    the project; the scan below is then used).
+    """
+    spec = importlib.util.find_spec("vhap")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "layout.py"
+    if not path.is_file():
+        return None
+    mod_spec = importlib.util.spec_from_file_location("_vhap_workflow_layout", path)
+    layout = importlib.util.module_from_spec(mod_spec)
+    sys.modules[mod_spec.name] = layout  # dataclasses resolve their module through sys.modules
+    mod_spec.loader.exec_module(layout)
+    return layout.discover
 
 
 def discover_dataset(ds, spec):
@@ -286,6 +306,7 @@ UPSTREAM = {
 }
 
 
+@functools.cache
 def upstream_digest(ds, subject, seq, step) -> str:
     """Digest of the upstream steps' settings of one sequence (of every sequence of the subject if seq is empty)."""
     seqs = [seq] if seq else sorted(r["seq"] for r in sequences_of(ds, subject))
