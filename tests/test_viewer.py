@@ -20,7 +20,7 @@ from vhap.viewer.scene import wireframe_mask
 
 
 @pytest.fixture(scope="module")
-def multiview_run(tmp_path_factory, flame_topology_dir):
+def multiview_run(tmp_path_factory):
     return make_viewer_run(tmp_path_factory.mktemp("viewer"), rig="nersemble", num_frames=3, num_cameras=3,
                            image_size=(96, 80))  # fmt: skip
 
@@ -222,3 +222,17 @@ def test_editor_pose(editor):
     finally:
         editor.set_pose(jaw_open=0.0, expr=[])
     assert np.allclose(editor._verts_np[lower_teeth], before, atol=1e-6)
+
+
+def test_flame_topology_run(tmp_path, flame_topology_dir):
+    """A run tracked with a FLAME-topology model (the stand-in of ../shared): 5023 + 120 teeth vertices, the
+    npz head-model path recorded in the run, landmarks on the detections."""
+    run = make_viewer_run(tmp_path, num_frames=2, image_size=(64, 56), head_model="standin")
+    scene = RunScene(run, min_size=0)
+    assert scene.model.num_verts == 5143
+    img = scene.render(1, 0, ViewOptions(mode="shaded", opacity=1.0, landmarks=False))
+    assert _diff(img, scene.input_image(1, 0)) > 5.0
+    _, lmk3d = scene.posed(1)
+    px = scene.cameras(0).project(lmk3d)[0].numpy()
+    err = np.linalg.norm(px - scene.detected[(1, 0)][:, :2] * [56, 64], axis=1)
+    assert np.median(err) < 2.5

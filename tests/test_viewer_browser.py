@@ -99,7 +99,7 @@ def _changed(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, flame_topology_dir):
+def run_dir(tmp_path_factory):
     return make_viewer_run(tmp_path_factory.mktemp("viewer_browser"), rig="nersemble", num_frames=3, num_cameras=2,
                            image_size=(120, 100))  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Run folders for the viewer tests, built from synthetic sequences rendered with the FLAME-topology stand-in.
+"""Run folders for the viewer tests, built from synthetic sequences rendered with a head model.
 
 A run folder is written as docs/dev/INTERFACES.md describes ``vhap track``'s output (``config.yml``,
 ``tracked_flame_params.npz``, ``cameras.npz`` with OpenCV K/w2c, ``frames.json``, ``metrics.json``, ``DONE``),
@@ -26,9 +26,14 @@ def make_viewer_run(
     num_cameras: int = 3,
     image_size: tuple[int, int] = (96, 80),
     seed: int = 0,
+    head_model: str = "open",
 ) -> Path:
-    """Render a synthetic sequence under ``root/data`` and write a run folder ``root/run`` for it."""
-    head = resolve_head_model("standin", root / "cache")
+    """Render a synthetic sequence under ``root/data`` and write a run folder ``root/run`` for it.
+
+    ``head_model``: ``open`` (the project's own, always present) or ``standin`` (FLAME topology, needs
+    ../shared/flame-topology).
+    """
+    head = resolve_head_model(head_model, root / "cache")
     seq = generate_sequence(
         SynthConfig(
             output=root / "data",
