@@ -134,6 +134,8 @@ def test_editor_brush_and_save(editor, tmp_path):
                    num_verts=editor.num_verts)  # fmt: skip
     assert np.array_equal(rs.vertex_ids("lips_copy"), editor.model.regions.vertex_ids("lips_tight"))
     assert len(rs.vertex_ids("ring")) == int(((all_dist <= 0.01) & (all_dist > 0.005)).sum())
+    with pytest.raises(VhapError, match="JSON"):
+        editor.save(tmp_path / "regions.txt")
     # a file of another model is refused with the file named
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"x": [editor.num_verts + 5]}))

@@ -251,6 +251,8 @@ class RegionEditor:
         path = Path(path) if path else self.regions_file
         if path is None:
             raise VhapError("no region file to save to", fix="pass --regions-file FILE or give a path in the page")
+        if path.suffix.lower() != ".json":
+            raise VhapError("region files are JSON", path=path, fix="give the file a .json name")
         name = (name or self.edit_name).strip()
         if not name or any(ch.isspace() for ch in name):
             raise VhapError(f"region name {name!r} is empty or has spaces", fix="use a name like my_region")
