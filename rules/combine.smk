@@ -25,6 +25,6 @@ rule combine:
     resources:
         **step_resources("combine"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("combine")
     shell:
         vhap_shell("combine") + "--src {input.exports:q} --tgt {output.union:q} > {log} 2>&1"

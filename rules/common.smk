@@ -470,6 +470,12 @@ def step_resources(step):
     return res
 
 
+def conda_env(step):
+    """The conda environment file of a step's rule (used with --software-deployment-method conda)."""
+    path = Path(config["conda"]["steps"].get(step, config["conda"]["default"]))
+    return str(path if path.is_absolute() else WORKFLOW_DIR / path)
+
+
 def step_threads(step):
     return config["resources"][step]["threads"]
 

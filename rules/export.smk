@@ -14,7 +14,7 @@ rule export:
     resources:
         **step_resources("export"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("export")
     shell:
         vhap_shell("export") + "--src {input.run:q} --tgt {output.export:q} > {log} 2>&1"
 
@@ -35,6 +35,6 @@ rule validate_export:
     resources:
         **step_resources("validate"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("validate")
     shell:
         vhap_shell("validate-export") + "--json {input.export:q} > {output.report:q} 2> {log}"

@@ -15,6 +15,6 @@ rule landmarks:
     resources:
         **step_resources("landmarks"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("landmarks")
     shell:
         vhap_shell("landmarks") + '{params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

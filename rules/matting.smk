@@ -14,6 +14,6 @@ rule matting:
     resources:
         **step_resources("matting"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("matting")
     shell:
         vhap_shell("matting") + '{params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

@@ -21,6 +21,6 @@ rule preprocess:
     resources:
         **step_resources("preprocess"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("preprocess")
     shell:
         vhap_shell("preprocess") + '{params.job[source]:q} --output {params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

@@ -31,6 +31,6 @@ rule report:
     resources:
         **step_resources("report"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("report")
     shell:
         vhap_shell("report") + "--runs {input.runs:q} --output {output.summary:q} > {log} 2>&1"

@@ -28,7 +28,7 @@ rule track:
     resources:
         **step_resources("track"),
     conda:
-        "../envs/vhap.yaml"
+        conda_env("track")
     shell:
         vhap_shell("track")
         + "--data.root {params.job[root]:q} --data.layout {params.job[layout]} {params.job[subject]} --data.sequence {wildcards.seq:q} "
