@@ -5,7 +5,7 @@
 #   snakemake demo --profile profiles/default        # the carphone demo, CPU, offline
 #   snakemake -n --profile profiles/default           # what is pending for config/config.yaml
 #   snakemake --profile profiles/slurm                # everything, through sbatch
-#   snakemake --report report.html                    # HTML report of the finished runs
+#   snakemake --report report.html                    # HTML report of the finished runs (-- demo: of the demo)
 
 from snakemake.utils import min_version
 
@@ -55,4 +55,4 @@ rule demo:
         print("\nvhap demo finished. Results:")
         for what, path in params.where.items():
             print(f"  {what:<11} {Path(path).absolute()}")
-        print("  HTML report: snakemake demo --report report.html\n")
+        print("  HTML report: snakemake --report report.html -- demo\n")
