@@ -58,6 +58,51 @@ def load_results(folder: Path) -> list[dict]:
     return out
 
 
+def load_profiles(folder: Path) -> list[dict]:
+    """``bench/track_profile.py`` results (``{"hardware", "command", "results": [per stage]}``)."""
+    import re
+
+    out = []
+    for p in sorted(folder.glob("track_profile_*.json")):
+        d = json.loads(p.read_text())
+        if isinstance(d, dict) and isinstance(d.get("results"), list):
+            d["_file"] = p.name
+            for r in d["results"]:
+                # older files: recover the summed kernel time from the profiler table's footer
+                m = re.search(r"Self CUDA time total: ([0-9.]+)(ms|us|s)", r.get("top_ops", ""))
+                if r.get("device_ms_total_per_step") is None and m:
+                    scale = {"ms": 1.0, "us": 1e-3, "s": 1e3}[m.group(2)]
+                    steps = r.get("profile_steps") or _profile_steps_from_command(d.get("command", ""))
+                    r["device_ms_total_per_step"] = float(m.group(1)) * scale / steps
+            out.append(d)
+    return out
+
+
+def _profile_steps_from_command(command: str) -> int:
+    parts = command.split()
+    if "--profile-steps" in parts:
+        return int(parts[parts.index("--profile-steps") + 1])
+    return 5  # bench/track_profile.py's default
+
+
+def profile_table(profiles: list[dict]) -> str:
+    head = (
+        "| file | hardware | set | stage | views × size | ms / step | GPU ms / step | peak memory (MiB) |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for d in profiles:
+        gpu = d.get("hardware", {}).get("gpu", "CPU")
+        for r in d["results"]:
+            dev_ms = r.get("device_ms_total_per_step")
+            size = "×".join(str(x) for x in r.get("image_size", []))
+            rows.append(
+                f"| `{d['_file']}` | {gpu} | {r.get('set')} | {r['stage']} | {r['views_per_step']} × {size} | "
+                f"{_fmt(r['ms_per_step'], 1)} | {_fmt(dev_ms, 1)} | {_fmt(r.get('peak_memory_mib'), 0)} |"
+            )
+    return head + "\n".join(rows)
+
+
 def _size(r: dict) -> str:
     s = r["per_seed"][0] if r["per_seed"] else {}
     size = s.get("image_size")
@@ -195,7 +240,7 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
     return written
 
 
-def build_markdown(results: list[dict], plots: list[Path], output: Path) -> str:
+def build_markdown(results: list[dict], plots: list[Path], output: Path, profiles: list[dict] | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -220,6 +265,20 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path) -> str:
         per_seed_table(results),
         "",
     ]
+    if profiles:
+        lines += [
+            "## Tracker step profile",
+            "",
+            "`python bench/track_profile.py` (synthetic data, first sample, wall clock per step with a device sync",
+            "only at the ends; GPU ms = summed kernel time from `torch.profiler`; a step slower than its GPU time is",
+            "bound by Python / kernel launches and the rasteriser's host synchronisation).",
+            "",
+            profile_table(profiles),
+            "",
+        ]
+        for d in profiles:
+            lines += [f"- `{d['_file']}`: `{d.get('command', '')}`"]
+        lines.append("")
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
@@ -248,7 +307,8 @@ def _relpath(p: Path, start: Path) -> str:
 def write_report(cfg: ReportConfig) -> Path:
     results = load_results(cfg.results_dir)
     plots = make_plots(results, cfg.results_dir / "plots") if cfg.plots and results else []
-    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output))
+    profiles = load_profiles(cfg.results_dir)
+    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles))
     return cfg.output
 
 

@@ -169,7 +169,8 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
     head = resolve_head_model(cfg.head_model, cfg.data_dir)
     tag = f"{cfg.set}_{size[0]}x{size[1]}_t{frames}_s{seed}_{Path(cfg.head_model).name}"
     scfg = SynthConfig(
-        output=cfg.data_dir / "sequences",
+        # separate roots: a monocular root that also holds the multi-view subject folder is read as NeRSemble
+        output=cfg.data_dir / ("sequences_mono" if mono else "sequences_multiview"),
         rig="monocular" if mono else "multiview",
         sequence=tag,
         subject="999",
@@ -249,13 +250,13 @@ def run_carphone(cfg: BenchConfig, seed: int) -> dict:
     """Real video: frames + matte + landmarks with the default preprocessing, then track; no ground truth."""
     from vhap.cli import main as vhap_main
 
-    clip = _carphone_clip()
     root = cfg.data_dir / "carphone"
     seq_dir = root / "carphone"
     H, W = cfg.carphone_size
     commands = []
     t0 = time.perf_counter()
     if cfg.regenerate or not (seq_dir / "landmark2d").is_dir():
+        clip = _carphone_clip()  # only needed to (re)build the frames: a prepared folder can be carried over
         root.mkdir(parents=True, exist_ok=True)
         video = root / "carphone.mp4"
         if not video.exists():
@@ -267,7 +268,8 @@ def run_carphone(cfg: BenchConfig, seed: int) -> dict:
             if vhap_main(argv) != 0:
                 raise VhapError(f"preprocessing step failed: {commands[-1]}", fix="run it by hand to see why")
 
-        vhap(["preprocess", str(video), "--output", str(seq_dir)])
+        # every frame (the VHAP comparison tracks all 120 frames of the 29.97 fps clip)
+        vhap(["preprocess", str(video), "--output", str(seq_dir), "--fps", "0"])
         _upscale_frames(seq_dir / "images", (H, W))  # VHAP comparison input: bicubic upscale of the 176×144 clip
         commands.append(f"(bench) bicubic upscale of images/*.jpg to {W}x{H}")
         vhap(["matting", str(seq_dir)])

@@ -90,6 +90,7 @@ def render_head(
     lighting: str = "SH",
     filter_mode: str = "auto",
     cull_backfaces: bool = True,
+    num_clusters: int | None = None,
 ) -> HeadRender:
     """Differentiable render of a textured head in B views (the tracker's photometric pipeline).
 
@@ -106,6 +107,7 @@ def render_head(
         boundary_align_off_verts: (V,) bool — these vertices' clip positions are detached in the
             antialiasing call only (§3.7).
         generator: torch.Generator for the perturbation draws.
+        num_clusters: static upper bound on the cluster ids + 1 (saves the perturbation a host sync).
     """
     renderer = renderer or default_renderer()
     device = verts.device
@@ -145,7 +147,7 @@ def render_head(
     else:
         cid = covered.long()
     if perturb_rates is not None:
-        rgba = perturb_appearance(rgba, cid, perturb_rates[0], perturb_rates[1], generator)
+        rgba = perturb_appearance(rgba, cid, perturb_rates[0], perturb_rates[1], generator, num_clusters=num_clusters)
 
     clip_aa = clip
     if boundary_align_off_verts is not None:

@@ -179,9 +179,14 @@ def draw_overlay(target, render, mask, pred_px, target_px, conf, opacity: float 
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """H.264 mp4 via PyAV (even sizes enforced by padding)."""
-    import av
+    """H.264 mp4 via PyAV (even sizes enforced by padding); skipped with a warning where PyAV is missing."""
+    try:
+        import av
+    except ImportError:
+        import warnings
 
+        warnings.warn(f"PyAV is not installed: {path.name} not written (pip install av)", stacklevel=2)
+        return
     if not frames:
         return
     h, w = frames[0].shape[:2]
@@ -276,17 +281,24 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
     rs.evaluations[str(final_epoch)] = summarize_eval(ev["per_frame"])
     t1 = time.perf_counter()
     if media:
+        # Media export runs on a small thread pool: JPEG/PNG encoding releases the GIL, so the overlay files,
+        # the video and the textured meshes are written concurrently instead of one after the other.
+        from concurrent.futures import ThreadPoolExecutor
+
         overlays = out / "overlays"
         overlays.mkdir(exist_ok=True)
         by_frame: dict[int, list[np.ndarray]] = {}
-        for batch in ev["images"]:
-            for t, c, img in batch:
-                cam = f"_{tracker.seq.camera_ids[c]}" if tracker.C > 1 else ""
-                _write_jpg(overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img)
-                by_frame.setdefault(t, []).append(img)
-        frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
-        write_video(frames, out / "overlay.mp4", cfg.exp.overlay_fps)
-        write_meshes(tracker, out / "mesh")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            jobs = [pool.submit(write_meshes, tracker, out / "mesh")]
+            for batch in ev["images"]:
+                for t, c, img in batch:
+                    cam = f"_{tracker.seq.camera_ids[c]}" if tracker.C > 1 else ""
+                    jobs.append(pool.submit(_write_jpg, overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img))
+                    by_frame.setdefault(t, []).append(img)
+            frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
+            jobs.append(pool.submit(write_video, frames, out / "overlay.mp4", cfg.exp.overlay_fps))
+            for j in jobs:
+                j.result()
     if cfg.exp.write_media:
         write_loss_curves(rs.loss_history, out / "loss_curves.png")
     outputs_s = time.perf_counter() - t1

@@ -93,8 +93,11 @@ class TrackParams(nn.Module):
                     out.append((name, p))
         return out
 
-    def optimizer(self, groups: Iterable[str], lr, scale: float = 1.0) -> torch.optim.Adam | None:
-        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``."""
+    def optimizer(
+        self, groups: Iterable[str], lr, scale: float = 1.0, capturable: bool = False
+    ) -> torch.optim.Adam | None:
+        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``
+        (``capturable``: step counters on the device, so a step can be recorded in a CUDA graph)."""
         lr_of = {
             "translation": lr.translation,
             "expr": lr.expr,
@@ -110,7 +113,7 @@ class TrackParams(nn.Module):
             return None
         # fused Adam on CUDA: one kernel for all tensors instead of a loop of small ones
         fused = all(g["params"][0].is_cuda for g in param_groups)
-        return torch.optim.Adam(param_groups, fused=fused or None)
+        return torch.optim.Adam(param_groups, fused=fused or None, capturable=bool(capturable and fused))
 
     # ------------------------------------------------------------------ batch views
     def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:

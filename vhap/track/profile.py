@@ -64,6 +64,10 @@ def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_ste
         "backend": tracker.renderer.backend,
         "ms_per_step": ms,
         "peak_memory_mib": torch.cuda.max_memory_allocated(tracker.device) / 2**20 if cuda else None,
+        "profile_steps": profile_steps,
+        "device_ms_total_per_step": (
+            sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / profile_steps if cuda else None
+        ),
         "scopes": scopes,
         "top_ops": events.table(sort_by=sort_key, row_limit=20, max_name_column_width=50),
     }

@@ -286,6 +286,7 @@ class Tracker:
             generator=self.generator,
             renderer=self.renderer,
             lighting=cfg.render.lighting,
+            num_clusters=self.num_clusters,
         )
         alpha_aa = r.rgba[..., 3]
         return {
@@ -363,15 +364,83 @@ class Tracker:
         stage = self.plan[stage_name]
         if stage.num_steps <= 0 or not stage.params:
             return
-        opt = self.params.optimizer(stage.params, self.cfg.lr)
+        graphed = self._use_cuda_graph(stage)
+        opt = self.params.optimizer(stage.params, self.cfg.lr, capturable=graphed)
         frame_idx = self.sample_idx[sample]
         with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
             self._progress = bar
-            for _ in range(stage.num_steps):
+            done = 0
+            if graphed:
+                done = self._run_graphed(stage_name, stage, opt, frame_idx, stage.num_steps, bar)
+            for _ in range(stage.num_steps - done):
                 self._step(stage_name, stage, opt, frame_idx)
                 bar.update(1)
             self._flush_log()
             self._progress = None
+
+    # =============================================================================== CUDA graphs
+    GRAPH_WARMUP = 3
+
+    def _use_cuda_graph(self, stage: StageConfig) -> bool:
+        """Landmark-only stages on CUDA may run as one recorded CUDA graph per stage: their step is ~1-2 ms of
+        GPU work behind ~17 ms of Python and kernel launches (H100, bench/results/track_profile_cuda.json).
+        Photometric steps cannot be recorded (the rasteriser synchronises with the host). Opt-in with
+        ``VHAP_TRACK_CUDA_GRAPHS=1``: on the H100 the recording still failed on host→device copies made inside
+        the step by the head model (``vhap/model/lbs.py`` builds its homogeneous row with ``new_tensor``) and
+        the camera (``vhap/render/camera.py``); the stage then runs eagerly after a warning."""
+        import os
+
+        return (
+            self.device.type == "cuda"
+            and not stage.photometric
+            and stage.num_steps > 2 * self.GRAPH_WARMUP
+            and os.environ.get("VHAP_TRACK_CUDA_GRAPHS", "0") == "1"
+        )
+
+    def _run_graphed(self, stage_name, stage, opt, frame_idx, num_steps: int, bar) -> int:
+        """Run ``num_steps`` steps of a fixed-sample stage: a few eager warm-up steps on a side stream, then one
+        recorded step (energy, backward, Adam) replayed. Same arithmetic as the eager steps. Returns the
+        number of steps done (0 if recording failed: the caller then runs them eagerly)."""
+        rs = self.run_state
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        done = 0
+        with torch.cuda.stream(side):
+            for _ in range(self.GRAPH_WARMUP):
+                self._step(stage_name, stage, opt, frame_idx)
+                bar.update(1)
+                done += 1
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self._flush_log()
+        graph = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        try:
+            with torch.cuda.graph(graph):
+                res = self.energy(frame_idx, stage_name, stage, train=True)
+                res.total.backward()
+                opt.step()
+        except Exception as e:  # pragma: no cover - depends on the CUDA/torch build
+            import warnings
+
+            warnings.warn(f"CUDA graph capture of {stage_name} failed ({e}); running it eagerly", stacklevel=2)
+            opt.zero_grad(set_to_none=True)
+            return done
+        terms = dict(res.terms)
+        terms["total"] = res.total
+        for _ in range(num_steps - done):
+            graph.replay()
+            rs.position.global_step += 1
+            logged = {k: v.detach().clone() for k, v in terms.items()}
+            self._pending.append((stage_name, rs.position.global_step, logged))
+            if len(self._pending) >= max(1, self.cfg.log.interval_scalar):
+                self._flush_log()
+            bar.update(1)
+            done += 1
+            if self._stop_after is not None and rs.position.global_step >= self._stop_after:
+                raise TrackingInterrupted(f"stopped after {rs.position.global_step} steps (test hook)")
+        opt.zero_grad(set_to_none=True)  # the recorded gradients live in the graph's memory pool
+        del graph
+        return done
 
     def _global_name(self) -> str:
         return "rgb_global_tracking" if self.cfg.exp.photometric else "lmk_global_tracking"

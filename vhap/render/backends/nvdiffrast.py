@@ -14,7 +14,8 @@ module, is idempotent and harmless where the bug does not exist.
 Conventions: nvdiffrast puts NDC y = -1 on buffer row 0; every buffer returned here is flipped to
 row 0 = top, and colours passed to ``antialias`` are flipped back. Stock nvdiffrast has no backface
 culling, so with ``cull_backfaces`` only each view's front-facing faces (CCW in GL NDC) are rasterised, in
-nvdiffrast's *range mode* (one concatenated triangle list, one range per view).
+nvdiffrast's *range mode* (one concatenated list of F triangles per view, one range per view; back faces are
+made degenerate, so the layout and the host-side ranges are static and no step waits for a device copy).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class NvdiffrastRasterizer:
                 fix="pip install diffrp-nvdiffrast ninja (needs CUDA and nvcc), or use backend='torch'",
             )
         self._contexts: dict[str, Any] = {}
+        self._faces_checked: dict[str, Any] = {}
+        self._layouts: dict[tuple, dict] = {}
 
     def context(self, device: torch.device):
         key = str(device)
@@ -93,32 +96,58 @@ class NvdiffrastRasterizer:
         return self._contexts[key]
 
     # ------------------------------------------------------------------ rasterisation
+    def _checked_faces(self, clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """``faces`` as int64 on the clip's device, validated against the vertex count once per (faces tensor,
+        version, V): the bounds check reads the indices back from the device, which would otherwise be two host
+        syncs per rasterisation. The validated tensor is kept referenced, so an identity match is reliable."""
+        faces = faces.to(device=clip.device, dtype=torch.long)
+        state = (faces._version, clip.shape[1])
+        if self._faces_checked.get("faces") is not faces or self._faces_checked.get("state") != state:
+            check_raster_inputs(clip, faces)
+            self._faces_checked = {"faces": faces, "state": state}
+        return faces
+
+    def _range_layout(self, B: int, F: int, V: int, device: torch.device) -> dict:
+        """Static layout of the culled range-mode raster: view b owns triangles [b·F, (b+1)·F). Built once per
+        (B, F, V): the ranges live on the host (nvdiffrast needs them there) and never change, so culling
+        costs no device→host copy."""
+        key = (B, F, V, str(device))
+        lay = self._layouts.get(key)
+        if lay is None:
+            ar_b = torch.arange(B, device=device)
+            lay = {
+                "ranges": torch.stack([torch.arange(B) * F, torch.full((B,), F)], 1).to(torch.int32),
+                "vert_offset": (ar_b * V).view(B, 1, 1),
+                "face_map": torch.arange(F, device=device).repeat(B),
+                "view_map": ar_b.repeat_interleave(F),
+            }
+            self._layouts[key] = lay
+        return lay
+
     def rasterize(
         self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
     ) -> Fragments:
-        check_raster_inputs(clip, faces)
+        if clip.ndim != 3 or faces.ndim != 2:
+            check_raster_inputs(clip, faces)
+        faces = self._checked_faces(clip, faces)
         B, V, _ = clip.shape
         H, W = int(image_size[0]), int(image_size[1])
-        faces = faces.to(device=clip.device, dtype=torch.long)
         clip = clip.float()
         with torch.no_grad():
             front = face_orientation(clip.detach(), faces) > 0
         ctx = self.context(clip.device)
         native: dict[str, Any] = {"backend": "nvdiffrast", "cull": cull_backfaces, "V": V}
         if cull_backfaces:
-            view_idx, face_idx = front.nonzero(as_tuple=True)  # sorted by view, then face
-            counts = front.sum(1)
-            if face_idx.numel() == 0:
-                # Nothing faces the camera: rasterise one degenerate triangle so buffers have the right shape.
-                view_idx = torch.zeros(1, dtype=torch.long, device=clip.device)
-                face_idx = torch.zeros(1, dtype=torch.long, device=clip.device)
-                counts = torch.zeros(B, dtype=torch.long, device=clip.device)
-            starts = counts.cumsum(0) - counts
-            ranges = torch.stack([starts, counts], dim=1).to(torch.int32).cpu()
-            tri = (faces[face_idx] + view_idx.unsqueeze(1) * V).to(torch.int32).contiguous()
+            # Every view gets all F triangles; back faces become degenerate (v0, v0, v0), which the rasteriser
+            # never covers. Same pixels as dropping them, but a fixed size: no nonzero() and host copy.
+            F = faces.shape[0]
+            lay = self._range_layout(B, F, V, clip.device)
+            tri_all = faces.unsqueeze(0) + lay["vert_offset"]  # (B,F,3)
+            tri = torch.where(front.unsqueeze(-1), tri_all, tri_all[..., :1].expand(-1, -1, 3))
+            tri = tri.reshape(B * F, 3).to(torch.int32).contiguous()
             pos = clip.reshape(B * V, 4).contiguous()
-            rast, rast_db = self.dr.rasterize(ctx, pos, tri, (H, W), ranges=ranges, grad_db=True)
-            native.update(tri=tri, face_map=face_idx, view_map=view_idx)
+            rast, rast_db = self.dr.rasterize(ctx, pos, tri, (H, W), ranges=lay["ranges"], grad_db=True)
+            native.update(tri=tri, face_map=lay["face_map"], view_map=lay["view_map"])
         else:
             tri = faces.to(torch.int32).contiguous()
             pos = clip.contiguous()

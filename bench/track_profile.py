@@ -1,0 +1,114 @@
+"""Profile tracker steps on synthetic data at the issue-6 target sizes and write one JSON.
+
+    python bench/track_profile.py --device cuda --backend nvdiffrast --out bench/results/track_profile_cuda.json
+
+Generates (once, under ``--data-dir``) a monocular 16-frame 512×512 sequence and a 16-view NeRSemble-DS4
+(802×550) sequence, builds a :class:`~vhap.track.tracker.Tracker` for each with the ``monocular`` /
+``nersemble`` preset, and times ``--steps`` steps of each listed stage on the first sample
+(:func:`vhap.track.profile.profile_stage`: wall clock per step with a device sync only at the ends, then a
+``torch.profiler`` pass for the per-scope CPU / device times and the top operators).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SETS = {
+    "mono_16x512": dict(rig="monocular", num_frames=16, image_size=(512, 512), preset="monocular"),
+    "16view_ds4": dict(rig="multiview", num_frames=1, image_size=(802, 550), preset="nersemble"),
+}
+
+
+def build_tracker(set_name: str, args, extra: list[str]):
+    from vhap.config import parse_config
+    from vhap.synth.generate import SynthConfig, generate_sequence, load_ground_truth
+    from vhap.track.config import TrackConfig
+    from vhap.track.tracker import Tracker
+
+    spec = SETS[set_name]
+    tag = f"profile_{set_name}"
+    scfg = SynthConfig(
+        output=Path(args.data_dir) / ("sequences_mono" if spec["rig"] == "monocular" else "sequences_multiview"),
+        rig=spec["rig"],
+        sequence=tag,
+        seed=0,
+        num_frames=spec["num_frames"],
+        image_size=spec["image_size"],
+        num_cameras=16,
+        device=args.device,
+        backend=args.backend,
+    )
+    mono = spec["rig"] == "monocular"
+    seq_dir = (scfg.output / tag) if mono else (scfg.output / "999" / "sequences" / tag)
+    if not (seq_dir / "ground_truth" / "meta.json").is_file():
+        generate_sequence(scfg, progress=False)
+    meta = load_ground_truth(seq_dir)["meta"]
+    argv = ["--preset", spec["preset"], "--data.root", str(scfg.output), "--data.sequence", tag]
+    argv += ["--data.landmark-detector", meta["landmark_detector"], "--exp.device", args.device]
+    argv += ["--render.backend", args.backend, "--exp.output-folder", str(Path(args.data_dir) / "runs" / tag)]
+    if not mono:
+        argv += ["--data.subject", "999"]
+    cfg = parse_config(TrackConfig, argv + extra, preset_group="track")
+    cfg.log.progress = False
+    return Tracker(cfg), argv + extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vhap.track.profile import profile_stage
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--backend", default="nvdiffrast")
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--stages", nargs="+", default=["lmk_init_all", "rgb_sequential_tracking", "rgb_global_tracking"])
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--data-dir", default="output/bench_data")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--print-ops", action="store_true")
+    args, extra = ap.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+    results = []
+    for set_name in args.sets:
+        t0 = time.perf_counter()
+        tracker, targv = build_tracker(set_name, args, extra)
+        build_s = time.perf_counter() - t0
+        for stage in args.stages:
+            if stage not in tracker.plan:
+                continue
+            t1 = time.perf_counter()
+            r = profile_stage(tracker, stage, args.warmup, args.steps, args.profile_steps)
+            r.update(set=set_name, track_args=targv, build_s=build_s, stage_wall_s=time.perf_counter() - t1)
+            print(f"[{set_name}] {stage}: {r['ms_per_step']:.2f} ms/step ({r['views_per_step']} views)", flush=True)
+            for k, v in sorted(r["scopes"].items()):
+                dev = "" if v["device_ms_per_step"] is None else f" device {v['device_ms_per_step']:.2f}"
+                print(f"    {k:<22} cpu {v['cpu_ms_per_step']:.2f}{dev}", flush=True)
+            if args.print_ops:
+                print(r["top_ops"], flush=True)
+            results.append(r)
+        del tracker
+    if args.out:
+        sys.path.insert(0, str(REPO / "bench"))
+        from run import hardware_info
+
+        doc = {
+            "hardware": hardware_info(args.device),
+            "command": "python bench/track_profile.py " + " ".join(argv or sys.argv[1:]),
+            "results": results,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(doc, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
