@@ -203,7 +203,8 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
     worker, args = _track(cfg, data_args, run_dir, head)
     timing, tracker_totals = _timing(run_dir, worker, frames)
     t1 = time.perf_counter()
-    acc = evaluate_synthetic_run(run_dir, seq_dir, head_model=head, render=cfg.score_render)
+    # score on the tracking device: the 16-view renders take minutes with the torch rasteriser on the CPU
+    acc = evaluate_synthetic_run(run_dir, seq_dir, head_model=head, render=cfg.score_render, device=cfg.device)
     return {
         "seed": seed,
         "num_frames": frames,

@@ -54,7 +54,10 @@ def rigid_transforms(
     rel_joints = joints.clone()
     rel_joints[:, 1:] = joints[:, 1:] - joints[:, parents[1:]]
     local = torch.cat([rot_mats, rel_joints[..., None]], dim=-1)  # (B, J, 3, 4)
-    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, num_joints, 1, 4)
+    # homogeneous row (0, 0, 0, 1) made on the device (a python-list constant would be a host→device copy
+    # per call, which also breaks CUDA-graph capture)
+    bottom = torch.zeros_like(local[:, :, :1, :])
+    bottom[..., 3] = 1.0
     local = torch.cat([local, bottom], dim=-2)  # (B, J, 4, 4)
     chain = [local[:, 0]]
     for j in range(1, num_joints):

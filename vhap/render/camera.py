@@ -34,24 +34,35 @@ def _axis_flip(like: torch.Tensor) -> torch.Tensor:
     return torch.diag(torch.tensor([*_CV_TO_GL, 1.0], dtype=like.dtype, device=like.device))
 
 
+# The conversions below negate rows / columns 1 and 2 instead of multiplying by ``_axis_flip``: same
+# numbers, but no constant tensor is built from host data per call (a host→device copy on CUDA that also
+# breaks CUDA-graph capture) and no 4x4 GEMM is launched.
+def _flip_rows_yz(m: torch.Tensor) -> torch.Tensor:
+    return torch.cat([m[..., :1, :], -m[..., 1:3, :], m[..., 3:, :]], dim=-2)
+
+
+def _flip_cols_yz(m: torch.Tensor) -> torch.Tensor:
+    return torch.cat([m[..., :1], -m[..., 1:3], m[..., 3:]], dim=-1)
+
+
 def w2c_opencv_to_opengl(w2c: torch.Tensor) -> torch.Tensor:
     """(…,4,4) OpenCV world-to-camera -> OpenGL world-to-camera (flip camera y and z rows)."""
-    return _axis_flip(w2c) @ w2c
+    return _flip_rows_yz(w2c)
 
 
 def w2c_opengl_to_opencv(w2c: torch.Tensor) -> torch.Tensor:
     """(…,4,4) OpenGL world-to-camera -> OpenCV world-to-camera (the flip is its own inverse)."""
-    return _axis_flip(w2c) @ w2c
+    return _flip_rows_yz(w2c)
 
 
 def c2w_opencv_to_opengl(c2w: torch.Tensor) -> torch.Tensor:
     """(…,4,4) OpenCV camera-to-world -> OpenGL camera-to-world (flip camera y and z columns)."""
-    return c2w @ _axis_flip(c2w)
+    return _flip_cols_yz(c2w)
 
 
 def c2w_opengl_to_opencv(c2w: torch.Tensor) -> torch.Tensor:
     """(…,4,4) OpenGL camera-to-world -> OpenCV camera-to-world."""
-    return c2w @ _axis_flip(c2w)
+    return _flip_cols_yz(c2w)
 
 
 def invert_rigid(m: torch.Tensor) -> torch.Tensor:
@@ -339,8 +350,8 @@ class Cameras:
         y_n = 2y/H - 1; no half-pixel shift), as VHAP compares landmarks (§3.1)."""
         pix = self.project(points)
         H, W = self.image_size
-        scale = pix.new_tensor([2.0 / W, 2.0 / H])
-        return pix * scale - 1.0
+        # per-axis python scalars: no (2,) constant copied from the host per call
+        return torch.stack([pix[..., 0] * (2.0 / W), pix[..., 1] * (2.0 / H)], dim=-1) - 1.0
 
     def to_clip(self, points: torch.Tensor) -> torch.Tensor:
         """(B|1,N,3) world -> (B,N,4) OpenGL clip coordinates for the rasterisers.

@@ -1,0 +1,67 @@
+"""The per-step maths of the head model and the cameras builds no tensor from host data (on CUDA that is a
+host→device copy per call, and it makes CUDA-graph capture of a tracker step fail)."""
+
+from __future__ import annotations
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from vhap.model.lbs import lbs
+from vhap.render.camera import Cameras, c2w_opencv_to_opengl, w2c_opencv_to_opengl
+
+HOST_DATA = {"tensor", "new_tensor", "from_numpy", "as_tensor", "item", "tolist", "cpu", "numpy"}
+
+
+class _HostDataCalls(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if name in HOST_DATA:
+            self.calls.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _random_w2c(n: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(n, 3, 3))
+    q = q * torch.sign(torch.linalg.det(q))[:, None, None]
+    w2c = torch.eye(4).repeat(n, 1, 1)
+    w2c[:, :3, :3] = q
+    w2c[:, :3, 3] = torch.randn(n, 3)
+    return w2c
+
+
+def test_lbs_and_camera_projection_use_no_host_data():
+    torch.manual_seed(0)
+    B, V, J = 2, 30, 5
+    v = torch.randn(B, V, 3, requires_grad=True)
+    pose = (0.2 * torch.randn(B, 3 * J)).requires_grad_(True)
+    jreg = torch.softmax(torch.randn(J, V), -1)
+    parents = [-1, 0, 1, 1, 1]
+    posedirs = 0.01 * torch.randn(9 * (J - 1), 3 * V)
+    weights = torch.softmax(torch.randn(V, J), -1)
+    K = torch.tensor([[[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]]).repeat(B, 1, 1)
+    cams = Cameras(K=K, w2c=_random_w2c(B), image_size=(480, 640))
+    mode = _HostDataCalls()
+    with mode:
+        verts, _ = lbs(v, pose, jreg, parents, posedirs, weights)
+        loss = cams.project_ndc(verts).square().mean() + cams.to_clip(verts).square().mean()
+        loss.backward()
+    assert mode.calls == []
+    assert torch.isfinite(v.grad).all() and pose.grad.abs().sum() > 0
+
+
+def test_axis_flips_equal_the_diag_product():
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+    m = _random_w2c(3)
+    assert torch.equal(w2c_opencv_to_opengl(m), flip @ m)
+    assert torch.equal(c2w_opencv_to_opengl(m), m @ flip)
+
+
+def test_project_ndc_known_answer():
+    cams = Cameras(K=torch.tensor([[100.0, 0, 50], [0, 100, 40], [0, 0, 1]]), w2c=torch.eye(4), image_size=(80, 100))
+    # a point on the optical axis lands on the principal point (50, 40) → NDC (0, 0); x = +0.1 m at z = 1 → u = 60
+    ndc = cams.project_ndc(torch.tensor([[[0.0, 0.0, 1.0], [0.1, 0.2, 1.0]]]))
+    assert torch.allclose(ndc, torch.tensor([[[0.0, 0.0], [0.2, 0.5]]]), atol=1e-6)
