@@ -2,19 +2,18 @@
 # to its member exports because it references their files through ../<member>/ paths.
 
 
+@job_function
 def union_members(wildcards):
     members = ALL_DATASETS[wildcards.ds]["combine"].get(wildcards.name)
     if members is None:
         raise WorkflowError(f"no union '{wildcards.name}' in datasets.{wildcards.ds}.combine")
-    return [EXPORT.format(ds=wildcards.ds, subject=wildcards.subject, seq=s) for s in members]
+    return subject_paths(EXPORT, wildcards.ds, wildcards.subject, tuple(members))
 
 
 rule combine:
     input:
         exports=union_members,
-        validated=lambda w: [
-            VALIDATION.format(ds=w.ds, subject=w.subject, seq=s) for s in ALL_DATASETS[w.ds]["combine"][w.name]
-        ],
+        validated=VALIDATIONS,
     output:
         union=directory(UNION),
     params:

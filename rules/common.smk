@@ -10,8 +10,10 @@ import fnmatch
 import functools
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,6 +24,44 @@ WORKFLOW_DIR = Path(workflow.basedir)
 STEPS = ("preprocess", "matting", "landmarks", "track", "export", "validate", "combine", "report")
 
 validate(config, str(WORKFLOW_DIR / "config" / "schema" / "config.schema.yaml"), set_default=True)
+
+# Steps whose subcommand has presets (`--preset NAME`, config/presets/<step>/<name>.yaml); any other
+# step given a preset would fail only when its job runs, so it is refused here, at config time.
+PRESET_STEPS = ("preprocess", "track")
+PRESET_DIR = WORKFLOW_DIR / "config" / "presets"
+# Steps with one job per sequence; validate, combine and report run once per subject (or union), so a
+# sequence-level override of them would have nothing to apply to.
+SEQUENCE_STEPS = ("preprocess", "matting", "landmarks", "track", "export")
+
+
+def check_presets(steps: dict, where: str) -> None:
+    """Refuse a `preset:` on a step without presets, or a preset name with no file, naming where it is set."""
+    for step, settings in (steps or {}).items():
+        preset = (settings or {}).get("preset")
+        if not preset:
+            continue
+        if step not in PRESET_STEPS:
+            raise WorkflowError(
+                f"{where}: steps.{step}.preset = {preset!r}, but `vhap {step}` has no presets (only "
+                f"{' and '.join(PRESET_STEPS)} do). Fix: remove the preset and put the settings under "
+                f"steps.{step}.config."
+            )
+        if str(preset).endswith((".yaml", ".yml")):
+            path = Path(preset)
+            if not path.is_file():
+                raise WorkflowError(f"{where}: steps.{step}.preset: preset file {path} not found (fix: the path)")
+        elif not (PRESET_DIR / step / f"{preset}.yaml").is_file():
+            known = sorted(f.stem for f in (PRESET_DIR / step).glob("*.yaml"))
+            raise WorkflowError(
+                f"{where}: steps.{step}.preset: unknown preset {preset!r} for `vhap {step}`. "
+                f"Fix: one of {known} (config/presets/{step}/) or a path to a .yaml file."
+            )
+
+
+check_presets(config["steps"], "config: steps")
+check_presets(config["demo"]["steps"], "config: demo.steps")
+for _name, _spec in config["datasets"].items():
+    check_presets(_spec["steps"], f"config: datasets.{_name}.steps")
 
 RESULTS = config["results"].rstrip("/")
 VHAP = config["vhap"]
@@ -34,6 +74,26 @@ wildcard_constraints:
     subject=r"[^/]+",
     seq=r"(?!UNION_)[^/]+",
     name=r"[^/]+",
+
+
+def job_function(func):
+    """Mark ``func`` (an input, params or resources function, called once per job) as having a fixed signature.
+
+    Snakemake runs ``inspect.signature`` on such a function at every call to pick the arguments it
+    passes (wildcards, attempt, input, ...), about 15 us each: ~2 s of a 50k-job dry run. Its own hook
+    for functions of a known signature (``snakemake.common.FUNC_OVERWRITE_PARAMS_ATTR``) takes the
+    precomputed parameters instead. Without that hook (another snakemake version) nothing changes but
+    the speed.
+    """
+    try:
+        from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, get_function_params
+    except ImportError:
+        return func
+    params = inspect.signature(func).parameters
+    setattr(func, FUNC_OVERWRITE_PARAMS_ATTR, params)
+    if get_function_params(func) is not params:  # the hook works differently here: leave func as it was
+        delattr(func, FUNC_OVERWRITE_PARAMS_ATTR)
+    return func
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -272,22 +332,35 @@ def subject_overrides(subject: str) -> dict:
     except yaml.YAMLError as e:
         raise WorkflowError(f"{path}: invalid YAML: {e}")
     validate(data, str(WORKFLOW_DIR / "config" / "schema" / "subject.schema.yaml"))
+    check_presets(data.get("steps"), str(path))
+    for seq, seq_spec in (data.get("sequences") or {}).items():
+        check_presets(seq_spec.get("steps"), f"{path}: sequences.{seq}")
     return data
+
+
+def _canonical(merged: dict) -> tuple:
+    # Canonical text: key order and formatting never trigger a rerun, values do.
+    return merged.get("preset") or "", json.dumps(merged.get("config", {}), sort_keys=True, separators=(",", ":"))
+
+
+@functools.cache
+def _subject_step(ds: str, subject: str, step: str) -> tuple[dict, tuple]:
+    """(merged settings, canonical form) of a step for a whole subject: global < dataset < subject."""
+    merged = deep_merge(config["steps"][step], ALL_DATASETS[ds]["steps"].get(step, {}))
+    merged = deep_merge(merged, subject_overrides(subject).get("steps", {}).get(step, {}))
+    return merged, _canonical(merged)
 
 
 @functools.cache
 def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
-    """(preset, config-as-canonical-JSON) of one step of one job: global < dataset < subject < sequence."""
-    merged = config["steps"][step]
-    merged = deep_merge(merged, ALL_DATASETS[ds]["steps"].get(step, {}))
-    subj = subject_overrides(subject)
-    merged = deep_merge(merged, subj.get("steps", {}).get(step, {}))
-    if seq:
-        merged = deep_merge(merged, subj.get("sequences", {}).get(seq, {}).get("steps", {}).get(step, {}))
-    preset = merged.get("preset") or ""
-    # Canonical text: key order and formatting never trigger a rerun, values do.
-    text = json.dumps(merged.get("config", {}), sort_keys=True, separators=(",", ":"))
-    return preset, text
+    """(preset, config-as-canonical-JSON) of one step of one job: global < dataset < subject < sequence.
+
+    Sequences without an override of their own share the subject's (cached) tuple, so ~10k sequences
+    cost one merge per (dataset, subject, step), not one per job.
+    """
+    merged, canonical = _subject_step(ds, subject, step)
+    over = ((subject_overrides(subject).get("sequences") or {}).get(seq) or {}).get("steps", {}).get(step) if seq else None
+    return _canonical(deep_merge(merged, over)) if over else canonical
 
 
 # The steps whose settings shape a step's input. Their settings are part of the step's params (as a
@@ -307,14 +380,17 @@ UPSTREAM = {
 
 
 @functools.cache
+def _digest(settings: tuple) -> str:
+    return hashlib.sha1(repr(settings).encode()).hexdigest()[:16]
+
+
 def upstream_digest(ds, subject, seq, step) -> str:
     """Digest of the upstream steps' settings of one sequence (of every sequence of the subject if seq is empty)."""
-    seqs = [seq] if seq else sorted(r["seq"] for r in sequences_of(ds, subject))
-    h = hashlib.sha1()
-    for q in seqs:
-        for up in UPSTREAM[step]:
-            h.update(repr((q, up, step_settings(ds, subject, q, up))).encode())
-    return h.hexdigest()[:16]
+    ups = UPSTREAM[step]
+    if seq:
+        return _digest(tuple(step_settings(ds, subject, seq, up) for up in ups))
+    return _digest(tuple((r["seq"], tuple(step_settings(ds, subject, r["seq"], up) for up in ups))
+                         for r in sequences_of(ds, subject)))
 
 
 def step_params(step, **extra):
@@ -322,40 +398,41 @@ def step_params(step, **extra):
 
     Keys: ``preset`` (``--preset NAME`` or empty), ``cfg`` (the merged step config as canonical JSON),
     ``cfgfile`` (where the job writes it for ``--config``), ``upstream`` (digest of the settings of the
-    steps before it), plus ``extra`` (name -> f(record)) for per-sequence values. One callable per rule
+    steps before it), plus ``extra`` (name -> f(wildcards)) for per-job values. One callable per rule
     keeps DAG construction cheap (snakemake inspects the signature of every param function of every
     job), and the whole dict is what snakemake's params rerun trigger compares.
     """
+    has_upstream = bool(UPSTREAM[step])
+    jobconfig = f"{RESULTS}/.jobconfig/{step}/"
 
     def job(wildcards):
+        ds, subject = wildcards.ds, wildcards.subject
         seq = wildcards.get("seq", "")
-        preset, text = step_settings(wildcards.ds, wildcards.subject, seq, step)
+        preset, text = step_settings(ds, subject, seq, step)
         leaf = seq or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
         out = {
             "preset": f"--preset {preset}" if preset else "",
             "cfg": text,
-            "cfgfile": f"{RESULTS}/.jobconfig/{step}/{wildcards.ds}/{wildcards.subject}/{leaf}.yaml",
+            "cfgfile": f"{jobconfig}{ds}/{subject}/{leaf}.yaml",
         }
-        if UPSTREAM[step]:
-            out["upstream"] = upstream_digest(wildcards.ds, wildcards.subject, seq, step)
-        if extra:
-            rec = seq_record(wildcards)
-            out.update((k, f(rec)) for k, f in extra.items())
+        if has_upstream:
+            out["upstream"] = upstream_digest(ds, subject, seq, step)
+        for k, f in extra.items():
+            out[k] = f(wildcards)
         return out
 
-    return {"job": job}
+    return {"job": job_function(job)}
+
+
+# Shell prefix of every rule: write the job's config (JSON is YAML) to the file passed as --config.
+# The config text is a rule param, so any change to it re-runs the job (params rerun trigger); the
+# file is only the transport to the subcommand.
+WRITE_JOB_CONFIG = 'cfg={params.job[cfgfile]:q} && mkdir -p "${{cfg%/*}}" && printf "%s\\n" {params.job[cfg]:q} > "$cfg" && '
 
 
 def vhap_shell(step, subcommand=None):
-    """Shell prefix of a rule: write the job's config (JSON is YAML) and call ``vhap <subcommand>``.
-
-    The config text is a rule param, so any change to it re-runs the job (params rerun trigger);
-    the file is only the transport to the subcommand.
-    """
-    return (
-        'cfg={params.job[cfgfile]:q} && mkdir -p "${{cfg%/*}}" && printf "%s\\n" {params.job[cfg]:q} > "$cfg" && '
-        f'{VHAP} {subcommand or step} {{params.job[preset]}} --config "$cfg" '
-    )
+    """Shell prefix of a rule: write the job's config and call ``vhap <subcommand>`` with it."""
+    return WRITE_JOB_CONFIG + f'{VHAP} {subcommand or step} {{params.job[preset]}} --config "$cfg" '
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,9 +440,12 @@ def vhap_shell(step, subcommand=None):
 # ---------------------------------------------------------------------------------------------
 
 SEQUENCES = {}  # (ds, subject, seq) -> record
+SUBJECT_SEQUENCES = {}  # (ds, subject) -> records sorted by sequence (the per-subject rules read this)
 for _ds, _spec in ALL_DATASETS.items():
     for _r in discover_dataset(_ds, _spec):
         SEQUENCES[(_ds, _r["subject"], _r["seq"])] = _r
+for _key, _r in sorted(SEQUENCES.items()):
+    SUBJECT_SEQUENCES.setdefault(_key[:2], []).append(_r)
 
 
 def seq_record(wildcards) -> dict:
@@ -375,12 +455,12 @@ def seq_record(wildcards) -> dict:
     return SEQUENCES[key]
 
 
-def sequences_of(ds, subject=None):
-    return [r for (d, s, _), r in SEQUENCES.items() if d == ds and (subject is None or s == subject)]
+def sequences_of(ds, subject) -> list[dict]:
+    return SUBJECT_SEQUENCES.get((ds, subject), [])
 
 
 def subjects_of(ds):
-    return sorted({s for (d, s, _) in SEQUENCES if d == ds})
+    return sorted(s for d, s in SUBJECT_SEQUENCES if d == ds)
 
 
 # Preprocessed sequence folder (VHAP layout inside): images/, alpha_maps/, landmark2d/.
@@ -391,9 +471,22 @@ TRACK = RESULTS + "/track/{ds}/{subject}/{seq}"
 EXPORT = RESULTS + "/export/{ds}/{subject}/{subject}_{seq}"
 UNION = RESULTS + "/export/{ds}/{subject}/{subject}_UNION_{name}"
 STAMP = RESULTS + "/stamps/{step}/{ds}/{subject}/{seq}.json"
-VALIDATION = RESULTS + "/validate/{ds}/{subject}/{seq}.json"
+# One validation job per subject writes <seq>.json for each of its sequences into this folder.
+VALIDATIONS = RESULTS + "/validate/{ds}/{subject}"
+VALIDATION = VALIDATIONS + "/{seq}.json"
 REPORT = RESULTS + "/report/{ds}/{subject}"
 LOGS = RESULTS + "/logs/{step}/{ds}/{subject}/{seq}.log"
+
+
+def subject_paths(pattern: str, ds: str, subject: str, seqs: tuple | None = None) -> list[str]:
+    """``pattern`` formatted for every sequence of a subject (or for ``seqs``)."""
+    return list(_subject_paths(pattern, ds, subject, seqs))
+
+
+@functools.cache
+def _subject_paths(pattern, ds, subject, seqs):
+    names = seqs if seqs is not None else [r["seq"] for r in sequences_of(ds, subject)]
+    return tuple(pattern.format(ds=ds, subject=subject, seq=s) for s in names)
 
 
 def stamp_of(step):
@@ -411,7 +504,7 @@ def dataset_targets(ds):
     spec = ALL_DATASETS[ds]
     for subject in subjects_of(ds):
         seqs = {r["seq"] for r in sequences_of(ds, subject)}
-        targets += [VALIDATION.format(ds=ds, subject=subject, seq=s) for s in sorted(seqs)]
+        targets.append(VALIDATIONS.format(ds=ds, subject=subject))
         for name, members in spec["combine"].items():
             if set(members) <= seqs:  # a union needs every member sequence of the subject
                 targets.append(UNION.format(ds=ds, subject=subject, name=name))
@@ -432,11 +525,9 @@ def _count_images(folder) -> int | None:
         return None
 
 
-def n_images(wildcards) -> int:
-    """Frames x cameras of a job: counted in the sequence's images/ when it exists, else estimated."""
-    rec = SEQUENCES.get((wildcards.ds, wildcards.subject, wildcards.get("seq", "")))
-    if rec is None:  # a union or a report: the sum over the subject's sequences
-        return sum(n_images(Wildcards(r)) for r in sequences_of(wildcards.ds, wildcards.subject))
+@functools.cache
+def _sequence_images(ds: str, subject: str, seq: str) -> int:
+    rec = SEQUENCES[(ds, subject, seq)]
     counted = _count_images(Path(rec["folder"]) / "images")
     if counted:
         return counted
@@ -446,25 +537,41 @@ def n_images(wildcards) -> int:
     return (rec["frames"] or config["frames_per_sequence"]) * cameras
 
 
-class Wildcards(dict):
-    """Attribute access to a sequence record, like snakemake's wildcards object."""
+@functools.cache
+def _subject_images(ds: str, subject: str) -> int:
+    return sum(_sequence_images(ds, subject, r["seq"]) for r in sequences_of(ds, subject))
 
-    def __getattr__(self, key):
-        return self[key]
+
+def n_images(wildcards) -> int:
+    """Frames x cameras of a job: counted in the sequence's images/ when it exists, else estimated.
+
+    A per-subject job (validation, union, report) gets the sum over the subject's sequences. Counted
+    once per sequence and snakemake process.
+    """
+    seq = wildcards.get("seq", "")
+    if (wildcards.ds, wildcards.subject, seq) in SEQUENCES:
+        return _sequence_images(wildcards.ds, wildcards.subject, seq)
+    return _subject_images(wildcards.ds, wildcards.subject)
 
 
 def step_resources(step):
+    """mem_mb and runtime of a step's jobs (scaled by images when the step has a per-frame cost) and its GPUs."""
     r = config["resources"][step]
+    scale = r["retry_scale"]
 
     def runtime(wildcards, attempt):
-        minutes = r["runtime"] + r["runtime_per_frame"] * n_images(wildcards)
-        return int(round(minutes * r["retry_scale"] ** (attempt - 1)))
+        minutes = r["runtime"]
+        if r["runtime_per_frame"]:
+            minutes += r["runtime_per_frame"] * n_images(wildcards)
+        return int(round(minutes * scale ** (attempt - 1)))
 
     def mem_mb(wildcards, attempt):
-        mb = r["mem_mb"] + r["mem_mb_per_frame"] * n_images(wildcards)
-        return int(round(mb * r["retry_scale"] ** (attempt - 1)))
+        mb = r["mem_mb"]
+        if r["mem_mb_per_frame"]:
+            mb += r["mem_mb_per_frame"] * n_images(wildcards)
+        return int(round(mb * scale ** (attempt - 1)))
 
-    res = {"mem_mb": mem_mb, "runtime": runtime}
+    res = {"mem_mb": job_function(mem_mb), "runtime": job_function(runtime)}
     if r["gpu"]:
         res["gpu"] = r["gpu"]
     return res

@@ -3,12 +3,14 @@
 
 rule landmarks:
     input:
-        frames=stamp_of("preprocess"),
+        # the chain preprocess -> matting -> landmarks -> track orders the steps; an edge per step
+        # before it would only add ~30k file lookups to a NeRSemble-sized DAG (config changes upstream
+        # are in params.job[upstream])
         mattes=stamp_of("matting"),
     output:
         stamp=stamp_of("landmarks"),
     params:
-        **step_params("landmarks", folder=lambda r: r["folder"]),
+        **step_params("landmarks", folder=lambda w: seq_record(w)["folder"]),
     log:
         log_of("landmarks"),
     threads: step_threads("landmarks")

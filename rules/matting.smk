@@ -7,7 +7,7 @@ rule matting:
     output:
         stamp=stamp_of("matting"),
     params:
-        **step_params("matting", folder=lambda r: r["folder"]),
+        **step_params("matting", folder=lambda w: seq_record(w)["folder"]),
     log:
         log_of("matting"),
     threads: step_threads("matting")

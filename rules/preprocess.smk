@@ -3,17 +3,22 @@
 # live in the dataset and the subcommand writes them atomically.
 
 
+def preprocess_source(wildcards):
+    """A video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)."""
+    rec = seq_record(wildcards)
+    return rec["videos"][0] if rec["layout"] == "monocular" else rec["folder"]
+
+
 rule preprocess:
     input:
-        videos=lambda w: seq_record(w)["videos"],
+        videos=job_function(lambda w: seq_record(w)["videos"]),
     output:
         stamp=stamp_of("preprocess"),
     params:
         **step_params(
             "preprocess",
-            folder=lambda r: r["folder"],
-            # a video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)
-            source=lambda r: r["videos"][0] if r["layout"] == "monocular" else r["folder"],
+            folder=lambda w: seq_record(w)["folder"],
+            source=preprocess_source,
         ),
     log:
         log_of("preprocess"),

@@ -1,17 +1,10 @@
 # Per-subject summary of the tracking runs (metrics table, figures), also shown by `snakemake --report`.
 
 
-def subject_runs(wildcards):
-    return [TRACK.format(ds=wildcards.ds, subject=wildcards.subject, seq=r["seq"]) for r in
-            sequences_of(wildcards.ds, wildcards.subject)]
-
-
 rule report:
     input:
-        runs=subject_runs,
-        validated=lambda w: [
-            VALIDATION.format(ds=w.ds, subject=w.subject, seq=r["seq"]) for r in sequences_of(w.ds, w.subject)
-        ],
+        runs=job_function(lambda w: subject_paths(TRACK, w.ds, w.subject)),
+        validated=VALIDATIONS,
     output:
         summary=report(
             directory(REPORT),

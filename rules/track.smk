@@ -1,10 +1,16 @@
 # Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/).
 
 
+def track_data_args(wildcards):
+    """`--data.*` arguments of a sequence: dataset root, layout and (multi-view) subject."""
+    rec = seq_record(wildcards)
+    subject = f" --data.subject {rec['subject']}" if rec["layout"] != "monocular" else ""
+    return f"--data.root {shlex.quote(rec['root'])} --data.layout {rec['layout']}{subject}"
+
+
 rule track:
     input:
-        frames=stamp_of("preprocess"),
-        mattes=stamp_of("matting"),
+        # frames and mattes come before the landmarks (see landmarks.smk)
         landmarks=stamp_of("landmarks"),
     output:
         run=report(
@@ -18,9 +24,7 @@ rule track:
     params:
         **step_params(
             "track",
-            root=lambda r: r["root"],
-            layout=lambda r: r["layout"],
-            subject=lambda r: f"--data.subject {r['subject']}" if r["layout"] != "monocular" else "",
+            data=track_data_args,
         ),
     log:
         log_of("track"),
@@ -31,5 +35,5 @@ rule track:
         conda_env("track")
     shell:
         vhap_shell("track")
-        + "--data.root {params.job[root]:q} --data.layout {params.job[layout]} {params.job[subject]} --data.sequence {wildcards.seq:q} "
+        + "{params.job[data]} --data.sequence {wildcards.seq:q} "
         + "--exp.output_folder {output.run:q} > {log} 2>&1"

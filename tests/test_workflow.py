@@ -156,14 +156,14 @@ def _placeholder_datasets(root: Path) -> dict:
 def test_dry_run_lists_pending_jobs(tmp_path):
     cfg = write_config(tmp_path, {"datasets": _placeholder_datasets(tmp_path / "data"), "vhap": VHAP_CMD})
     out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "2").stdout
-    # one job per (subject, sequence) per step; unions and reports per subject
+    # one job per (subject, sequence) per step; validation, unions and reports per subject
     assert job_counts(out) == {
         "preprocess": 6,
         "matting": 6,
         "landmarks": 6,
         "track": 6,
         "export": 6,
-        "validate_export": 6,
+        "validate_export": 4,
         "combine": 2,
         "report": 4,
         "all": 1,
@@ -197,6 +197,36 @@ def test_config_is_validated_against_the_schema(tmp_path):
     cfg = write_config(tmp_path, {"resultz": "x"})
     res = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1", check=False)
     assert res.returncode != 0 and "resultz" in res.stdout
+
+
+def test_preset_is_checked_at_config_time(tmp_path):
+    """Only preprocess and track have presets; a preset elsewhere, or an unknown name, fails before any job runs."""
+    data = _placeholder_datasets(tmp_path / "data")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "steps": {"matting": {"preset": "fast"}}})
+    res = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1", check=False)
+    assert res.returncode != 0
+    assert "steps.matting.preset" in res.stdout and "has no presets" in res.stdout
+    mono = dict(data["mono"], steps={"track": {"preset": "nersemb"}})
+    cfg = write_config(tmp_path, {"datasets": {"mono": mono}})
+    res = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1", check=False)
+    assert res.returncode != 0
+    assert "datasets.mono.steps" in res.stdout and "unknown preset 'nersemb'" in res.stdout
+    assert "nersemble" in res.stdout  # the known presets are listed
+    # in a subject file too, named by its path
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "bob.yaml").write_text("sequences: {bob: {steps: {export: {preset: x}}}}\n")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "subjects_dir": "subjects"})
+    res = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1", check=False)
+    assert res.returncode != 0 and "bob.yaml: sequences.bob" in res.stdout and "steps.export.preset" in res.stdout
+    # per-subject steps (validate, combine, report) cannot be set per sequence
+    (tmp_path / "subjects" / "bob.yaml").write_text("sequences: {bob: {steps: {report: {config: {}}}}}\n")
+    res = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1", check=False)
+    assert res.returncode != 0 and "report" in res.stdout
+    # the presets that exist pass
+    presets = "steps: {track: {preset: monocular}, preprocess: {preset: monocular}}\n"
+    (tmp_path / "subjects" / "bob.yaml").write_text(presets)
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
+    assert re.search(r"track --preset monocular .*--data\.sequence bob", out), out[-3000:]
 
 
 def test_subject_file_is_validated(tmp_path):
