@@ -123,6 +123,17 @@ def dry_run(workdir: Path, config: Path, quiet: bool) -> dict:
     return summarise(*timed(cmd, workdir), quiet)
 
 
+def startup(workdir: Path) -> dict:
+    """A one-job dry run: snakemake's fixed cost (imports, plugin discovery) included in every number above.
+
+    With a SLURM client installed but no controller answering, the SLURM executor plugin's import waits
+    for ``scontrol show config`` to time out (~9 s of wall time, no CPU) in every snakemake process.
+    """
+    (workdir / "Snakefile").write_text(BASELINE_SNAKEFILE)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--quiet", "rules", "--config", "count=1"]
+    return summarise(*timed(cmd, workdir), True)
+
+
 def baseline(workdir: Path, n_chains: int) -> dict:
     (workdir / "Snakefile").write_text(BASELINE_SNAKEFILE)
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--quiet", "rules", "--config", f"count={n_chains}"]
@@ -135,6 +146,7 @@ def main() -> int:
     ap.add_argument("--sequences", type=int, default=24)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "dag_scale.json")
     ap.add_argument("--tmp", type=Path, default=None, help="where to build the synthetic tree (default: a temp dir)")
+    ap.add_argument("--modes", default="scan,listing", help="which dry runs: scan, listing or both")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -144,7 +156,7 @@ def main() -> int:
         n_seq, listing = make_dataset(root, args.subjects, args.sequences)
         make_s = time.perf_counter() - t0
         results = {}
-        for mode in ("scan", "listing"):
+        for mode in args.modes.split(","):
             cfg = tmp / f"config_{mode}.yaml"
             ds = {"layout": "nersemble_v2", "root": str(root)}
             if mode == "listing":
@@ -160,8 +172,10 @@ def main() -> int:
                 )
         base_dir = tmp / "baseline"
         base_dir.mkdir()
-        # 6 trivial jobs per sequence + all: about the job count of the real DAG
-        base = baseline(base_dir, n_seq + n_seq // 36)
+        first = startup(base_dir)
+        print(f"startup  {first['wall_seconds']:7.1f} s wall {first['cpu_seconds']:7.1f} s CPU  jobs={first['jobs']}")
+        # chains of 6 trivial jobs, as many jobs as the real DAG: 5 per sequence + 2 per subject
+        base = baseline(base_dir, (5 * n_seq + 2 * args.subjects) // 6)
         print(f"baseline {base['wall_seconds']:7.1f} s wall {base['cpu_seconds']:7.1f} s CPU  jobs={base['jobs']}")
 
     report = {
@@ -172,6 +186,9 @@ def main() -> int:
         "video_files": n_seq * len(CAMERAS),
         "make_tree_seconds": round(make_s, 1),
         "dry_runs": results,
+        "startup_one_job": first,
+        "startup_note": "snakemake -n of a 1-job workflow: the fixed cost of every snakemake process (imports, "
+        "executor plugin discovery; with a SLURM client but no controller, ~9 s waiting for scontrol)",
         "baseline_trivial_chain": base,
         "baseline_note": "snakemake -n over a chain of 6 trivial rules per item with about as many jobs: "
         "snakemake's own per-job cost, the floor for any workflow of this size",

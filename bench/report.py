@@ -103,6 +103,57 @@ def profile_table(profiles: list[dict]) -> str:
     return head + "\n".join(rows)
 
 
+def fixed_stage_table(profiles: list[dict]) -> str:
+    """Whole fixed-sample stages, eager vs CUDA-graphed (``--graph-stages`` of bench/track_profile.py)."""
+    rows = []
+    for d in profiles:
+        gpu = d.get("hardware", {}).get("gpu", "CPU")
+        for g in d.get("fixed_stage_runs", []):
+            fail = "; ".join(g.get("capture_failures", []))[:80] or "–"
+            rows.append(
+                f"| `{d['_file']}` | {gpu} | {g.get('set')} | {g['stage']} | {'on' if g['cuda_graphs'] else 'off'} | "
+                f"{'yes' if g.get('graphed') else 'no'} | {g['steps']} | {_fmt(g['ms_per_step'], 2)} | {fail} |"
+            )
+    if not rows:
+        return ""
+    head = (
+        "| file | hardware | set | stage | VHAP_TRACK_CUDA_GRAPHS | graphed | steps | ms / step | capture failure |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
+    return head + "\n".join(rows)
+
+
+def breakdown_table(results: list[dict]) -> str:
+    """Where the vertex error comes from (``accuracy.breakdown`` of vhap.synth.evaluate), mean over seeds."""
+    rows = []
+    for r in results:
+        bs = [s["accuracy"]["breakdown"] for s in r["per_seed"] if "breakdown" in s.get("accuracy", {})]
+        if not bs:
+            continue
+
+        def mean(get, bs=bs):
+            vals = [get(b) for b in bs]
+            return sum(vals) / len(vals)
+
+        regions = {k: mean(lambda b, k=k: b["regions"][k]) for k in bs[0]["regions"]}
+        worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(regions.items(), key=lambda kv: -kv[1])[:3])
+        frame_max = mean(lambda b: max(b["per_frame_face"]) if b["per_frame_face"] else float("nan"))
+        rows.append(
+            f"| `{r['name']}` | {_fmt(mean(lambda b: b['identity']['face']))} | "
+            f"{_fmt(mean(lambda b: b['expression']['face']))} | "
+            f"{_fmt(mean(lambda b: b['head_pose']['rotation_deg']['mean']))} | "
+            f"{_fmt(mean(lambda b: b['head_pose']['nonrigid_face_mean']))} | {_fmt(frame_max)} | {worst} |"
+        )
+    if not rows:
+        return ""
+    head = (
+        "| result | identity err, face (mm) | expression err, face (mm) | head rotation err (deg) "
+        "| face err after a rigid skull fit (mm) | worst frame, face (mm) | worst regions (mm) |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
+    return head + "\n".join(rows)
+
+
 def _size(r: dict) -> str:
     s = r["per_seed"][0] if r["per_seed"] else {}
     size = s.get("image_size")
@@ -265,6 +316,19 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
         per_seed_table(results),
         "",
     ]
+    breakdown = breakdown_table(results)
+    if breakdown:
+        lines += [
+            "## Error breakdown",
+            "",
+            "`vhap.synth.evaluate.error_breakdown`, means over the seeds: identity = neutral meshes (shape + static",
+            "offset) tracked vs true; expression = the true shape posed with tracked vs true expression, jaw and eyes;",
+            "head rotation = per-frame rigid fit of the tracked forehead + nose onto the truth; then the face error",
+            "left after that fit (monocular: similarity fits).",
+            "",
+            breakdown,
+            "",
+        ]
     if profiles:
         lines += [
             "## Tracker step profile",
@@ -276,6 +340,9 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
             profile_table(profiles),
             "",
         ]
+        fixed = fixed_stage_table(profiles)
+        if fixed:
+            lines += ["Whole fixed-sample stages (`--graph-stages`), eager vs CUDA-graphed:", "", fixed, ""]
         for d in profiles:
             lines += [f"- `{d['_file']}`: `{d.get('command', '')}`"]
         lines.append("")

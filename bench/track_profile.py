@@ -7,6 +7,10 @@ Generates (once, under ``--data-dir``) a monocular 16-frame 512×512 sequence an
 ``nersemble`` preset, and times ``--steps`` steps of each listed stage on the first sample
 (:func:`vhap.track.profile.profile_stage`: wall clock per step with a device sync only at the ends, then a
 ``torch.profiler`` pass for the per-scope CPU / device times and the top operators).
+
+``--graph-stages lmk_init_all ...`` also times whole fixed-sample stage runs (``Tracker.run_fixed_stage``,
+``--graph-steps`` steps) eagerly and with ``VHAP_TRACK_CUDA_GRAPHS=1``, and records whether the CUDA-graph
+capture succeeded (a failed capture warns and falls back to eager steps).
 """
 
 from __future__ import annotations
@@ -60,6 +64,47 @@ def build_tracker(set_name: str, args, extra: list[str]):
     return Tracker(cfg), argv + extra
 
 
+def time_fixed_stage(tracker, stage_name: str, num_steps: int, graphs: bool) -> dict:
+    """Wall clock of one ``run_fixed_stage`` call of ``num_steps`` steps (eager or CUDA-graphed)."""
+    import os
+    import warnings
+
+    import torch
+
+    stage = tracker.plan[stage_name]
+    old_steps, old_env = stage.num_steps, os.environ.get("VHAP_TRACK_CUDA_GRAPHS")
+    stage.num_steps = num_steps
+    os.environ["VHAP_TRACK_CUDA_GRAPHS"] = "1" if graphs else "0"
+    tracker._stop_after = None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if tracker.device.type == "cuda":
+                torch.cuda.synchronize(tracker.device)
+            t0 = time.perf_counter()
+            tracker.run_fixed_stage(stage_name, 0)
+            if tracker.device.type == "cuda":
+                torch.cuda.synchronize(tracker.device)
+            wall = time.perf_counter() - t0
+    finally:
+        stage.num_steps = old_steps
+        if old_env is None:
+            os.environ.pop("VHAP_TRACK_CUDA_GRAPHS", None)
+        else:
+            os.environ["VHAP_TRACK_CUDA_GRAPHS"] = old_env
+    failures = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
+    return {
+        "stage": stage_name,
+        "cuda_graphs": graphs,
+        "graphed": graphs and tracker._use_cuda_graph(stage) and not failures,
+        "steps": num_steps,
+        "wall_s": wall,
+        "ms_per_step": 1000 * wall / num_steps,
+        "capture_failures": failures,
+        "last_loss": tracker.run_state.loss_history[-1] if tracker.run_state.loss_history else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     from vhap.track.profile import profile_stage
 
@@ -74,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="output/bench_data")
     ap.add_argument("--out", default=None)
     ap.add_argument("--print-ops", action="store_true")
+    ap.add_argument("--graph-stages", nargs="*", default=[], help="also time these whole stages with CUDA graphs")
+    ap.add_argument("--graph-steps", type=int, default=200)
     args, extra = ap.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
-    results = []
+    results, graph_results = [], []
     for set_name in args.sets:
         t0 = time.perf_counter()
         tracker, targv = build_tracker(set_name, args, extra)
@@ -94,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.print_ops:
                 print(r["top_ops"], flush=True)
             results.append(r)
+        for stage in args.graph_stages:
+            if stage not in tracker.plan:
+                continue
+            for graphs in (False, True):
+                g = time_fixed_stage(tracker, stage, args.graph_steps, graphs)
+                g.update(set=set_name, kind="fixed_stage")
+                print(
+                    f"[{set_name}] {stage} whole stage, graphs={graphs}: {g['ms_per_step']:.2f} ms/step "
+                    f"(graphed={g['graphed']}) {g['capture_failures'][:1]}",
+                    flush=True,
+                )
+                graph_results.append(g)
         del tracker
     if args.out:
         sys.path.insert(0, str(REPO / "bench"))
@@ -103,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "hardware": hardware_info(args.device),
             "command": "python bench/track_profile.py " + " ".join(argv or sys.argv[1:]),
             "results": results,
+            "fixed_stage_runs": graph_results,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(doc, indent=1))

@@ -93,6 +93,10 @@ def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
     assert 0.0 <= seed["accuracy"]["silhouette_iou"]["mean"] <= 1.0
     assert seed["timing"]["stage_steps"]["lmk_init_rigid"] == 10
     assert res["mean"]["timing.peak_rss_mib"] > 0 and "vhap track --preset demo" in seed["command"]
+    b = seed["accuracy"]["breakdown"]
+    assert b["identity"]["face"] > 0.0 and len(b["per_frame_face"]) == 2
+    summary = _load("accuracy_summary").summarize_file(tmp_path / "results" / "smoke.json")
+    assert any(line.startswith("seed 0: face") for line in summary)
     report = _load("report")
     out = report.write_report(report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md"))
     assert "`smoke`" in out.read_text()

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One device command for issues 5 and 6 (about 9 minutes on one H100): tracker step profile (eager, CUDA-graphed
+# landmark stage), synthetic accuracy (3 monocular + 3 sixteen-view seeds in parallel processes, scored on the
+# GPU), a torch.compile step profile if time is left. Every result is a JSON file under $OUT/res, packed into
+# $OUT/results.tgz with the logs. Run from the repository root on the device machine:
+#
+#   OUT=/path/to/out bash bench/gpu_accuracy.sh
+#
+# Knobs (environment): SEEDS ("0 1 2"), MONO_FRAMES (32, 512x512, `monocular` preset = the default schedule),
+# MV_FRAMES (2 timesteps, 16 views at DS4 802x550, `nersemble` preset), BUDGET_S (545: the whole script),
+# ACC_TIMEOUT_S (330: the parallel accuracy phase), WHEELS (.whl .whl_av: wheels the device image lacks).
+# Afterwards, on the development machine: copy res/*.json into bench/results and run `python bench/report.py`.
+set -uo pipefail
+START=$(date +%s)
+OUT="${OUT:-/tmp/vhap_gpu_out}"
+SEEDS="${SEEDS:-0 1 2}"
+MONO_FRAMES="${MONO_FRAMES:-32}"
+MV_FRAMES="${MV_FRAMES:-2}"
+BUDGET_S="${BUDGET_S:-545}"
+ACC_TIMEOUT_S="${ACC_TIMEOUT_S:-330}"
+DATA="${DATA:-/tmp/vhap_bd}"
+RES="$OUT/res"
+mkdir -p "$RES" "$DATA"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
+left() { echo $((START + BUDGET_S - $(date +%s))); }
+stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+
+# 0. wheels the image lacks (tyro & co., nvdiffrast sources, PyAV for the overlay video)
+whls=$(ls ${WHEELS:-.whl .whl_av}/*.whl 2>/dev/null)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+stamp "wheels installed"
+# build nvdiffrast's plugin once (a JIT build; parallel processes would wait on its lock)
+python3 -c "
+import time, vhap.render.backends.nvdiffrast as n
+t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
+" 2>&1 | tail -2
+stamp "nvdiffrast built"
+
+# 1. step profile, uncontended: eager steps of three stages, and whole landmark stages eager vs CUDA-graphed
+timeout 110 python3 bench/track_profile.py --device cuda --backend nvdiffrast --data-dir "$DATA" \
+  --stages lmk_init_all rgb_sequential_tracking rgb_global_tracking --warmup 3 --steps 20 --profile-steps 3 \
+  --graph-stages lmk_init_rigid lmk_init_all --graph-steps 200 \
+  --out "$RES/track_profile_cuda_v2.json" --print-ops >"$RES/profile.log" 2>&1
+stamp "profile rc=$?"; grep -E "^\[|track/|rror" "$RES/profile.log" | head -40
+
+# 2. accuracy: every seed of both sets as its own process (timings are contended: see the profile for speed)
+common=(--device cuda --backend nvdiffrast --data-dir "$DATA" --out-dir "$RES")
+pids=()
+for s in $SEEDS; do
+  timeout "$ACC_TIMEOUT_S" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
+    --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_s$s" "${common[@]}" >"$RES/mono_s$s.log" 2>&1 &
+  pids+=($!)
+  timeout "$ACC_TIMEOUT_S" python3 bench/run.py --set synthetic_16view --preset nersemble --seeds "$s" \
+    --num-frames "$MV_FRAMES" --image-size 802 550 --num-cameras 16 --name "mv_s$s" "${common[@]}" \
+    >"$RES/mv_s$s.log" 2>&1 &
+  pids+=($!)
+done
+( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) \
+  >"$RES/gpu_util.log" 2>&1 &
+mon=$!
+for p in "${pids[@]}"; do wait "$p"; done
+kill "$mon" 2>/dev/null
+stamp "accuracy runs done"
+for f in "$RES"/mono_s*.log "$RES"/mv_s*.log; do echo "== $f"; grep -vE "^\s*$|it/s" "$f" | tail -3; done
+mono=$(ls "$RES"/mono_s*.json 2>/dev/null)
+mv=$(ls "$RES"/mv_s*.json 2>/dev/null)
+[ -n "$mono" ] && python3 bench/merge_results.py --name synthetic_mono_monocular_cuda --out-dir "$RES" $mono
+[ -n "$mv" ] && python3 bench/merge_results.py --name synthetic_16view_nersemble_cuda --out-dir "$RES" $mv
+python3 bench/accuracy_summary.py "$RES"/synthetic_*_cuda.json 2>&1 | tee "$RES/accuracy_summary.txt"
+
+# 3. torch.compile of the head model + regularisers (eager rasteriser), if time is left
+rem=$(($(left) - 15))
+if [ "$rem" -gt 60 ]; then
+  timeout "$rem" python3 bench/track_profile.py --device cuda --backend nvdiffrast --data-dir "$DATA" \
+    --sets mono_16x512 --stages lmk_init_all rgb_global_tracking --warmup 4 --steps 20 --profile-steps 2 \
+    --out "$RES/track_profile_cuda_compile.json" -- --exp.compile >"$RES/profile_compile.log" 2>&1
+  stamp "compile profile rc=$?"; grep -E "^\[|rror" "$RES/profile_compile.log" | head -10
+fi
+tar czf "$OUT/results.tgz" -C "$OUT" res
+ls -la "$OUT"; stamp "end"
