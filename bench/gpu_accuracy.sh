@@ -25,6 +25,9 @@ export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
 left() { echo $((START + BUDGET_S - $(date +%s))); }
 stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 
+# measure a committed state: HEAD copies of files with other people's unfinished edits, if carried
+[ -d output/t3_head ] && cp -rv output/t3_head/vhap/. vhap/ | tail -3
+
 # 0. wheels the image lacks (tyro & co., nvdiffrast sources, PyAV for the overlay video)
 whls=$(ls ${WHEELS:-.whl .whl_av}/*.whl 2>/dev/null)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
