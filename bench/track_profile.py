@@ -107,6 +107,7 @@ def time_fixed_stage(tracker, stage_name: str, num_steps: int, graphs: bool) -> 
 
 def main(argv: list[str] | None = None) -> int:
     from vhap.track.profile import profile_stage
+    from vhap.utils.atomic import write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -124,6 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = ap.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     results, graph_results = [], []
+
+    def write() -> None:
+        """(Re)write the JSON after every measurement: a run cut short by a timeout keeps what it measured."""
+        if not args.out:
+            return
+        sys.path.insert(0, str(REPO / "bench"))
+        from run import hardware_info
+
+        doc = {
+            "hardware": hardware_info(args.device),
+            "command": "python bench/track_profile.py " + " ".join(argv or sys.argv[1:]),
+            "results": results,
+            "fixed_stage_runs": graph_results,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(args.out), json.dumps(doc, indent=1))
+
     for set_name in args.sets:
         t0 = time.perf_counter()
         tracker, targv = build_tracker(set_name, args, extra)
@@ -141,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.print_ops:
                 print(r["top_ops"], flush=True)
             results.append(r)
+            write()
         for stage in args.graph_stages:
             if stage not in tracker.plan:
                 continue
@@ -153,20 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 graph_results.append(g)
+                write()
         del tracker
-    if args.out:
-        sys.path.insert(0, str(REPO / "bench"))
-        from run import hardware_info
-
-        doc = {
-            "hardware": hardware_info(args.device),
-            "command": "python bench/track_profile.py " + " ".join(argv or sys.argv[1:]),
-            "results": results,
-            "fixed_stage_runs": graph_results,
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(doc, indent=1))
-        print(f"wrote {args.out}")
+    write()
     return 0
 
 
