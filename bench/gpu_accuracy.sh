@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device command for issues 5 and 6 (about 9 minutes on one H100): tracker step profile (eager, CUDA-graphed
 # landmark stage), synthetic accuracy (3 monocular + 3 sixteen-view seeds in parallel processes, scored on the
-# GPU), a torch.compile step profile if time is left. Every result is a JSON file under $OUT/res, packed into
-# $OUT/results.tgz with the logs. Run from the repository root on the device machine:
+# GPU), a torch.compile step profile if time is left. Every result is a JSON file under $RES, packed into
+# $OUT/results.tgz with the logs; the merged results, profiles and summary are also copied to $OUT. Run from the repository root on the device machine:
 #
 #   OUT=/path/to/out bash bench/gpu_accuracy.sh
 #
@@ -19,7 +19,7 @@ MV_FRAMES="${MV_FRAMES:-2}"
 BUDGET_S="${BUDGET_S:-545}"
 ACC_TIMEOUT_S="${ACC_TIMEOUT_S:-420}"
 DATA="${DATA:-/tmp/vhap_bd}"
-RES="$OUT/res"
+RES="${RES:-/tmp/vhap_gpu_res}"  # everything lands here; $OUT gets results.tgz + the key files (≤ 8 files)
 mkdir -p "$RES" "$DATA"
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
 left() { echo $((START + BUDGET_S - $(date +%s))); }
@@ -29,7 +29,7 @@ stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 [ -d output/t3_head ] && cp -rv output/t3_head/vhap/. vhap/ | tail -3
 
 # 0. wheels the image lacks (tyro & co., nvdiffrast sources, PyAV for the overlay video)
-whls=$(ls ${WHEELS:-.whl .whl_av}/*.whl 2>/dev/null)
+whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -84,5 +84,7 @@ if [ "$rem" -gt 60 ]; then
     --out "$RES/track_profile_cuda_compile.json" -- --exp.compile >"$RES/profile_compile.log" 2>&1
   stamp "compile profile rc=$?"; grep -E "^\[|rror" "$RES/profile_compile.log" | head -10
 fi
-tar czf "$OUT/results.tgz" -C "$OUT" res
+mkdir -p "$OUT"
+tar czf "$OUT/results.tgz" -C "$(dirname "$RES")" "$(basename "$RES")"
+cp "$RES"/accuracy_summary.txt "$RES"/synthetic_*_cuda.json "$RES"/track_profile_cuda_*.json "$OUT"/ 2>/dev/null
 ls -la "$OUT"; stamp "end"
