@@ -32,6 +32,7 @@ stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD
+python3 -c "import tyro" || { tail -5 "$RES/pip.log"; echo "wheel install failed"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 stamp "wheels installed"
 # build nvdiffrast's plugin once (a JIT build; parallel processes would wait on its lock)
