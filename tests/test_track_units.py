@@ -220,3 +220,73 @@ def test_rig_focus_point_finds_where_cameras_look():
     eyes = torch.tensor([[1.0, 0, 1.5], [-1.0, 0.2, 1.4], [0.0, 1.0, 1.6]])
     w2c = look_at_w2c(eyes, target.expand(3, 3))
     assert torch.allclose(rig_focus_point(w2c), target, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- user regions
+def test_user_region_file_feeds_occluded_clusters_and_offset_relaxation(tmp_path):
+    """A region saved by `vhap regions` (model.regions_file) can be named in model.occluded, tex_clusters and the
+    reg_*_for lists; the tracker's masks then cover exactly its faces / vertices."""
+    from vhap.model.regions import save_region_file
+    from vhap.synth.generate import SynthConfig, generate_sequence
+    from vhap.track.tracker import Tracker
+
+    seq = generate_sequence(
+        SynthConfig(
+            output=tmp_path / "data", rig="monocular", head_model="open", albedo_resolution=16, supersample=1,
+            background="white", num_frames=1, image_size=(32, 32),
+        ),
+        progress=False,
+    )  # fmt: skip
+    from vhap.model import HeadModel, load_head_assets
+
+    model = HeadModel(load_head_assets("open"), n_shape=300, n_expr=100, add_teeth=True)
+    # a patch: the faces of the nose region, under a new name
+    patch = model.regions.vertex_ids("nose")
+    save_region_file(tmp_path / "my.json", {"my_patch": patch})
+    cfg = cfg_of(
+        "--preset", "demo", "--data.root", str(seq.root), "--data.sequence", seq.sequence,
+        "--data.landmark-detector", seq.landmark_detector, "--exp.output-folder", str(tmp_path / "run"),
+        "--model.regions-file", str(tmp_path / "my.json"), "--model.occluded", "my_patch",
+        "--model.tex-clusters", "skin", "my_patch", "--w.reg-offset-lap-relax-for", "my_patch",
+        "--w.reg-offset-lap-relax-coef", "0.25",
+    )  # fmt: skip
+    tr = Tracker(cfg, model=model)
+    face_in = model.regions.face_mask("my_patch")
+    assert face_in.sum() > 10
+    tex_off, bnd_off = tr.stage_masks["rgb_init_offset"]
+    assert bool(tex_off.cpu().numpy()[face_in].all())  # occluded -> texture alignment off on its faces
+    assert bool(bnd_off.cpu().numpy()[patch].all())  # ... and boundary alignment off on its vertices
+    cluster = tr.face_cluster.cpu().numpy()
+    assert (cluster[face_in] == 3).all() and (cluster[~face_in] != 3).all()  # 2 + index in tex_clusters
+    lap_w = tr.regs.lap_weight.cpu().numpy()
+    assert np.allclose(lap_w[patch], 0.25) and np.allclose(np.delete(lap_w, patch), 1.0)
+
+    # the same names without the file: the tracker knows nothing of them
+    bare = Tracker(cfg_of(*[a for a in _strip_regions_file(cfg)]), model=HeadModel(load_head_assets("open")))
+    assert "my_patch" not in bare.model.regions and np.allclose(bare.regs.lap_weight.cpu().numpy(), 1.0)
+
+
+def _strip_regions_file(cfg: TrackConfig) -> list[str]:
+    return [
+        "--preset", "demo", "--data.root", str(cfg.data.root), "--data.sequence", cfg.data.sequence,
+        "--data.landmark-detector", cfg.data.landmark_detector, "--exp.output-folder", str(cfg.exp.output_folder),
+        "--w.reg-offset-lap-relax-for", "my_patch",
+    ]  # fmt: skip
+
+
+def test_user_region_file_errors_name_the_file(tmp_path):
+    from vhap.model.regions import RegionSet
+    from vhap.track.config import add_user_regions
+
+    faces, V = _grid_mesh()
+    regions = RegionSet({"a": [0, 1]}, faces, num_verts=V)
+    assert add_user_regions(regions, None) == []
+    good = tmp_path / "good.json"
+    good.write_text('{"b": [2, 3, 4]}')
+    assert add_user_regions(regions, good) == ["b"] and list(regions.vertex_ids("b")) == [2, 3, 4]
+    bad = tmp_path / "other_model.json"
+    bad.write_text('{"c": [1, 999]}')
+    with pytest.raises(VhapError, match="other_model.json.*outside"):
+        add_user_regions(regions, bad)
+    with pytest.raises(VhapError, match="missing.json"):
+        add_user_regions(regions, tmp_path / "missing.json")

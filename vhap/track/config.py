@@ -59,6 +59,11 @@ class ModelConfig:
     init_translation_from_cameras: bool = True
     """Calibrated rigs: start every frame's translation at the point closest to all optical axes (where the
     cameras look), instead of the world origin (our addition; the calibration origin need not be at the head)."""
+    regions_file: Path | None = None
+    """User regions (JSON ``{name: [vertex ids]}`` saved by ``vhap regions``) added to the head model's regions,
+    so their names can be used in ``occluded``, ``tex_clusters``, ``w.reg_*_for`` and the stages'
+    ``align_*_except`` lists. A name that already exists is replaced (regions derived from it, e.g. ``skin``
+    from ``hair``, are not recomputed)."""
     flame_params_path: Path | None = None
     """Warm start from a previous ``tracked_flame_params*.npz`` (row-wise copy up to the shorter length)."""
 
@@ -313,3 +318,26 @@ def stage_plan(cfg: TrackConfig) -> dict[str, StageConfig]:
         )
         plan[name] = dataclasses.replace(st, params=params)
     return plan
+
+
+def add_user_regions(regions, path: Path | str | None) -> list[str]:
+    """Add the regions of a user region file (``model.regions_file``) to ``regions`` (a
+    :class:`vhap.model.regions.RegionSet`, changed in place). Returns the added names (``[]`` for no file).
+
+    Raises :class:`vhap.errors.VhapError` naming the file when it is missing, malformed or made for another
+    head model (vertex ids out of range)."""
+    if path is None:
+        return []
+    from vhap.errors import VhapError
+    from vhap.model.regions import load_region_file
+
+    user = load_region_file(path)
+    for name, ids in user.items():
+        if ids.size and (ids.min() < 0 or ids.max() >= regions.num_verts):
+            raise VhapError(
+                f"region {name!r} has vertex ids outside [0, {regions.num_verts}) of this head model",
+                path=path,
+                fix="make the region file with `vhap regions` for the head model this run uses (model.head_model)",
+            )
+        regions.add(name, ids)
+    return list(user)

@@ -20,7 +20,7 @@ from torch.profiler import record_function
 
 from vhap.errors import VhapError
 from vhap.track import checkpoint as ckpt
-from vhap.track.config import StageConfig, TrackConfig, stage_plan
+from vhap.track.config import StageConfig, TrackConfig, add_user_regions, stage_plan
 from vhap.track.losses import landmark_confidence, landmark_loss, landmark_weights, photometric_loss, silhouette_loss
 from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
 from vhap.track.params import TrackParams
@@ -139,8 +139,9 @@ class Tracker:
             base = F.interpolate(base, size=(tex_res, tex_res), mode="bilinear", antialias=True, align_corners=False)
         self.base_texture = base.contiguous()  # (1,3,R,R), row 0 = top
 
-        # ---- region tables
+        # ---- region tables (user regions from model.regions_file join the model's own)
         regions = self.model.regions
+        add_user_regions(regions, cfg.model.regions_file)
         known = lambda names: [n for n in names if n in regions]
         w = cfg.w
         mask_names = set(w.reg_offset_lap_relax_for) | set(w.reg_offset_relax_for) | set(w.reg_offset_rigid_for)
