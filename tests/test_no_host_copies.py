@@ -12,6 +12,12 @@ from vhap.render.camera import Cameras, c2w_opencv_to_opengl, w2c_opencv_to_open
 HOST_DATA = {"tensor", "new_tensor", "from_numpy", "as_tensor", "item", "tolist", "cpu", "numpy"}
 
 
+def _has_list(index) -> bool:
+    if isinstance(index, list):
+        return True
+    return isinstance(index, tuple) and any(_has_list(i) for i in index)
+
+
 class _HostDataCalls(TorchFunctionMode):
     def __init__(self):
         super().__init__()
@@ -21,6 +27,8 @@ class _HostDataCalls(TorchFunctionMode):
         name = getattr(func, "__name__", str(func))
         if name in HOST_DATA:
             self.calls.append(name)
+        elif name in ("__getitem__", "__setitem__") and len(args) > 1 and _has_list(args[1]):
+            self.calls.append(f"{name}[list]")  # advanced indexing with a python list: copied to the device
         return func(*args, **(kwargs or {}))
 
 

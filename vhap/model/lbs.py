@@ -51,8 +51,9 @@ def rigid_transforms(
     """
     parents = [int(p) for p in parents]
     batch, num_joints = joints.shape[:2]
-    rel_joints = joints.clone()
-    rel_joints[:, 1:] = joints[:, 1:] - joints[:, parents[1:]]
+    # parents by basic integer indexing: indexing with the python list would copy it to the device per call
+    parent_joints = torch.stack([joints[:, p] for p in parents[1:]], dim=1)  # (B, J-1, 3)
+    rel_joints = torch.cat([joints[:, :1], joints[:, 1:] - parent_joints], dim=1)
     local = torch.cat([rot_mats, rel_joints[..., None]], dim=-1)  # (B, J, 3, 4)
     # homogeneous row (0, 0, 0, 1) made on the device (a python-list constant would be a host→device copy
     # per call, which also breaks CUDA-graph capture)
