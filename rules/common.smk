@@ -517,18 +517,23 @@ def dataset_targets(ds):
 # ---------------------------------------------------------------------------------------------
 
 
-def _count_images(folder) -> int | None:
+def _images_on_disk(folder) -> int | None:
+    """Frames x cameras that `vhap preprocess` recorded in images/meta.json; None before it ran.
+
+    One small file per sequence: listing images/ itself would read ~5k entries per NeRSemble
+    sequence, 50M for the whole dataset, on every dry run.
+    """
     try:
-        with os.scandir(folder) as it:
-            return sum(1 for e in it if e.name.endswith((".jpg", ".png")))
-    except (FileNotFoundError, NotADirectoryError):
+        meta = json.loads((Path(folder) / "images" / "meta.json").read_text())
+        return int(meta["num_frames"]) * max(1, len(meta.get("cameras") or {}))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 @functools.cache
 def _sequence_images(ds: str, subject: str, seq: str) -> int:
     rec = SEQUENCES[(ds, subject, seq)]
-    counted = _count_images(Path(rec["folder"]) / "images")
+    counted = _images_on_disk(rec["folder"])
     if counted:
         return counted
     cameras = len(rec["videos"])
@@ -543,7 +548,7 @@ def _subject_images(ds: str, subject: str) -> int:
 
 
 def n_images(wildcards) -> int:
-    """Frames x cameras of a job: counted in the sequence's images/ when it exists, else estimated.
+    """Frames x cameras of a job: as preprocessed (images/meta.json) when it exists, else estimated.
 
     A per-subject job (validation, union, report) gets the sum over the subject's sequences. Counted
     once per sequence and snakemake process.

@@ -9,9 +9,38 @@ def preprocess_source(wildcards):
     return rec["videos"][0] if rec["layout"] == "monocular" else rec["folder"]
 
 
+@job_function
+def preprocess_input(wildcards):
+    """The video (monocular), or the sequence folder flagged ancient (multi-view).
+
+    A multi-view sequence folder is an input only to require that it exists: the later steps write
+    alpha_maps/ and landmark2d/ into it, which makes it newer than the frames' stamp, so its mtime must
+    not count. Its videos are not inputs one by one either (16 file lookups per job, ~12 s of a
+    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
+    """
+    rec = seq_record(wildcards)
+    return rec["videos"][0] if rec["layout"] == "monocular" else ancient(rec["folder"])
+
+
+def video_stamp(wildcards):
+    """Digest of name, size and mtime of a scanned multi-view sequence's videos ('' otherwise: a
+    monocular video is the input itself; a listing's folders are taken on trust)."""
+    rec = seq_record(wildcards)
+    if rec["layout"] == "monocular" or rec["listed"]:
+        return ""
+    stats = []
+    for path in rec["videos"]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise WorkflowError(f"{path}: video found by the scan is gone (fix: rerun, or restore it)")
+        stats.append((os.path.basename(path), st.st_size, st.st_mtime_ns))
+    return hashlib.sha1(repr(stats).encode()).hexdigest()[:16]
+
+
 rule preprocess:
     input:
-        videos=job_function(lambda w: seq_record(w)["videos"]),
+        preprocess_input,
     output:
         stamp=stamp_of("preprocess"),
     params:
@@ -19,6 +48,7 @@ rule preprocess:
             "preprocess",
             folder=lambda w: seq_record(w)["folder"],
             source=preprocess_source,
+            videos=video_stamp,
         ),
     log:
         log_of("preprocess"),
