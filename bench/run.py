@@ -64,6 +64,8 @@ class BenchConfig:
     regenerate: bool = False
     score_render: bool = True
     """render the tracked result for masked PSNR / IoU against the ground truth"""
+    rescore: bool = False
+    """synthetic sets: do not generate or track; score the run folders a previous run of the same command left"""
     carphone_size: tuple[int, int] = (416, 512)
     """(H, W) the carphone frames are upscaled to (VHAP comparison: 512×416 W×H)"""
 
@@ -131,6 +133,8 @@ def _track(cfg: BenchConfig, data_args: list[str], run_dir: Path, head_model: st
     info_path = run_dir.parent / f"{run_dir.name}.worker.json"
     info_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(REPO / "bench" / "track_worker.py"), str(info_path), *args]
+    if cfg.rescore and info_path.is_file():
+        return json.loads(info_path.read_text()), args
     print("+ vhap track " + shlex.join(args), flush=True)
     proc = subprocess.run(cmd, cwd=REPO, check=False)
     if proc.returncode != 0 or not info_path.is_file():
@@ -185,7 +189,7 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
     )
     seq_dir = (scfg.output / tag) if mono else (scfg.output / "999" / "sequences" / tag)
     t0 = time.perf_counter()
-    if cfg.regenerate or not (seq_dir / "ground_truth" / "meta.json").is_file():
+    if not cfg.rescore and (cfg.regenerate or not (seq_dir / "ground_truth" / "meta.json").is_file()):
         generate_sequence(scfg)
     gen_s = time.perf_counter() - t0
     meta = load_ground_truth(seq_dir)["meta"]

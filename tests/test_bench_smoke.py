@@ -97,6 +97,14 @@ def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
     assert b["identity"]["face"] > 0.0 and len(b["per_frame_face"]) == 2
     summary = _load("accuracy_summary").summarize_file(tmp_path / "results" / "smoke.json")
     assert any(line.startswith("seed 0: face") for line in summary)
+    # --rescore scores the run folder again without tracking: same numbers, same tracking timing
+    i = argv.index("--")
+    assert run.main([*argv[:i], "--rescore", *argv[i:]]) == 0
+    again = json.loads((tmp_path / "results" / "smoke.json").read_text())["per_seed"][0]
+    assert again["accuracy"]["vertex_error"]["face"]["mean"] == pytest.approx(
+        seed["accuracy"]["vertex_error"]["face"]["mean"]
+    )
+    assert again["timing"]["wall_s"] == seed["timing"]["wall_s"]
     report = _load("report")
     out = report.write_report(report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md"))
     assert "`smoke`" in out.read_text()

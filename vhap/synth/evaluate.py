@@ -302,7 +302,7 @@ def _albedo_of(model, params: dict[str, np.ndarray]) -> torch.Tensor:
     extra = params.get("tex_extra")
     if extra is None:
         return base.clamp(0, 1)
-    extra_t = torch.as_tensor(extra, dtype=torch.float32)[None]
+    extra_t = torch.as_tensor(extra, dtype=torch.float32, device=base.device)[None]
     if base.shape[-2:] != extra_t.shape[-2:]:
         base = F.interpolate(base, size=extra_t.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     return (base + extra_t).clamp(0, 1)
