@@ -68,9 +68,10 @@ def load_profiles(folder: Path) -> list[dict]:
         if isinstance(d, dict) and isinstance(d.get("results"), list):
             d["_file"] = p.name
             for r in d["results"]:
-                # older files: recover the summed kernel time from the profiler table's footer
+                # the summed kernel time from the profiler table's footer: older files lack the field, and newer
+                # ones sum every event's self device time, which counts the record_function scopes twice
                 m = re.search(r"Self CUDA time total: ([0-9.]+)(ms|us|s)", r.get("top_ops", ""))
-                if r.get("device_ms_total_per_step") is None and m:
+                if m:
                     scale = {"ms": 1.0, "us": 1e-3, "s": 1e3}[m.group(2)]
                     steps = r.get("profile_steps") or _profile_steps_from_command(d.get("command", ""))
                     r["device_ms_total_per_step"] = float(m.group(1)) * scale / steps
