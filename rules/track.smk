@@ -4,7 +4,7 @@
 def track_data_args(wildcards):
     """`--data.*` arguments of a sequence: dataset root, layout and (multi-view) subject."""
     rec = seq_record(wildcards)
-    subject = f" --data.subject {rec['subject']}" if rec["layout"] != "monocular" else ""
+    subject = f" --data.subject {shlex.quote(rec['subject'])}" if rec["layout"] != "monocular" else ""
     return f"--data.root {shlex.quote(rec['root'])} --data.layout {rec['layout']}{subject}"
 
 
