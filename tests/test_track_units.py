@@ -290,3 +290,26 @@ def test_user_region_file_errors_name_the_file(tmp_path):
         add_user_regions(regions, bad)
     with pytest.raises(VhapError, match="missing.json"):
         add_user_regions(regions, tmp_path / "missing.json")
+
+
+def test_misspelled_region_name_is_reported():
+    """A typo in model.occluded must not pass silently (unknown names are skipped with a warning)."""
+    import warnings
+
+    from vhap.model import HeadModel, load_head_assets
+    from vhap.track.config import TrackConfig, stage_plan
+    from vhap.track.tracker import _warn_unknown_regions
+
+    model = HeadModel(load_head_assets("open"))
+    cfg = TrackConfig()
+    cfg.model.occluded = ("hiar",)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
+    messages = [str(w.message) for w in caught]
+    assert any("model.occluded: ['hiar']" in m and "'hair'" in m for m in messages), messages
+    cfg.model.occluded = ("hair",)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
+    assert not [w for w in caught if "model.occluded" in str(w.message)]

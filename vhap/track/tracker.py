@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,7 @@ class Tracker:
         add_user_regions(regions, cfg.model.regions_file)
         known = lambda names: [n for n in names if n in regions]
         w = cfg.w
+        _warn_unknown_regions(cfg, self.plan, regions)
         mask_names = set(w.reg_offset_lap_relax_for) | set(w.reg_offset_relax_for) | set(w.reg_offset_rigid_for)
         vertex_masks = {n: regions.vertex_mask(n) for n in mask_names if n in regions}
         tex_mask = None
@@ -692,3 +694,31 @@ def track(cfg: TrackConfig, *, seq=None, model=None, stop_after_steps: int | Non
 
 
 __all__ = ["Tracker", "TrackingInterrupted", "track"]
+
+
+def _warn_unknown_regions(cfg: TrackConfig, plan: dict, regions) -> None:
+    """Warn once about region names in the config that the head model does not have.
+
+    Unknown names are skipped (a default list may name a region that one head model lacks, e.g. ``teeth``
+    without ``add_teeth``), but a typo in ``model.occluded`` must not pass silently.
+    """
+    referenced = {
+        "model.occluded": tuple(cfg.model.occluded or ()),
+        "model.tex_clusters": tuple(cfg.model.tex_clusters),
+        "w.reg_offset_lap_relax_for": tuple(cfg.w.reg_offset_lap_relax_for),
+        "w.reg_offset_relax_for": tuple(cfg.w.reg_offset_relax_for),
+        "w.reg_offset_rigid_for": tuple(cfg.w.reg_offset_rigid_for),
+        "w.reg_tex_res_for": tuple(cfg.w.reg_tex_res_for),
+    }
+    for name, st in plan.items():
+        referenced[f"pipeline.{name}.align_texture_except"] = tuple(st.align_texture_except)
+        referenced[f"pipeline.{name}.align_boundary_except"] = tuple(st.align_boundary_except)
+    unknown = {key: [n for n in names if n not in regions] for key, names in referenced.items()}
+    unknown = {key: names for key, names in unknown.items() if names}
+    if unknown:
+        listed = "; ".join(f"{key}: {names}" for key, names in unknown.items())
+        warnings.warn(
+            f"region names not in head model '{cfg.model.head_model}' are ignored ({listed}); "
+            f"valid names: {sorted(regions.names)}",
+            stacklevel=2,
+        )
