@@ -286,9 +286,11 @@ def run_carphone(cfg: BenchConfig, seed: int) -> dict:
     timing, totals = _timing(run_dir, worker, len(list((seq_dir / "images").glob("*.jpg"))) or 1)
     acc = {
         "landmark_nme": {"mean": totals.get("nme_percent")},
-        "masked_psnr": {"mean": totals.get("psnr_matte"), "face": totals.get("psnr_face")},
+        "masked_psnr": {"mean": totals.get("psnr_face"), "matte": totals.get("psnr_matte")},
         "silhouette_iou": {"mean": totals.get("iou")},
-        "note": "no ground truth: NME against the detector's landmarks, PSNR/IoU against the matte (tracker metrics)",
+        # the real-video target is masked PSNR over the face region; the matte PSNR also counts hair and
+        # torso that the head model never covers (a few dB), so it is kept only as a secondary number
+        "note": "no ground truth: NME vs the detector's landmarks, PSNR over the face region, IoU vs the matte",
     }
     return {
         "seed": seed,
