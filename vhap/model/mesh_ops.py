@@ -22,7 +22,9 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     per_corner = fn.repeat_interleave(3, dim=-2)  # (..., 3F, 3)
     normals = normals.index_add(-2, idx, per_corner)
     length = torch.linalg.vector_norm(normals, dim=-1, keepdim=True)
-    fallback = torch.tensor([0.0, 0.0, 1.0], dtype=verts.dtype, device=verts.device)
+    # (0,0,1) built on the device (no host->device copy inside the tracker's step)
+    fallback = torch.zeros_like(normals[..., :1, :])
+    fallback[..., 2] = 1.0
     is_zero = length <= 1e-20
     normals = torch.where(is_zero, fallback, normals)
     return normals / torch.where(is_zero, torch.ones_like(length), length)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from vhap.errors import VhapError
+from vhap.model import mesh_ops
 
 LIGHTING_TYPES = ("SH", "constant", "front", "front-range")
 
@@ -23,6 +24,17 @@ SH_CONSTANTS = (
     (math.pi / 4) * (1 / 2) * math.sqrt(5 / (4 * math.pi)),
 )
 
+_SH_CONSTANTS_CACHE: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _sh_constants(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(9,) SH_CONSTANTS as a tensor, uploaded once per device/dtype (not once per shading call)."""
+    key = (device, dtype)
+    if key not in _SH_CONSTANTS_CACHE:
+        _SH_CONSTANTS_CACHE[key] = torch.tensor(SH_CONSTANTS, device=device, dtype=dtype)
+    return _SH_CONSTANTS_CACHE[key]
+
+
 #: VHAP's initial lights: L[0] = sqrt(4π) for every channel, rest 0 -> shading exactly 1 everywhere.
 SH_INIT_DC = math.sqrt(4 * math.pi)
 
@@ -38,7 +50,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """(…,3) unit normals -> (…,9) SH basis values already multiplied by the irradiance constants."""
     x, y, z = normals.unbind(-1)
     basis = torch.stack([torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1)
-    return basis * basis.new_tensor(SH_CONSTANTS)
+    return basis * _sh_constants(basis.device, basis.dtype)
 
 
 def shade_sh(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
@@ -82,22 +94,12 @@ def shade(lighting_type: str, normals: torch.Tensor, sh: torch.Tensor | None = N
 
 def face_normals(verts: torch.Tensor, faces: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """(B,V,3), (F,3) -> (B,F,3) face normals (v1-v0)x(v2-v0) (unnormalised = twice the area)."""
-    tri = verts[:, faces]
-    n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
+    n = mesh_ops.face_normals(verts, faces)
     return torch.nn.functional.normalize(n, dim=-1) if normalize else n
 
 
-def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """(B,V,3), (F,3) -> (B,V,3) area-weighted unit vertex normals; isolated vertices get (0,0,1)."""
-    B, V, _ = verts.shape
-    fn = face_normals(verts, faces, normalize=False)  # (B,F,3)
-    idx = faces.reshape(-1)
-    contrib = fn.unsqueeze(2).expand(B, fn.shape[1], 3, 3).reshape(B, -1, 3)
-    vn = torch.zeros_like(verts).index_add(1, idx, contrib)
-    norm = vn.norm(dim=-1, keepdim=True)
-    fallback = vn.new_tensor([0.0, 0.0, 1.0]).expand_as(vn)
-    vn = torch.where(norm > 0, vn, fallback)
-    return torch.nn.functional.normalize(vn, dim=-1)
+#: area-weighted unit vertex normals (VHAP_SPEC §3.3); one implementation, in the head-model layer
+vertex_normals = mesh_ops.vertex_normals
 
 
 def normalize_pixels(normals: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
