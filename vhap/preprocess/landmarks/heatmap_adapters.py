@@ -24,6 +24,7 @@ import numpy as np
 from vhap.errors import VhapError
 from vhap.preprocess.landmarks.base import Detection, LandmarkDetector
 from vhap.preprocess.landmarks.mediapipe_mesh import MediaPipeFaceBox
+from vhap.utils.torchscript import load_torchscript as _load_torchscript
 
 CROP_SIZE = 256
 
@@ -59,25 +60,13 @@ def heatmap_argmax(hm: np.ndarray) -> np.ndarray:
 
 
 def load_torchscript(path: str | Path | None, method: str):
-    import torch
-
-    if path is None or not str(path):
-        raise VhapError(
-            f"the {method} detector needs user-supplied weights",
-            fix=f"pass --weights PATH to a TorchScript export of the {method} network (see "
-            "vhap/preprocess/landmarks/heatmap_adapters.py); nothing is downloaded",
-        )
-    path = Path(path)
-    if not path.is_file():
-        raise VhapError(f"{method} weights not found", path=path, fix="pass the path of the TorchScript file")
-    try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as e:  # noqa: BLE001
-        raise VhapError(
-            f"cannot load {method} weights as TorchScript: {e}",
-            path=path,
-            fix="export the model with torch.jit.trace(model, torch.zeros(1,3,256,256)).save(path)",
-        ) from e
+    return _load_torchscript(
+        path,
+        what=f"the {method} detector",
+        missing_fix=f"pass --weights PATH to a TorchScript export of the {method} network (see "
+        "vhap/preprocess/landmarks/heatmap_adapters.py); nothing is downloaded",
+        export_fix="export the model with torch.jit.trace(model, torch.zeros(1,3,256,256)).save(path)",
+    )
 
 
 class CropHeatmapDetector(LandmarkDetector):

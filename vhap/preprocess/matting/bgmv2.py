@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vhap.errors import VhapError
 from vhap.preprocess.matting.base import Matter, to_u8
+from vhap.utils.torchscript import load_torchscript
 
 SETTINGS = {"backbone_scale": 0.25, "refine_mode": "thresholding", "refine_threshold": 0.01, "refine_kernel_size": 3}
 
@@ -26,24 +26,15 @@ class BackgroundMattingV2(Matter):
     def __init__(self, model_path: str | Path | None, device: str = "auto"):
         import torch
 
-        fix = (
-            "download a BackgroundMattingV2 TorchScript export yourself (e.g. torchscript_resnet101_fp32.pth) "
-            "and pass --bgmv2-model PATH; or use --method background (no weights needed)"
-        )
-        if model_path is None or not str(model_path):
-            raise VhapError("the bgmv2 matting method needs a model file", fix=fix)
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise VhapError("BackgroundMattingV2 model not found", path=model_path, fix=fix)
         self._device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        try:
-            self._model = torch.jit.load(str(model_path), map_location=self._device).eval()
-        except Exception as e:  # noqa: BLE001
-            raise VhapError(
-                f"cannot load as TorchScript: {e}",
-                path=model_path,
-                fix="pass a TorchScript export (the repository's torchscript_*.pth), not a state-dict checkpoint",
-            ) from e
+        self._model = load_torchscript(
+            model_path,
+            what="the bgmv2 matting method",
+            missing_fix="download a BackgroundMattingV2 TorchScript export yourself (e.g. "
+            "torchscript_resnet101_fp32.pth) and pass --bgmv2-model PATH; or use --method background (no weights)",
+            export_fix="pass a TorchScript export (the repository's torchscript_*.pth), not a state-dict checkpoint",
+            device=self._device,
+        )
         for k, v in SETTINGS.items():
             try:
                 setattr(self._model, k, v)
