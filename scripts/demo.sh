@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . "${VHAP_VENV:-.venv}/bin/activate"
 snakemake demo --profile profiles/default "$@"
-echo "HTML report:   snakemake demo --profile profiles/default --report results/demo_report.html"
-echo "Web viewer:    vhap view results/track/demo/carphone/carphone"
+echo "HTML report:   .venv/bin/snakemake demo --profile profiles/default --report results/demo_report.html"
+echo "Web viewer:    .venv/bin/vhap view results/track/demo/carphone/carphone"
