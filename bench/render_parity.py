@@ -229,7 +229,7 @@ def run_scene(scene: Scene, nv: MeshRenderer, ref: MeshRenderer, iters: int, lr:
             }
         )
 
-    recovery = {name: pose_recovery(scene, r, iters, lr) for name, r in (("nvdiffrast", nv), ("torch", ref))}
+    recovery = {r.backend: pose_recovery(scene, r, iters, lr) for r in (nv, ref)}
     result = {
         "mesh": {
             "name": scene.name,
@@ -252,8 +252,7 @@ def run_scene(scene: Scene, nv: MeshRenderer, ref: MeshRenderer, iters: int, lr:
         "tri_id_agreement": agree >= THRESHOLDS["tri_id_agreement"],
         "rgb_mad_interior": rgb_mad <= THRESHOLDS["rgb_mad_interior"],
         "grad_cosine": grad_cos >= THRESHOLDS["grad_cosine"],
-        "pose_recovery_nvdiffrast": recovery["nvdiffrast"]["converged"],
-        "pose_recovery_torch": recovery["torch"]["converged"],
+        **{f"pose_recovery_{name}": rec["converged"] for name, rec in recovery.items()},
     }
     result["all_pass"] = all(result["pass"].values())
     return result
@@ -266,10 +265,12 @@ def run_parity(
     iters: int = 300,
     lr: float = 2e-3,
     scenes: tuple[str, ...] = SCENES,
+    backends: tuple[str, str] = ("nvdiffrast", "torch"),
 ) -> dict:
-    """Parity of both backends on each available scene; absent scenes are listed under ``skipped_scenes``."""
+    """Parity of two backends (``backends[0]`` is reported under the ``*_nvdiffrast`` keys, ``backends[1]`` under
+    ``*_torch``) on each available scene; absent scenes are listed under ``skipped_scenes``."""
     dev = torch.device(device)
-    nv, ref = MeshRenderer("nvdiffrast"), MeshRenderer("torch")
+    nv, ref = MeshRenderer(backends[0]), MeshRenderer(backends[1])
     per_scene, skipped = {}, {}
     for name in scenes:
         try:
@@ -282,6 +283,7 @@ def run_parity(
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "nvdiffrast": __import__("nvdiffrast").__version__,
+        "backends": list(backends),
         "views": views,
         "size": size,
         "torch_tie_rule": torch_raster.TIE_RULE,
@@ -299,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=SCENES)
+    ap.add_argument("--backends", nargs=2, default=["nvdiffrast", "torch"], help="the pair to compare")
     ap.add_argument("--tie-rule", default=None, help="override the torch backend's TIE_RULE (diagnostics)")
     ap.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "render_parity.json"))
     args = ap.parse_args(argv)
     if args.tie_rule:
         torch_raster.TIE_RULE = args.tie_rule
-    result = run_parity("cuda", args.views, args.size, args.iters, scenes=tuple(args.scenes))
+    result = run_parity(
+        "cuda", args.views, args.size, args.iters, scenes=tuple(args.scenes), backends=tuple(args.backends)
+    )
     text = json.dumps(result, indent=2)
     print(text)
     out = Path(args.output)

@@ -118,7 +118,7 @@ def fixed_stage_table(profiles: list[dict]) -> str:
     if not rows:
         return ""
     head = (
-        "| file | hardware | set | stage | VHAP_TRACK_CUDA_GRAPHS | graphed | steps | ms / step | capture failure |\n"
+        "| file | hardware | set | stage | CUDA graphs | graphed | steps | ms / step | capture failure |\n"
         "|---|---|---|---|---|---|---|---|---|\n"
     )
     return head + "\n".join(rows)

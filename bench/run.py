@@ -43,7 +43,7 @@ class BenchConfig:
     track_preset: str = "demo"
     """``vhap track`` preset (``--preset`` on the command line)"""
     device: str = "cpu"
-    backend: Literal["auto", "torch", "nvdiffrast"] | None = None
+    backend: Literal["auto", "torch", "nvdiffrast", "cuda"] | None = None
     """renderer backend (None = the preset's)"""
     seeds: tuple[int, ...] = (0,)
     num_frames: int | None = None

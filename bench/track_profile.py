@@ -9,8 +9,8 @@ Generates (once, under ``--data-dir``) a monocular 16-frame 512×512 sequence an
 ``torch.profiler`` pass for the per-scope CPU / device times and the top operators).
 
 ``--graph-stages lmk_init_all ...`` also times whole fixed-sample stage runs (``Tracker.run_fixed_stage``,
-``--graph-steps`` steps) eagerly and with ``VHAP_TRACK_CUDA_GRAPHS=1``, and records whether the CUDA-graph
-capture succeeded (a failed capture warns and falls back to eager steps).
+``--graph-steps`` steps) eagerly and with ``exp.cuda_graphs`` (``vhap.track.graphs``), and records whether the
+CUDA-graph capture succeeded (a failed capture warns and falls back to eager steps).
 """
 
 from __future__ import annotations
@@ -66,15 +66,14 @@ def build_tracker(set_name: str, args, extra: list[str]):
 
 def time_fixed_stage(tracker, stage_name: str, num_steps: int, graphs: bool) -> dict:
     """Wall clock of one ``run_fixed_stage`` call of ``num_steps`` steps (eager or CUDA-graphed)."""
-    import os
     import warnings
 
     import torch
 
     stage = tracker.plan[stage_name]
-    old_steps, old_env = stage.num_steps, os.environ.get("VHAP_TRACK_CUDA_GRAPHS")
+    old_steps, old_graphs = stage.num_steps, tracker.cfg.exp.cuda_graphs
     stage.num_steps = num_steps
-    os.environ["VHAP_TRACK_CUDA_GRAPHS"] = "1" if graphs else "0"
+    tracker.cfg.exp.cuda_graphs = graphs
     tracker._stop_after = None
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -88,15 +87,12 @@ def time_fixed_stage(tracker, stage_name: str, num_steps: int, graphs: bool) -> 
             wall = time.perf_counter() - t0
     finally:
         stage.num_steps = old_steps
-        if old_env is None:
-            os.environ.pop("VHAP_TRACK_CUDA_GRAPHS", None)
-        else:
-            os.environ["VHAP_TRACK_CUDA_GRAPHS"] = old_env
+        tracker.cfg.exp.cuda_graphs = old_graphs
     failures = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
     return {
         "stage": stage_name,
         "cuda_graphs": graphs,
-        "graphed": graphs and tracker._use_cuda_graph(stage) and not failures,
+        "graphed": graphs and tracker._use_cuda_graph(stage, num_steps) and not failures,
         "steps": num_steps,
         "wall_s": wall,
         "ms_per_step": 1000 * wall / num_steps,

@@ -58,7 +58,7 @@ def _interpolate_uv(renderer: MeshRenderer, uvs, uv_faces, frags):
     backend supports mipmapping, their screen derivatives."""
     uv_tex = torch.stack([uvs[:, 0], 1.0 - uvs[:, 1]], dim=-1)  # OBJ v points up; rows go down
     backend = renderer._for_frags(frags)
-    if getattr(backend, "name", "") == "nvdiffrast":
+    if getattr(backend, "supports_mipmaps", False):
         uv, uv_da = backend.interpolate(uv_tex, frags, uv_faces, with_derivatives=True)
         return uv, uv_da
     return renderer.interpolate(uv_tex, frags, uv_faces), None
@@ -66,7 +66,7 @@ def _interpolate_uv(renderer: MeshRenderer, uvs, uv_faces, frags):
 
 def _sample(renderer: MeshRenderer, tex, uv, uv_da, frags, filter_mode: str):
     backend = renderer._for_frags(frags)
-    if getattr(backend, "name", "") == "nvdiffrast":
+    if getattr(backend, "supports_mipmaps", False):
         return backend.sample_texture(tex, uv, frags, filter_mode, uv_da=uv_da)
     return renderer.sample_texture(tex, uv, frags, filter_mode)
 

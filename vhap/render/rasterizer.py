@@ -8,7 +8,7 @@ from vhap.errors import VhapError
 from vhap.render.backends.base import Fragments
 from vhap.render.backends.torch_raster import TorchRasterizer
 
-BACKENDS = ("auto", "torch", "nvdiffrast")
+BACKENDS = ("auto", "torch", "nvdiffrast", "cuda")
 
 
 def nvdiffrast_available() -> bool:
@@ -27,8 +27,10 @@ class MeshRenderer:
     """Batched instanced rasterisation of one mesh topology in B views (B = views x frames).
 
     Args:
-        backend: ``"torch"`` (any device), ``"nvdiffrast"`` (CUDA) or ``"auto"`` (nvdiffrast for CUDA tensors
-            when it imports, else torch; decided per call from the tensors' device).
+        backend: ``"torch"`` (any device), ``"nvdiffrast"`` (CUDA), ``"cuda"`` (our z-buffer visibility kernels +
+            nvdiffrast's attribute ops: no host synchronisation, so tracker steps can be recorded as CUDA graphs;
+            ``vhap.render.backends.zbuffer``) or ``"auto"`` (nvdiffrast for CUDA tensors when it imports, else
+            torch; decided per call from the tensors' device).
 
     All buffers are channels-last (B,H,W,C) with row 0 = top.
     """
@@ -39,8 +41,13 @@ class MeshRenderer:
         self.backend = backend
         self._torch = TorchRasterizer()
         self._nv = None
+        self._zb = None
         if backend == "nvdiffrast":
             self._nv = self._make_nvdiffrast()
+        elif backend == "cuda":
+            from vhap.render.backends.zbuffer import ZbufferRasterizer
+
+            self._zb = ZbufferRasterizer()
 
     @staticmethod
     def _make_nvdiffrast():
@@ -52,12 +59,13 @@ class MeshRenderer:
         """The backend object used for tensors on ``device``."""
         if self.backend == "torch":
             return self._torch
-        if self.backend == "nvdiffrast":
+        if self.backend in ("nvdiffrast", "cuda"):
             if device.type != "cuda":
                 raise VhapError(
-                    "the nvdiffrast backend needs CUDA tensors", fix="move the inputs to CUDA or use backend='torch'"
+                    f"the {self.backend} backend needs CUDA tensors",
+                    fix="move the inputs to CUDA or use backend='torch'",
                 )
-            return self._nv
+            return self._nv if self.backend == "nvdiffrast" else self._zb
         if device.type == "cuda":
             if self._nv is None and nvdiffrast_available():
                 self._nv = self._make_nvdiffrast()
@@ -65,7 +73,13 @@ class MeshRenderer:
                 return self._nv
         return self._torch
 
+    def capturable(self, device: torch.device) -> bool:
+        """True when rendering on ``device`` never synchronises with the host (CUDA-graph safe)."""
+        return bool(getattr(self.backend_for(device), "capturable", False))
+
     def _for_frags(self, frags: Fragments):
+        if frags.native.get("backend") == "cuda":
+            return self._zb
         if frags.native.get("backend") == "nvdiffrast":
             return self.backend_for(frags.tri_id.device) if self._nv is not None else self._torch
         return self._torch

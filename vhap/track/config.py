@@ -70,7 +70,7 @@ class ModelConfig:
 
 @dataclass
 class RenderConfig:
-    backend: Literal["auto", "torch", "nvdiffrast"] = "auto"
+    backend: Literal["auto", "torch", "nvdiffrast", "cuda"] = "auto"
     disturb_rate_fg: float = 0.5
     disturb_rate_bg: float = 0.5
     lighting: Literal["SH", "constant"] = "SH"
@@ -226,6 +226,10 @@ class ExpConfig:
     photometric: bool = True
     batch_size: int = 16
     """Frames per sample (all cameras of each frame are always rendered together)."""
+    cuda_graphs: bool = True
+    """On CUDA, record each stage's step once as a CUDA graph and replay it (``vhap.track.graphs``): landmark
+    stages always, photometric stages with ``render.backend cuda`` (nvdiffrast's rasteriser synchronises with the
+    host, which recording forbids). Same arithmetic; off = every step launched from Python."""
     seed: int = 0
     checkpoint_every_samples: int = 8
     """Checkpoint after every N samples of the sequential pass (and always after each stage)."""

@@ -113,7 +113,20 @@ class TrackParams(nn.Module):
             return None
         # fused Adam on CUDA: one kernel for all tensors instead of a loop of small ones
         fused = all(g["params"][0].is_cuda for g in param_groups)
-        return torch.optim.Adam(param_groups, fused=fused or None, capturable=bool(capturable and fused))
+        capturable = bool(capturable and fused)
+        opt = torch.optim.Adam(param_groups, fused=fused or None, capturable=capturable)
+        if capturable:
+            self.device_learning_rates(opt)
+        return opt
+
+    @staticmethod
+    def device_learning_rates(optimizer: torch.optim.Optimizer) -> None:
+        """Learning rates as device tensors: a step recorded in a CUDA graph then reads the current rate, which a
+        scheduler updates in place (a float would be frozen into the recording)."""
+        for group in optimizer.param_groups:
+            device = group["params"][0].device
+            if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
 
     # ------------------------------------------------------------------ batch views
     def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:

@@ -55,6 +55,7 @@ def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_ste
         if e.key.startswith("track/")
     }
     sort_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    graphed = graphed_steps(tracker, stage_name, steps) if cuda else None
     return {
         "stage": stage_name,
         "frames_per_step": int(idx.numel()),
@@ -70,7 +71,36 @@ def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_ste
         ),
         "scopes": scopes,
         "top_ops": events.table(sort_by=sort_key, row_limit=20, max_name_column_width=50),
+        "cuda_graph": graphed,
     }
+
+
+def graphed_steps(tracker, stage_name: str, steps: int) -> dict | None:
+    """Wall ms per step of the same step replayed from a CUDA graph (``vhap.track.graphs``), or None where the
+    stage cannot be recorded (e.g. a photometric stage with nvdiffrast's rasteriser)."""
+    from vhap.track.graphs import StepGraph
+
+    stage = tracker.plan[stage_name]
+    if not tracker._use_cuda_graph(stage, steps + StepGraph.WARMUP + 3):
+        return None
+    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr, capturable=True)
+    idx = tracker.sample_idx[0]
+    graph = tracker._step_graph(stage_name, stage, opt, idx.numel())
+    try:
+        t0 = time.perf_counter()
+        for _ in range(StepGraph.WARMUP + 1):  # eager warm-up steps, then the recording and its first replay
+            tracker._step(stage_name, stage, opt, idx, graph)
+        torch.cuda.synchronize(tracker.device)
+        setup_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            tracker._step(stage_name, stage, opt, idx, graph)
+        torch.cuda.synchronize(tracker.device)
+        ms = 1000 * (time.perf_counter() - t0) / max(1, steps)
+    finally:
+        failed = graph.failed
+        tracker._release(graph, opt)
+    return {"ms_per_step": ms, "setup_s": setup_s, "recorded": not failed, "steps": steps}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -302,17 +302,27 @@ class Tracker:
         }
 
     # =============================================================================== steps and logging
-    def _step(self, stage_name: str, stage: StageConfig, optimizer, frame_idx: torch.Tensor) -> None:
+    def _step_terms(self, stage_name: str, stage: StageConfig, optimizer, frame_idx: torch.Tensor) -> dict:
+        """One optimisation step; returns the detached loss terms (and ``total``). Also what a CUDA graph records."""
         optimizer.zero_grad(set_to_none=True)
         res = self.energy(frame_idx, stage_name, stage, train=True)
         with record_function("track/backward"):
             res.total.backward()
         with record_function("track/optimizer"):
             optimizer.step()
+        terms = {k: v.detach() for k, v in res.terms.items()}
+        terms["total"] = res.total.detach()
+        return terms
+
+    def _step(self, stage_name: str, stage: StageConfig, optimizer, frame_idx: torch.Tensor, graph=None) -> None:
+        """One step (replayed from ``graph`` when given) and its bookkeeping."""
+        if graph is not None:
+            terms = graph(frame_idx)
+        else:
+            terms = self._step_terms(stage_name, stage, optimizer, frame_idx)
         rs = self.run_state
         rs.position.global_step += 1
-        self._pending.append((stage_name, rs.position.global_step, {k: v.detach() for k, v in res.terms.items()}))
-        self._pending[-1][2]["total"] = res.total.detach()
+        self._pending.append((stage_name, rs.position.global_step, terms))
         if len(self._pending) >= max(1, self.cfg.log.interval_scalar):
             self._flush_log()
         if self._stop_after is not None and rs.position.global_step >= self._stop_after:
@@ -367,83 +377,51 @@ class Tracker:
         stage = self.plan[stage_name]
         if stage.num_steps <= 0 or not stage.params:
             return
-        graphed = self._use_cuda_graph(stage)
+        graphed = self._use_cuda_graph(stage, stage.num_steps)
         opt = self.params.optimizer(stage.params, self.cfg.lr, capturable=graphed)
         frame_idx = self.sample_idx[sample]
+        graph = self._step_graph(stage_name, stage, opt, frame_idx.numel()) if graphed else None
         with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
             self._progress = bar
-            done = 0
-            if graphed:
-                done = self._run_graphed(stage_name, stage, opt, frame_idx, stage.num_steps, bar)
-            for _ in range(stage.num_steps - done):
-                self._step(stage_name, stage, opt, frame_idx)
-                bar.update(1)
+            try:
+                for _ in range(stage.num_steps):
+                    self._step(stage_name, stage, opt, frame_idx, graph)
+                    bar.update(1)
+            finally:
+                self._release(graph, opt)
             self._flush_log()
             self._progress = None
 
     # =============================================================================== CUDA graphs
-    GRAPH_WARMUP = 3
-
-    def _use_cuda_graph(self, stage: StageConfig) -> bool:
-        """Landmark-only stages on CUDA may run as one recorded CUDA graph per stage: their step is ~1-2 ms of
-        GPU work behind ~17 ms of Python and kernel launches (H100, bench/results/track_profile_cuda.json).
-        Photometric steps cannot be recorded (the rasteriser synchronises with the host). Opt-in with
-        ``VHAP_TRACK_CUDA_GRAPHS=1``: on the H100 the recording still failed on host→device copies made inside
-        the step by the head model (``vhap/model/lbs.py`` builds its homogeneous row with ``new_tensor``) and
-        the camera (``vhap/render/camera.py``); the stage then runs eagerly after a warning."""
-        import os
+    def _use_cuda_graph(self, stage: StageConfig, num_steps: int) -> bool:
+        """Record this stage's steps as CUDA graphs (``vhap.track.graphs``)? On CUDA with ``exp.cuda_graphs``, for
+        landmark stages always and for photometric stages when the renderer never synchronises with the host
+        (``render.backend cuda``), if there are enough steps to amortise the warm-up and the recording."""
+        from vhap.track.graphs import StepGraph
 
         return (
             self.device.type == "cuda"
-            and not stage.photometric
-            and stage.num_steps > 2 * self.GRAPH_WARMUP
-            and os.environ.get("VHAP_TRACK_CUDA_GRAPHS", "0") == "1"
+            and self.cfg.exp.cuda_graphs
+            and num_steps > StepGraph.WARMUP + 2
+            and (not stage.photometric or self.renderer.capturable(self.device))
         )
 
-    def _run_graphed(self, stage_name, stage, opt, frame_idx, num_steps: int, bar) -> int:
-        """Run ``num_steps`` steps of a fixed-sample stage: a few eager warm-up steps on a side stream, then one
-        recorded step (energy, backward, Adam) replayed. Same arithmetic as the eager steps. Returns the
-        number of steps done (0 if recording failed: the caller then runs them eagerly)."""
-        rs = self.run_state
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        done = 0
-        with torch.cuda.stream(side):
-            for _ in range(self.GRAPH_WARMUP):
-                self._step(stage_name, stage, opt, frame_idx)
-                bar.update(1)
-                done += 1
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        self._flush_log()
-        graph = torch.cuda.CUDAGraph()
-        opt.zero_grad(set_to_none=True)
-        try:
-            with torch.cuda.graph(graph):
-                res = self.energy(frame_idx, stage_name, stage, train=True)
-                res.total.backward()
-                opt.step()
-        except Exception as e:  # pragma: no cover - depends on the CUDA/torch build
-            import warnings
+    def _step_graph(self, stage_name: str, stage: StageConfig, optimizer, batch_size: int):
+        from vhap.track.graphs import StepGraph
 
-            warnings.warn(f"CUDA graph capture of {stage_name} failed ({e}); running it eagerly", stacklevel=2)
-            opt.zero_grad(set_to_none=True)
-            return done
-        terms = dict(res.terms)
-        terms["total"] = res.total
-        for _ in range(num_steps - done):
-            graph.replay()
-            rs.position.global_step += 1
-            logged = {k: v.detach().clone() for k, v in terms.items()}
-            self._pending.append((stage_name, rs.position.global_step, logged))
-            if len(self._pending) >= max(1, self.cfg.log.interval_scalar):
-                self._flush_log()
-            bar.update(1)
-            done += 1
-            if self._stop_after is not None and rs.position.global_step >= self._stop_after:
-                raise TrackingInterrupted(f"stopped after {rs.position.global_step} steps (test hook)")
-        opt.zero_grad(set_to_none=True)  # the recorded gradients live in the graph's memory pool
-        del graph
-        return done
+        return StepGraph(
+            lambda idx: self._step_terms(stage_name, stage, optimizer, idx),
+            batch_size,
+            self.device,
+            generators=(self.generator,),
+            label=stage_name,
+        )
+
+    def _release(self, graph, optimizer) -> None:
+        if graph is not None:
+            graph.release()
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)  # the recorded gradients live in the graph's memory pool
 
     def _global_name(self) -> str:
         return "rgb_global_tracking" if self.cfg.exp.photometric else "lmk_global_tracking"
@@ -451,9 +429,11 @@ class Tracker:
     def _sequential_name(self) -> str:
         return "rgb_sequential_tracking" if self.cfg.exp.photometric else "lmk_sequential_tracking"
 
-    def _make_global_optimizer(self):
+    def _make_global_optimizer(self, graphed: bool = False):
         stage = self.plan[self._global_name()]
-        opt = self.params.optimizer(stage.params, self.cfg.lr, scale=self.cfg.pipeline.global_lr_scale)
+        opt = self.params.optimizer(
+            stage.params, self.cfg.lr, scale=self.cfg.pipeline.global_lr_scale, capturable=graphed
+        )
         sched = None if opt is None else torch.optim.lr_scheduler.ExponentialLR(opt, self.cfg.pipeline.global_lr_gamma)
         return opt, sched
 
@@ -619,18 +599,27 @@ class Tracker:
         gname = self._global_name()
         gstage = self.plan[gname]
         if pos.phase == "global":
-            opt, sched = self._make_global_optimizer()
+            E = gstage.num_epochs
+            graphed = self._use_cuda_graph(gstage, E * len(self.samples))
+            opt, sched = self._make_global_optimizer(graphed)
+            graphs: dict[int, object] = {}  # one recorded step per batch size
             if state is not None and state.get("optimizer") is not None and pos.index > 0 and opt is not None:
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
-            E = gstage.num_epochs
+                if graphed:
+                    self.params.device_learning_rates(opt)
             if opt is not None:
                 for epoch in range(pos.index, E):
                     batches = self._epoch_batches(epoch)
                     with self._timed(gname), self._bar(len(batches), f"{gname} epoch {epoch + 1}/{E}") as bar:
                         self._progress = bar
                         for idx in batches:
-                            self._step(gname, gstage, opt, idx)
+                            graph = None
+                            if graphed:
+                                graph = graphs.get(idx.numel())
+                                if graph is None:
+                                    graph = graphs[idx.numel()] = self._step_graph(gname, gstage, opt, idx.numel())
+                            self._step(gname, gstage, opt, idx, graph)
                             bar.update(1)
                         self._flush_log()
                         self._progress = None
@@ -641,6 +630,8 @@ class Tracker:
                     every = max(1, cfg.exp.checkpoint_every_epochs)
                     if pos.index % every == 0 or pos.index == E:
                         self.save_checkpoint(opt, sched)
+                for graph in graphs.values():
+                    self._release(graph, opt)
             pos.phase, pos.index = "final", 0
             self.save_checkpoint()
 

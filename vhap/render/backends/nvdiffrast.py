@@ -77,6 +77,9 @@ class NvdiffrastRasterizer:
     """nvdiffrast with a ``RasterizeCudaContext`` per device; same interface as ``TorchRasterizer``."""
 
     name = "nvdiffrast"
+    supports_mipmaps = True
+    #: the CUDA rasteriser reads its bin counters back to the host on every call
+    capturable = False
 
     def __init__(self):
         self.dr = import_nvdiffrast()

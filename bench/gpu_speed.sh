@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One device command for the tracker's speed (issue 6): builds the CUDA kernels, runs the GPU render tests
+# (the `cuda` backend against the torch reference and nvdiffrast), profiles tracker steps with both
+# rasterisers (eager and CUDA-graph replay), then the full default monocular schedule on carphone with the
+# `cuda` backend. Results go to $OUT (copy them to bench/results/). From the repository root on the device:
+#
+#   OUT=/path/to/out bash bench/gpu_speed.sh
+#
+# Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
+# CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone).
+set -uo pipefail
+START=$(date +%s)
+OUT="${OUT:-/tmp/vhap_gpu_out}"
+BUDGET_S="${BUDGET_S:-560}"
+DATA="${DATA:-/tmp/vhap_bd}"
+mkdir -p "$OUT" "$DATA"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=4
+left() { echo $((START + BUDGET_S - $(date +%s))); }
+stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+
+whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "
+import time, torch, vhap.render.backends.nvdiffrast as n
+t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
+from vhap.render.backends.zbuffer import load_extension
+t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.time() - t, 1), 's')
+" 2>&1 | tail -3
+stamp "built"
+
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  timeout 150 python3 -m pytest -q -x tests/test_render_zbuffer_gpu.py >"$OUT/gpu_tests.log" 2>&1
+  stamp "zbuffer gpu tests rc=$?"; tail -15 "$OUT/gpu_tests.log"
+  timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
+    --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
+  stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
+fi
+
+for be in cuda nvdiffrast; do
+  t=$(($(left) - 200)); [ "$t" -gt 150 ] && t=150
+  [ "$t" -lt 40 ] && { stamp "no time for the $be profile"; continue; }
+  timeout "$t" python3 bench/track_profile.py --device cuda --backend "$be" --data-dir "$DATA" \
+    --stages lmk_init_all rgb_init_all rgb_sequential_tracking rgb_global_tracking --warmup 3 --steps 20 \
+    --profile-steps 2 --out "$OUT/track_profile_${be}.json" >"$OUT/profile_${be}.log" 2>&1
+  stamp "profile $be rc=$?"
+  python3 - "$OUT/track_profile_${be}.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d.get("results", []):
+    g = r.get("cuda_graph") or {}
+    print(f"  {r.get('set', '?'):>12} {r['stage']:<26} eager {r['ms_per_step']:7.2f} ms  kernels "
+          f"{r.get('device_ms_total_per_step') or 0:6.2f} ms  graph {g.get('ms_per_step', float('nan')):7.2f} ms "
+          f"recorded={g.get('recorded')}")
+EOF
+done
+
+if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone" ]; then
+  t=$(($(left) - 10))
+  if [ "$t" -gt 60 ]; then
+    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda --backend cuda \
+      --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs \
+      >"$OUT/carphone.log" 2>&1
+    stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
+  fi
+fi
+ls "$OUT"; stamp "end"

@@ -1,0 +1,193 @@
+"""``cuda`` backend: our own z-buffer visibility kernels (``zbuffer.cu``) + nvdiffrast's attribute operations.
+
+nvdiffrast's CUDA rasteriser synchronises with the host on every call (it reads its bin counters back to grow
+its buffers), which rules out recording a tracker step as a CUDA graph. This backend replaces only the
+visibility pass: one thread per (view, face) enumerates the pixel centres of the face's snapped bounding box and
+keeps the nearest through a 64-bit ``atomicMin`` (same coverage rules as the pure-PyTorch reference backend, so
+its triangle ids can be tested against it on any GPU), then one thread per pixel writes nvdiffrast's raster
+layout (perspective-correct ``(b0, b1, z/w, id + 1)`` and the screen derivatives). Interpolation, texture
+sampling, antialiasing and the rasteriser's gradient (``rasterize_grad_db``) are nvdiffrast's own kernels, fed
+with these buffers — so gradients are computed exactly as with the ``nvdiffrast`` backend.
+
+Every kernel has a launch size fixed by the tensor shapes and nothing is read back to the host: a whole
+photometric step can be captured in a CUDA graph. The clip positions are passed to nvdiffrast with y negated,
+which puts image row 0 (the top) on buffer row 0: no buffer is ever flipped. nvdiffrast's ops are orientation
+agnostic (barycentrics are ratios of edge functions that all change sign together; antialiasing compares each
+face's orientation with its neighbour's), and culling uses the orientation of the unflipped positions.
+
+Intended for heads and similar meshes: a face is rasterised by one thread, so a face covering a large part of a
+high-resolution image (a camera inside the mesh) is slow but still correct. Faces with a vertex behind the
+camera are dropped, as in the reference backend. The kernels are built on first use with
+``torch.utils.cpp_extension`` (needs nvcc and ninja, like nvdiffrast's own JIT build).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vhap.errors import VhapError
+from vhap.render.backends.base import Fragments, face_orientation
+from vhap.render.backends.nvdiffrast import NvdiffrastRasterizer
+
+_EXTENSION = None
+
+
+def load_extension():
+    """Build (first call, ~30 s) or load the ``vhap_zbuffer`` CUDA extension."""
+    global _EXTENSION
+    if _EXTENSION is None:
+        from torch.utils.cpp_extension import load
+
+        source = Path(__file__).with_name("zbuffer.cu")
+        try:
+            _EXTENSION = load(name="vhap_zbuffer", sources=[str(source)], extra_cuda_cflags=["-O3"], verbose=False)
+        except Exception as e:  # compiler missing, CUDA mismatch, ...
+            raise VhapError(
+                f"could not build the CUDA z-buffer kernels ({source}): {e}",
+                fix="install nvcc and ninja matching torch's CUDA, or use --render.backend nvdiffrast / torch",
+            ) from e
+    return _EXTENSION
+
+
+def _nvdiffrast_plugin():
+    import nvdiffrast.torch.ops as ops
+
+    return ops._get_plugin()
+
+
+class _RasterAttributes(torch.autograd.Function):
+    """pos (B,V,4) y-negated clip, tri (F,3) int32, visible face (B,H,W) int32 -> rast, rast_db, depth.
+    Backward: nvdiffrast's rasteriser gradient, which only needs the positions, faces and these buffers."""
+
+    @staticmethod
+    def forward(ctx, pos, tri, visible, ext):
+        rast, rast_db, depth = ext.attributes(pos, tri, visible)
+        ctx.save_for_backward(pos, tri, rast)
+        ctx.mark_non_differentiable(depth)
+        return rast, rast_db, depth
+
+    @staticmethod
+    def backward(ctx, d_rast, d_rast_db, _d_depth):
+        pos, tri, rast = ctx.saved_tensors
+        plugin = _nvdiffrast_plugin()
+        d_rast = torch.zeros_like(rast) if d_rast is None else d_rast.contiguous()
+        if d_rast_db is None:
+            g_pos = plugin.rasterize_grad(pos, tri, rast, d_rast)
+        else:
+            g_pos = plugin.rasterize_grad_db(pos, tri, rast, d_rast, d_rast_db.contiguous())
+        return g_pos, None, None, None
+
+
+class ZbufferRasterizer(NvdiffrastRasterizer):
+    """The ``cuda`` backend (see the module docstring); same interface as the other backends."""
+
+    name = "cuda"
+    supports_mipmaps = True
+    #: no host synchronisation in rasterize / interpolate / sample_texture / antialias (CUDA-graph safe)
+    capturable = True
+
+    def __init__(self):
+        super().__init__()
+        self.ext = load_extension()
+        self._tri_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._flip_y: dict[str, torch.Tensor] = {}
+        self._hashes: dict[tuple, Any] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _tri32(self, faces: torch.Tensor) -> torch.Tensor:
+        """int32 contiguous copy of ``faces``, cached per tensor (identity, version) so no step converts it."""
+        key = (id(faces), faces._version, str(faces.device))
+        hit = self._tri_cache.get(key)
+        if hit is None or hit[0] is not faces:
+            if len(self._tri_cache) > 32:
+                self._tri_cache.clear()
+            hit = (faces, faces.to(torch.int32).contiguous())
+            self._tri_cache[key] = hit
+        return hit[1]
+
+    def _flipped(self, clip: torch.Tensor) -> torch.Tensor:
+        """Clip positions with y negated (see the module docstring), contiguous float32 (B,V,4)."""
+        key = str(clip.device)
+        sign = self._flip_y.get(key)
+        if sign is None:
+            sign = torch.tensor([1.0, -1.0, 1.0, 1.0], device=clip.device)
+            self._flip_y[key] = sign
+        return (clip.float() * sign).contiguous()
+
+    def _topology_hash(self, tri: torch.Tensor):
+        key = (tri.data_ptr(), tuple(tri.shape), str(tri.device))
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) > 16:
+                self._hashes.clear()
+            h = (tri, self.dr.antialias_construct_topology_hash(tri))
+            self._hashes[key] = h
+        return h[1]
+
+    # ------------------------------------------------------------------ rasterisation
+    def rasterize(
+        self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
+    ) -> Fragments:
+        faces = self._checked_faces(clip, faces)
+        H, W = int(image_size[0]), int(image_size[1])
+        clip = clip.float().contiguous()
+        tri = self._tri32(faces)
+        with torch.no_grad():
+            front = face_orientation(clip.detach(), faces) > 0
+            keep = front.contiguous() if cull_backfaces else torch.empty(0, dtype=torch.bool, device=clip.device)
+            visible = self.ext.visibility(clip.detach(), tri, keep, H, W)  # (B,H,W) int32, -1 empty
+        pos = self._flipped(clip)
+        rast, rast_db, depth = _RasterAttributes.apply(pos, tri, visible, self.ext)
+        covered = visible >= 0
+        u, v = rast[..., 0], rast[..., 1]
+        bary = torch.stack([u, v, 1.0 - u - v], dim=-1) * covered.unsqueeze(-1)
+        native = {"backend": "cuda", "pos": pos, "tri": tri, "rast": rast, "rast_db": rast_db}
+        return Fragments(
+            tri_id=visible.long(),
+            bary=bary,
+            depth=depth,
+            alpha=covered.unsqueeze(-1).float(),
+            front=front,
+            faces=faces,
+            image_size=(H, W),
+            native=native,
+        )
+
+    def _attr_tri(self, attr: torch.Tensor, frags: Fragments, attr_faces: torch.Tensor | None):
+        nat = frags.native
+        tri = nat["tri"] if attr_faces is None or attr_faces is frags.faces else self._tri32(attr_faces)
+        attr = attr.float()
+        if attr.ndim == 2:
+            attr = attr.unsqueeze(0)  # nvdiffrast broadcasts a minibatch of one in instanced mode
+        return attr.contiguous(), tri
+
+    def interpolate(
+        self,
+        attr: torch.Tensor,
+        frags: Fragments,
+        faces: torch.Tensor | None = None,
+        with_derivatives: bool = False,
+    ):
+        """(B|1,V,C)|(V,C) -> (B,H,W,C); with ``with_derivatives`` also the screen derivatives (B,H,W,2C)."""
+        nat = frags.native
+        attr_n, tri = self._attr_tri(attr, frags, faces)
+        if with_derivatives:
+            return self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
+        return self.dr.interpolate(attr_n, nat["rast"], tri)[0]
+
+    def antialias(
+        self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,H,W,C) top-origin colour -> antialiased colour (nvdiffrast ``antialias`` on our raster)."""
+        nat = frags.native
+        tri = nat["tri"]
+        return self.dr.antialias(
+            color.float().contiguous(),
+            nat["rast"],
+            self._flipped(clip),
+            tri,
+            topology_hash=self._topology_hash(tri),
+        )
