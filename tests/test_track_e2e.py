@@ -22,6 +22,7 @@ TINY = [
     "--pipeline.rgb-init-texture.num-steps", "3",
     "--pipeline.rgb-init-all.num-steps", "3",
     "--pipeline.rgb-init-offset.num-steps", "2",
+    "--pipeline.lmk-prepass.num-steps", "4",
     "--pipeline.rgb-sequential-tracking.num-steps", "2",
     "--pipeline.rgb-global-tracking.num-epochs", "2",
     "--pipeline.lmk-sequential-tracking.num-steps", "5",
@@ -216,7 +217,8 @@ def test_killed_run_resumes_to_the_same_parameters(mono_seq, mono_run, tmp_path)
     ref_out, _ = mono_run
     out = tmp_path / "resume"
     cfg = _cfg(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")
-    for k in (25, 211, 214):  # inside an init stage, inside the sequential pass, inside the global epochs
+    # steps: init 1-208, landmark pre-pass 209-212 (second sample only), sequential 213-216, global 217-220
+    for k in (25, 211, 215, 218):  # inside an init stage, the pre-pass, the sequential pass, the global epochs
         with pytest.raises(TrackingInterrupted):
             track(cfg, stop_after_steps=k)
         assert not (out / "DONE").exists()

@@ -31,19 +31,36 @@ _NON_RESULT_KEYS = {
 }
 
 
+#: ``pipeline`` keys added after checkpoints existed, with the value that reproduces the older schedule: left out
+#: of the fingerprint at that value, so checkpoints of runs that did not use them still resume
+_ADDED_PIPELINE_DEFAULTS = {
+    "sequential_warm_start": ["pose", "joints", "expr", "dynamic_offset"],
+}
+
+#: phases of the schedule, in order (``lmk_prepass``: the landmark pre-pass before the sequential pass)
+PHASES = ("init", "lmk_prepass", "sequential", "global", "final")
+
+
 def config_fingerprint(cfg) -> str:
     """Hash of the result-relevant part of the config: a checkpoint is only resumed by the same recipe."""
     d = config_to_dict(cfg)
     for section, keys in _NON_RESULT_KEYS.items():
         for k in keys:
             d.get(section, {}).pop(k, None)
+    pipe = d.get("pipeline", {})
+    if int(pipe.get("lmk_prepass", {}).get("num_steps", 0)) <= 0:  # pre-pass off: as before it existed
+        pipe.pop("lmk_prepass", None)
+        pipe.pop("lmk_prepass_lr_scale", None)
+    for k, v in _ADDED_PIPELINE_DEFAULTS.items():
+        if k in pipe and list(pipe[k]) == v:
+            pipe.pop(k)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
 class Position:
-    """Where the schedule stands: ``phase`` in init | sequential | global | final; ``index`` = number of init
-    stages done, samples tracked, or global epochs done within the phase."""
+    """Where the schedule stands: ``phase`` in :data:`PHASES`; ``index`` = number of init stages done,
+    samples done (pre-pass, sequential pass) or global epochs done within the phase."""
 
     phase: str = "init"
     index: int = 0
@@ -125,6 +142,11 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> dict:
 
 def restore_run_state(state: dict) -> RunState:
     pos = state["position"]
+    if pos.get("phase") not in PHASES:
+        raise VhapError(
+            f"checkpoint stands in an unknown phase {pos.get('phase')!r} (known: {PHASES})",
+            fix="it was written by another version of vhap: pass --exp.overwrite to start again",
+        )
     return RunState(
         position=Position(pos["phase"], pos["index"], pos["global_step"]),
         loss_history=list(state["loss_history"]),

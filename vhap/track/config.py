@@ -209,6 +209,20 @@ class PipelineConfig:
     lmk_global_tracking: StageConfig = field(
         default_factory=lambda: _stage(num_epochs=30, params=("cam", "pose", "shape", "joints", "expr"))
     )
+    lmk_prepass: StageConfig = field(default_factory=lambda: _stage(num_steps=0, params=("pose", "joints", "expr")))
+    """Landmark pre-pass (our addition, off in VHAP's defaults): before the sequential pass, every sample after
+    the first is warm-started from the previous sample's last frame and fitted to its landmarks alone for
+    ``num_steps`` steps (no rendering: cheap). The sequential pass then starts every frame from its own
+    landmark fit instead of from the previous sample's last frame, which Adam (which moves a parameter by at
+    most ~lr per step) cannot leave far enough within ``rgb_sequential_tracking.num_steps`` when the head
+    turns fast: 50 steps × 5e-3 rad reach ~0.25 rad, synthetic motion jumps up to ~0.5 rad per 16-frame
+    sample, and the later frames of every sample were left behind (issue 6). ``num_steps`` = 0: off."""
+    lmk_prepass_lr_scale: float = 1.0
+    """Learning-rate multiplier of the pre-pass (reach ≈ num_steps × lr_scale × lr.base rad of rotation)."""
+    sequential_warm_start: tuple[str, ...] = ("pose", "joints", "expr", "dynamic_offset")
+    """Parameter groups the sequential pass copies from a sample's last frame into every frame of the next
+    sample (VHAP: all per-frame groups). With the landmark pre-pass on, groups left out keep each frame's own
+    pre-pass fit (copying them would throw that fit away)."""
     global_lr_scale: float = 0.1
     global_lr_gamma: float = 0.9
     eval_epochs: tuple[int, ...] = (0, 10, 20, 30)
@@ -294,6 +308,9 @@ def stage_plan(cfg: TrackConfig) -> dict[str, StageConfig]:
         names += ["rgb_sequential_tracking", "rgb_global_tracking"]
     else:
         names = ["lmk_init_rigid", "lmk_init_all", "lmk_sequential_tracking", "lmk_global_tracking"]
+    seq_name = "rgb_sequential_tracking" if cfg.exp.photometric else "lmk_sequential_tracking"
+    if p.lmk_prepass.num_steps > 0 and p.lmk_prepass.params:
+        names.insert(names.index(seq_name), "lmk_prepass")
     occluded = resolve_occluded(cfg)
     skip = set()
     if p.begin_stage is not None:
@@ -302,6 +319,8 @@ def stage_plan(cfg: TrackConfig) -> dict[str, StageConfig]:
 
             raise VhapError(f"unknown pipeline.begin_stage {p.begin_stage!r}", fix=f"use one of {STAGE_NAMES}")
         skip = set(STAGE_NAMES[: STAGE_NAMES.index(p.begin_stage)])
+        if seq_name in skip:
+            skip.add("lmk_prepass")  # the pre-pass belongs to the sequential pass
     plan = {}
     for name in names:
         st: StageConfig = getattr(p, name)

@@ -144,13 +144,16 @@ class TrackParams(nn.Module):
         }
 
     @torch.no_grad()
-    def warm_start(self, src: int, dst: Iterable[int]) -> None:
-        """Copy frame ``src``'s per-frame parameters into frames ``dst`` (the next sample's start)."""
+    def warm_start(self, src: int, dst: Iterable[int], groups: Iterable[str] | None = None) -> None:
+        """Copy frame ``src``'s per-frame parameters into frames ``dst`` (the next sample's start); ``groups``
+        (parameter-group names, see :data:`GROUP_TENSORS`) limits the copy to their per-frame tensors
+        (``None``: all of :data:`WARM_START`)."""
         dst = [d for d in dst if 0 <= d < self.num_frames]
-        if not dst:
+        names = WARM_START if groups is None else tuple(n for n, _ in self.tensors_of(groups) if n in WARM_START)
+        if not dst or not names:
             return
         idx = torch.as_tensor(dst, device=self.shape.device)
-        for name in WARM_START:
+        for name in names:
             p = getattr(self, name)
             if p is not None:
                 p[idx] = p[src].clone().unsqueeze(0).expand(len(dst), *p.shape[1:])

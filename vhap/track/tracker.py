@@ -259,7 +259,7 @@ class Tracker:
                     self.params,
                     frame_idx,
                     groups,
-                    tracking="tracking" in (stage_name or ""),
+                    tracking="tracking" in (stage_name or "") or stage_name == "lmk_prepass",
                     albedo=albedo,
                     diffuse_detached=None if rend is None else rend.get("diffuse_detached"),
                 )
@@ -372,13 +372,14 @@ class Tracker:
         return tqdm(total=total, desc=desc, disable=not self.cfg.log.progress, leave=False, dynamic_ncols=True)
 
     # =============================================================================== stages
-    def run_fixed_stage(self, stage_name: str, sample: int) -> None:
-        """``num_steps`` steps of a fresh Adam on one sample (VHAP: a new optimiser per stage call)."""
+    def run_fixed_stage(self, stage_name: str, sample: int, lr_scale: float = 1.0) -> None:
+        """``num_steps`` steps of a fresh Adam (learning rates × ``lr_scale``) on one sample (VHAP: a new
+        optimiser per stage call)."""
         stage = self.plan[stage_name]
         if stage.num_steps <= 0 or not stage.params:
             return
         graphed = self._use_cuda_graph(stage, stage.num_steps)
-        opt = self.params.optimizer(stage.params, self.cfg.lr, capturable=graphed)
+        opt = self.params.optimizer(stage.params, self.cfg.lr, scale=lr_scale, capturable=graphed)
         frame_idx = self.sample_idx[sample]
         graph = self._step_graph(stage_name, stage, opt, frame_idx.numel()) if graphed else None
         with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
@@ -575,18 +576,25 @@ class Tracker:
                 self.run_fixed_stage(init_names[i], 0)
                 pos.index = i + 1
                 self.save_checkpoint()
+            pos.phase, pos.index = ("lmk_prepass" if "lmk_prepass" in self.plan else "sequential"), 0
+            self.save_checkpoint()
+
+        # ---- 2a. landmark pre-pass (our addition; off in VHAP's defaults)
+        if pos.phase == "lmk_prepass":
+            self.run_landmark_prepass()
             pos.phase, pos.index = "sequential", 0
             self.save_checkpoint()
 
-        # ---- 2. sequential pass with warm starts
+        # ---- 2b. sequential pass with warm starts
         seq_name = self._sequential_name()
+        warm_groups = cfg.pipeline.sequential_warm_start
         if pos.phase == "sequential":
             n = len(self.samples)
             for s in range(pos.index, n):
                 self.run_fixed_stage(seq_name, s)
                 if s + 1 < n:
                     # VHAP fix (§4.5): warm-start *every* frame of the next sample, the last frame included
-                    self.params.warm_start(self.samples[s][-1], self.samples[s + 1])
+                    self.params.warm_start(self.samples[s][-1], self.samples[s + 1], warm_groups)
                 pos.index = s + 1
                 every = max(1, cfg.exp.checkpoint_every_samples)
                 if (s + 1) % every == 0 and s + 1 < n:
@@ -639,6 +647,25 @@ class Tracker:
         E = gstage.num_epochs
         summary = outputs.write_final_outputs(self, final_epoch=E, resumed=state is not None, t_start=t_start)
         return summary
+
+    def run_landmark_prepass(self) -> None:
+        """The landmark pre-pass (``pipeline.lmk_prepass``), resumable per sample: every sample after the first
+        (which the init stages fitted) is warm-started from the previous sample's last frame, then fitted to
+        its landmarks alone (no rendering), with the temporal terms of tracking on. Advances
+        ``run_state.position.index`` (samples done) and checkpoints like the sequential pass."""
+        stage = self.plan.get("lmk_prepass")
+        if stage is None:
+            return
+        pos = self.run_state.position
+        n = len(self.samples)
+        scale = self.cfg.pipeline.lmk_prepass_lr_scale
+        every = max(1, self.cfg.exp.checkpoint_every_samples)
+        for s in range(max(1, pos.index), n):
+            self.params.warm_start(self.samples[s - 1][-1], self.samples[s], stage.params)
+            self.run_fixed_stage("lmk_prepass", s, lr_scale=scale)
+            pos.index = s + 1
+            if (s + 1) % every == 0 and s + 1 < n:
+                self.save_checkpoint()
 
     def _evaluate_and_save(self, epoch: int) -> None:
         from vhap.track import outputs
