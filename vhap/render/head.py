@@ -37,18 +37,19 @@ class HeadRender:
     rgba (B,H,W,4) antialiased composite (after perturbation); albedo, normal (world), diffuse,
     diffuse_detach_normal (B,H,W,3); cluster_id (B,H,W) int64 (0 background); tri_id (B,H,W) int64 (-1 empty);
     alpha (B,H,W,1) coverage; aa_changed (B,H,W) bool pixels changed by antialiasing; clip (B,V,4);
-    fragments.
+    fragments. With a backend that fuses shading and compositing (``cuda``, SH lighting) ``normal``, ``diffuse``
+    and ``aa_changed`` are None: the tracker does not need them and they would cost full-image passes.
     """
 
     rgba: torch.Tensor
     albedo: torch.Tensor
-    normal: torch.Tensor
-    diffuse: torch.Tensor
+    normal: torch.Tensor | None
+    diffuse: torch.Tensor | None
     diffuse_detach_normal: torch.Tensor
     cluster_id: torch.Tensor
     tri_id: torch.Tensor
     alpha: torch.Tensor
-    aa_changed: torch.Tensor
+    aa_changed: torch.Tensor | None
     clip: torch.Tensor
     fragments: Fragments
 
@@ -131,16 +132,17 @@ def render_head(
     albedo_img = _sample(renderer, tex, uv, uv_da, frags, filter_mode)
 
     vn = vertex_normals(verts, faces)
-    normal = normalize_pixels(renderer.interpolate(vn, frags, faces))
-    diffuse = shade(lighting, normal, sh)
-    diffuse_detach_normal = shade(lighting, normal.detach(), sh)
-
-    alpha = frags.alpha
-    rgb = albedo_img * diffuse
-    fg = torch.cat([rgb, torch.ones_like(alpha)], dim=-1)
+    normal_raw = renderer.interpolate(vn, frags, faces)
     bg_rgb = background_image(background, B, (H, W), device)
-    bg = torch.cat([bg_rgb, torch.zeros_like(alpha)], dim=-1)
-    rgba = composite(fg, alpha, bg)
+    fused = getattr(renderer._for_frags(frags), "shade_composite", None)
+    if fused is not None and lighting == "SH" and sh is not None and device.type == "cuda":
+        rgba, diffuse_detach_normal = fused(normal_raw, albedo_img, covered, bg_rgb, sh)
+        normal = diffuse = None
+    else:
+        normal = normalize_pixels(normal_raw)
+        diffuse = shade(lighting, normal, sh)
+        rgba, diffuse_detach_normal = shade_composite_reference(normal, albedo_img, covered, bg_rgb, sh, lighting)
+        diffuse = diffuse * covered.unsqueeze(-1)
 
     if face_cluster is not None:
         cid = torch.where(covered, face_cluster.to(device)[tri_safe], torch.zeros_like(tri_safe))
@@ -154,21 +156,44 @@ def render_head(
         off_v = boundary_align_off_verts.to(device).view(1, -1, 1)
         clip_aa = torch.where(off_v, clip.detach(), clip)
     rgba_aa = renderer.antialias(rgba, frags, clip_aa, faces)
-    aa_changed = (rgba_aa.detach() != rgba.detach()).any(-1)
-    mask3 = covered.unsqueeze(-1)
+    aa_changed = None if normal is None else (rgba_aa.detach() != rgba.detach()).any(-1)
     return HeadRender(
         rgba=rgba_aa,
-        albedo=albedo_img * mask3,
+        albedo=albedo_img * covered.unsqueeze(-1),
         normal=normal,
-        diffuse=diffuse * mask3,
-        diffuse_detach_normal=diffuse_detach_normal * mask3,
+        diffuse=diffuse,
+        diffuse_detach_normal=diffuse_detach_normal,
         cluster_id=cid,
         tri_id=frags.tri_id,
-        alpha=alpha,
+        alpha=frags.alpha,
         aa_changed=aa_changed,
         clip=clip,
         fragments=frags,
     )
+
+
+def shade_composite_reference(
+    normal: torch.Tensor,
+    albedo: torch.Tensor,
+    covered: torch.Tensor,
+    background: torch.Tensor,
+    sh: torch.Tensor | None,
+    lighting: str = "SH",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shade and composite over the background (pure PyTorch; the reference of the fused CUDA kernel).
+
+    Args:
+        normal: (B,H,W,3) unit normals (zeros where empty). albedo: (B,H,W,3). covered: (B,H,W) bool.
+        background: (B,H,W,3). sh: (B|1,9,3) for ``lighting="SH"``.
+    Returns:
+        rgba (B,H,W,4): ``covered ? (albedo · shading, 1) : (background, 0)``; and the shading computed from
+        *detached* normals, zero where empty (B,H,W,3) — its gradient reaches only the lights (§4.4 reg_diffuse).
+    """
+    alpha = covered.unsqueeze(-1).to(albedo.dtype)
+    rgb = albedo * shade(lighting, normal, sh)
+    fg = torch.cat([rgb, torch.ones_like(alpha)], dim=-1)
+    bg = torch.cat([background, torch.zeros_like(alpha)], dim=-1)
+    return composite(fg, alpha, bg), shade(lighting, normal.detach(), sh) * alpha
 
 
 @torch.no_grad()

@@ -41,9 +41,15 @@ def load_extension():
     if _EXTENSION is None:
         from torch.utils.cpp_extension import load
 
-        source = Path(__file__).with_name("zbuffer.cu")
+        here = Path(__file__).parent
+        source = here / "zbuffer.cu"
         try:
-            _EXTENSION = load(name="vhap_zbuffer", sources=[str(source)], extra_cuda_cflags=["-O3"], verbose=False)
+            _EXTENSION = load(
+                name="vhap_zbuffer",
+                sources=[str(source), str(here / "shade.cu")],
+                extra_cuda_cflags=["-O3"],
+                verbose=False,
+            )
         except Exception as e:  # compiler missing, CUDA mismatch, ...
             raise VhapError(
                 f"could not build the CUDA z-buffer kernels ({source}): {e}",
@@ -79,6 +85,26 @@ class _RasterAttributes(torch.autograd.Function):
         else:
             g_pos = plugin.rasterize_grad_db(pos, tri, rast, d_rast, d_rast_db.contiguous())
         return g_pos, None, None, None
+
+
+class _ShadeComposite(torch.autograd.Function):
+    """Fused SH shading + compositing (``shade.cu``); see :func:`vhap.render.head.shade_composite_reference`."""
+
+    @staticmethod
+    def forward(ctx, normal_raw, albedo, covered, background, sh, consts, ext):
+        rgba, diffuse = ext.shade_composite_fwd(normal_raw, albedo, covered, background, sh, consts)
+        ctx.save_for_backward(normal_raw, albedo, covered, sh, consts)
+        ctx.ext = ext
+        return rgba, diffuse
+
+    @staticmethod
+    def backward(ctx, g_rgba, g_diffuse):
+        normal_raw, albedo, covered, sh, consts = ctx.saved_tensors
+        B, H, W, _ = normal_raw.shape
+        g_rgba = normal_raw.new_zeros(B, H, W, 4) if g_rgba is None else g_rgba.contiguous()
+        g_diffuse = torch.zeros_like(normal_raw) if g_diffuse is None else g_diffuse.contiguous()
+        g_n, g_a, g_sh = ctx.ext.shade_composite_bwd(normal_raw, albedo, covered, sh, consts, g_rgba, g_diffuse)
+        return g_n, g_a, None, None, g_sh, None, None
 
 
 class ZbufferRasterizer(NvdiffrastRasterizer):
@@ -126,6 +152,26 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
             h = (tri, self.dr.antialias_construct_topology_hash(tri))
             self._hashes[key] = h
         return h[1]
+
+    # ------------------------------------------------------------------ fused shading
+    def shade_composite(self, normal_raw, albedo, covered, background, sh):
+        """Fused :func:`vhap.render.head.shade_composite_reference` (same outputs and gradients, one kernel
+        forward and one backward instead of ~15 full-image passes each)."""
+        from vhap.render.shading import _sh_constants
+
+        if background.ndim == 4 and background.stride(0) == 0 and background.stride(1) == 0:
+            background = background[0, 0, 0]  # a constant colour expanded to an image
+        if background.ndim == 4 and background.shape[0] != normal_raw.shape[0] and background.stride(0) == 0:
+            background = background[:1]
+        return _ShadeComposite.apply(
+            normal_raw.float().contiguous(),
+            albedo.float().contiguous(),
+            covered.contiguous(),
+            background.float().contiguous(),
+            sh.float().contiguous(),
+            _sh_constants(normal_raw.device, torch.float32),
+            self.ext,
+        )
 
     # ------------------------------------------------------------------ rasterisation
     def rasterize(
