@@ -19,6 +19,8 @@ MV_FRAMES="${MV_FRAMES:-2}"
 BUDGET_S="${BUDGET_S:-545}"
 ACC_TIMEOUT_S="${ACC_TIMEOUT_S:-420}"
 DATA="${DATA:-/tmp/vhap_bd}"
+BACKEND="${BACKEND:-cuda}"  # render backend of the tracker runs (cuda: CUDA-graph replay; nvdiffrast: eager)
+PROFILE="${PROFILE:-1}"     # 0: skip the step profiles (phases 1 and 3)
 RES="${RES:-/tmp/vhap_gpu_res}"  # everything lands here; $OUT gets results.tgz + the key files (≤ 8 files)
 mkdir -p "$RES" "$DATA"
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
@@ -39,21 +41,23 @@ stamp "wheels installed"
 python3 -c "
 import time, vhap.render.backends.nvdiffrast as n
 t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
+from vhap.render.backends.zbuffer import load_extension
+t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.time() - t, 1), 's')
 " 2>&1 | tail -2
 stamp "nvdiffrast built"
 
 # 1. step profile, uncontended: eager steps of three stages, and whole landmark stages eager vs CUDA-graphed
-timeout 110 python3 bench/track_profile.py --device cuda --backend nvdiffrast --data-dir "$DATA" \
+[ "$PROFILE" = 1 ] && timeout 110 python3 bench/track_profile.py --device cuda --backend nvdiffrast --data-dir "$DATA" \
   --stages lmk_init_all rgb_sequential_tracking rgb_global_tracking --warmup 3 --steps 20 --profile-steps 3 \
   --graph-stages lmk_init_rigid lmk_init_all --graph-steps 200 \
   --out "$RES/track_profile_cuda_v2.json" --print-ops >"$RES/profile.log" 2>&1
-stamp "profile rc=$?"; grep -E "^\[|track/|rror" "$RES/profile.log" | head -40
+[ "$PROFILE" = 1 ] && { stamp "profile rc=$?"; grep -E "^\[|track/|rror" "$RES/profile.log" | head -40; }
 
 # 2. accuracy: every seed of both sets as its own process (timings are contended: see the profile for speed)
 acc_t=$(($(left) - 40))  # all the time that is left, less the merge; at most ACC_TIMEOUT_S
 [ "$acc_t" -gt "$ACC_TIMEOUT_S" ] && acc_t=$ACC_TIMEOUT_S
 stamp "accuracy phase: $acc_t s"
-common=(--device cuda --backend nvdiffrast --data-dir "$DATA" --out-dir "$RES")
+common=(--device cuda --backend "$BACKEND" --data-dir "$DATA" --out-dir "$RES")
 pids=()
 for s in $SEEDS; do
   timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
@@ -79,7 +83,7 @@ python3 bench/accuracy_summary.py "$RES"/synthetic_*_cuda.json 2>&1 | tee "$RES/
 
 # 3. torch.compile of the head model + regularisers (eager rasteriser), if time is left
 rem=$(($(left) - 15))
-if [ "$rem" -gt 60 ]; then
+if [ "$PROFILE" = 1 ] && [ "$rem" -gt 60 ]; then
   timeout "$rem" python3 bench/track_profile.py --device cuda --backend nvdiffrast --data-dir "$DATA" \
     --sets mono_16x512 --stages lmk_init_all rgb_global_tracking --warmup 4 --steps 20 --profile-steps 2 \
     --out "$RES/track_profile_cuda_compile.json" -- --exp.compile >"$RES/profile_compile.log" 2>&1

@@ -31,8 +31,8 @@ t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.tim
 stamp "built"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  timeout 150 python3 -m pytest -q -x tests/test_render_zbuffer_gpu.py >"$OUT/gpu_tests.log" 2>&1
-  stamp "zbuffer gpu tests rc=$?"; tail -15 "$OUT/gpu_tests.log"
+  timeout 200 python3 -m pytest -q tests/test_render_zbuffer_gpu.py tests/test_render_gpu.py >"$OUT/gpu_tests.log" 2>&1
+  stamp "gpu tests rc=$?"; grep -E "passed|failed|Error|assert" "$OUT/gpu_tests.log" | tail -8
   timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
     --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
   stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
