@@ -121,7 +121,10 @@ def background_image(
             raise VhapError(f"unknown background {background!r}", fix="use 'white', 'black', a colour or an image")
         background = 1.0 if background == "white" else 0.0
     if not isinstance(background, torch.Tensor):
-        background = torch.as_tensor(background, dtype=torch.float32)
+        # built on the device by fill kernels, not copied from the host: a render that is being recorded as a
+        # CUDA graph may not copy from pageable host memory
+        values = [float(background)] * 3 if isinstance(background, int | float) else [float(v) for v in background]
+        background = torch.stack([torch.full((), v, dtype=torch.float32, device=device) for v in values])
     background = background.to(device=device, dtype=torch.float32)
     if background.ndim <= 1:
         return background.reshape(1, 1, 1, -1).expand(batch, H, W, 3)
