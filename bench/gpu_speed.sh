@@ -65,4 +65,6 @@ if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone
     stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
   fi
 fi
+# the device returns a limited number of files: pack the JSONs and logs into one archive as well
+tar czf "$OUT/all.tgz" -C "$OUT" $(cd "$OUT" && ls | grep -v all.tgz) 2>/dev/null
 ls "$OUT"; stamp "end"
