@@ -37,8 +37,9 @@ class HeadRender:
     rgba (B,H,W,4) antialiased composite (after perturbation); albedo, normal (world), diffuse,
     diffuse_detach_normal (B,H,W,3); cluster_id (B,H,W) int64 (0 background); tri_id (B,H,W) int64 (-1 empty);
     alpha (B,H,W,1) coverage; aa_changed (B,H,W) bool pixels changed by antialiasing; clip (B,V,4);
-    fragments. With a backend that fuses shading and compositing (``cuda``, SH lighting) ``normal``, ``diffuse``
-    and ``aa_changed`` are None: the tracker does not need them and they would cost full-image passes.
+    fragments. ``diffuse`` is always None (same values as ``diffuse_detach_normal``; not computed twice). With a
+    backend that fuses shading and compositing (``cuda``, SH lighting) ``normal`` and ``aa_changed`` are None too:
+    the tracker does not need them and they would cost full-image passes.
     """
 
     rgba: torch.Tensor
@@ -140,9 +141,8 @@ def render_head(
         normal = diffuse = None
     else:
         normal = normalize_pixels(normal_raw)
-        diffuse = shade(lighting, normal, sh)
         rgba, diffuse_detach_normal = shade_composite_reference(normal, albedo_img, covered, bg_rgb, sh, lighting)
-        diffuse = diffuse * covered.unsqueeze(-1)
+        diffuse = None  # a third full-image shading pass that nothing reads; diffuse_detach_normal has the values
 
     if face_cluster is not None:
         cid = torch.where(covered, face_cluster.to(device)[tri_safe], torch.zeros_like(tri_safe))
