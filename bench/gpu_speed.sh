@@ -7,6 +7,7 @@
 #   OUT=/path/to/out bash bench/gpu_speed.sh
 #
 # Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
+# BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone).
 set -uo pipefail
 START=$(date +%s)
@@ -38,12 +39,12 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
 fi
 
-for be in cuda nvdiffrast; do
+for be in ${BACKENDS:-cuda nvdiffrast}; do
   t=$(($(left) - 200)); [ "$t" -gt 150 ] && t=150
   [ "$t" -lt 40 ] && { stamp "no time for the $be profile"; continue; }
   timeout "$t" python3 bench/track_profile.py --device cuda --backend "$be" --data-dir "$DATA" \
-    --stages lmk_init_all rgb_init_all rgb_sequential_tracking rgb_global_tracking --warmup 3 --steps 20 \
-    --profile-steps 2 --out "$OUT/track_profile_${be}.json" >"$OUT/profile_${be}.log" 2>&1
+    --stages ${STAGES:-lmk_init_all rgb_init_all rgb_sequential_tracking rgb_global_tracking} --warmup 3 --steps 20 \
+    --profile-steps 2 --print-kernels "${KERNELS:-0}" --out "$OUT/track_profile_${be}.json" >"$OUT/profile_${be}.log" 2>&1
   stamp "profile $be rc=$?"
   python3 - "$OUT/track_profile_${be}.json" <<'EOF'
 import json, sys
@@ -63,6 +64,8 @@ if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone
       --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs \
       >"$OUT/carphone.log" 2>&1
     stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
+    cp "${CARPHONE_DATA:-.benchdata}/runs/carphone_monocular_cuda_graphs/seed0/metrics.json" "$OUT/carphone_metrics.json"
+    python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timing']; print('overhead', t.get('overhead_s'), 'process', t.get('process_age_s'), 'run', t.get('wall_s_this_process'))" "$OUT/carphone_metrics.json"
   fi
 fi
 # the device returns a limited number of files: pack the JSONs and logs into one archive as well

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="output/bench_data")
     ap.add_argument("--out", default=None)
     ap.add_argument("--print-ops", action="store_true")
+    ap.add_argument("--print-kernels", type=int, default=0, help="print the N longest GPU kernels per stage")
     ap.add_argument("--graph-stages", nargs="*", default=[], help="also time these whole stages with CUDA graphs")
     ap.add_argument("--graph-steps", type=int, default=200)
     args, extra = ap.parse_known_args(argv)
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {k:<22} cpu {v['cpu_ms_per_step']:.2f}{dev}", flush=True)
             if args.print_ops:
                 print(r["top_ops"], flush=True)
+            if args.print_kernels:
+                print(f"    GPU kernels {r['device_ms_total_per_step']:.2f} ms/step, top {args.print_kernels}:")
+                for k in r["kernels"][: args.print_kernels]:
+                    print(f"    {k['ms_per_step']:7.3f} ms {k['calls_per_step']:5.1f}x  {k['name'][:110]}", flush=True)
             results.append(r)
             write()
         for stage in args.graph_stages:

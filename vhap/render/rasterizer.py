@@ -73,6 +73,15 @@ class MeshRenderer:
                 return self._nv
         return self._torch
 
+    def prepare(self, device: torch.device) -> None:
+        """Load what the backend for ``device`` needs (nvdiffrast's compiled plugin, a rasteriser context) now
+        rather than inside the first render: a run then books that start-up to its set-up, not to its first
+        stage, and a missing or broken build fails before any work is done."""
+        backend = self.backend_for(torch.device(device))
+        prepare = getattr(backend, "prepare", None)
+        if prepare is not None:
+            prepare(torch.device(device))
+
     def capturable(self, device: torch.device) -> bool:
         """True when rendering on ``device`` never synchronises with the host (CUDA-graph safe)."""
         return bool(getattr(self.backend_for(device), "capturable", False))

@@ -9,8 +9,10 @@ moment restarts from the last such boundary and repeats exactly the same computa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,19 @@ def set_rng_state(state: dict, generator: torch.Generator | None) -> None:
         generator.set_state(state["generator"])
 
 
-def save_checkpoint(
-    path: str | Path,
+def _to_host(obj):
+    """Deep copy of a state (nested dicts / lists / tuples) with every tensor copied to host memory: the copy
+    stays valid while the run keeps updating the originals in place (also on CPU, where ``.cpu()`` would alias)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_host(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def snapshot_checkpoint(
     *,
     fingerprint: str,
     params: torch.nn.Module,
@@ -105,22 +118,64 @@ def save_checkpoint(
     generator: torch.Generator | None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
-) -> None:
-    state = {
+) -> dict:
+    """Everything a checkpoint holds, as host-side copies taken now (see :class:`CheckpointWriter`)."""
+    return {
         "version": CHECKPOINT_VERSION,
         "fingerprint": fingerprint,
-        "params": {k: v.detach().cpu() for k, v in params.state_dict().items()},
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "scheduler": None if scheduler is None else scheduler.state_dict(),
-        "rng": rng_state(generator),
+        "params": _to_host(params.state_dict()),
+        "optimizer": None if optimizer is None else _to_host(optimizer.state_dict()),
+        "scheduler": None if scheduler is None else _to_host(scheduler.state_dict()),
+        "rng": _to_host(rng_state(generator)),
         "position": run.position.as_dict(),
-        "loss_history": run.loss_history,
-        "stage_time": run.stage_time,
-        "stage_steps": run.stage_steps,
-        "evaluations": run.evaluations,
+        "loss_history": _to_host(run.loss_history),
+        "stage_time": dict(run.stage_time),
+        "stage_steps": dict(run.stage_steps),
+        "evaluations": _to_host(run.evaluations),
     }
+
+
+def write_checkpoint(path: str | Path, state: dict) -> None:
+    """Write a :func:`snapshot_checkpoint` atomically (a reader never sees a partial file)."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def save_checkpoint(path: str | Path, **snapshot_kwargs) -> None:
+    """Snapshot and write synchronously (arguments of :func:`snapshot_checkpoint`)."""
+    write_checkpoint(path, snapshot_checkpoint(**snapshot_kwargs))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, one at a time and in order, so the optimisation does not wait
+    for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB; H100 carphone run: 3.0 s in
+    15 synchronous saves). The caller hands over a host-side snapshot, so what is written is the state at the
+    moment of :meth:`submit`. A run killed while a write is in flight keeps the previous checkpoint (the write
+    is atomic). Errors of a write are raised by the next :meth:`submit` or :meth:`wait`."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, path: str | Path, state: dict) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(Path(path), state), name="vhap-checkpoint")
+        self._thread.start()
+
+    def _write(self, path: Path, state: dict) -> None:
+        try:
+            write_checkpoint(path, state)
+        except BaseException as e:  # handed to the main thread by wait()
+            self._error = e
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def load_checkpoint(path: str | Path, fingerprint: str) -> dict:

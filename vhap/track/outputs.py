@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -72,9 +73,11 @@ def write_cameras_npz(tracker, path: Path) -> None:
 
 
 def write_params_npz(tracker, path: Path) -> None:
+    t0 = time.perf_counter()
     data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
     with atomic_path(path) as tmp:
         np.savez(tmp, **data)
+    tracker.add_overhead("params_npz", time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -126,6 +129,22 @@ def build_metrics(tracker, per_frame: dict[str, np.ndarray], timing: dict) -> di
     }
 
 
+#: overhead kinds booked by Tracker.__init__ (before run() starts its clock)
+_SETUP_KINDS = ("load_sequence", "head_model", "renderer", "setup")
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None elsewhere): covers interpreter start-up and the
+    imports, which no timer inside the tracker sees."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of proc(5): starttime, in clock ticks since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return round(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 3)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
     rs = tracker.run_state
     stages = {}
@@ -146,9 +165,17 @@ def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
         except Exception:  # pragma: no cover
             peak = None
+    overhead = dict(tracker.overhead, outputs=outputs_s)
+    # what no timer saw inside run() (set-up happens before it and is not part of total_s)
+    booked = sum(rs.stage_time.values()) + sum(v for k, v in overhead.items() if k not in _SETUP_KINDS)
+    overhead["unaccounted_in_run"] = total_s - booked
     return {
         "wall_s_this_process": round(total_s, 3),
         "outputs_s": round(outputs_s, 3),
+        # time outside the stages, by kind (setup = Tracker construction incl. load_sequence, head_model and
+        # renderer; checkpoints and params_npz are summed over the run; run_folder = resume / fresh folder)
+        "overhead_s": {k: round(v, 3) for k, v in overhead.items()},
+        "process_age_s": _process_age_s(),
         "stages": stages,
         "seconds_per_frame": round(sum(rs.stage_time.values()) / max(1, tracker.T), 4),
         "peak_memory_mib": None if peak is None else round(peak, 1),
@@ -275,37 +302,57 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
     t_eval = time.perf_counter() - t0
     rs = tracker.run_state
     rs.stage_time["final_evaluation"] = rs.stage_time.get("final_evaluation", 0.0) + t_eval
-    write_params_npz(tracker, out / f"tracked_flame_params_{final_epoch}.npz")
     write_params_npz(tracker, out / "tracked_flame_params.npz")
+    with atomic_path(out / f"tracked_flame_params_{final_epoch}.npz") as tmp:
+        shutil.copyfile(out / "tracked_flame_params.npz", tmp)  # same content: a copy, not a second encoding
     write_cameras_npz(tracker, out / "cameras.npz")
     rs.evaluations[str(final_epoch)] = summarize_eval(ev["per_frame"])
     t1 = time.perf_counter()
-    if media:
-        # Media export runs on a small thread pool: JPEG/PNG encoding releases the GIL, so the overlay files,
-        # the video and the textured meshes are written concurrently instead of one after the other.
-        from concurrent.futures import ThreadPoolExecutor
+    job_seconds: dict[str, float] = {}
 
-        overlays = out / "overlays"
-        overlays.mkdir(exist_ok=True)
-        by_frame: dict[int, list[np.ndarray]] = {}
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            jobs = [pool.submit(write_meshes, tracker, out / "mesh")]
+    def timed(kind, fn, *args):
+        def run():
+            t = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                job_seconds[kind] = job_seconds.get(kind, 0.0) + time.perf_counter() - t
+
+        return run
+
+    # Media export runs on a small thread pool: JPEG/PNG/H.264 encoding releases the GIL, so the video, the
+    # textured meshes, the loss curves and the overlay files are written concurrently; the longest job (the
+    # video, one encoder thread) is queued first.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = []
+        if media:
+            overlays = out / "overlays"
+            overlays.mkdir(exist_ok=True)
+            by_frame: dict[int, list[np.ndarray]] = {}
+            files = []
             for batch in ev["images"]:
                 for t, c, img in batch:
                     cam = f"_{tracker.seq.camera_ids[c]}" if tracker.C > 1 else ""
-                    jobs.append(pool.submit(_write_jpg, overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img))
+                    files.append((overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img))
                     by_frame.setdefault(t, []).append(img)
             frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
-            jobs.append(pool.submit(write_video, frames, out / "overlay.mp4", cfg.exp.overlay_fps))
-            for j in jobs:
-                j.result()
-    if cfg.exp.write_media:
-        write_loss_curves(rs.loss_history, out / "loss_curves.png")
+            jobs.append(pool.submit(timed("video", write_video, frames, out / "overlay.mp4", cfg.exp.overlay_fps)))
+            jobs.append(pool.submit(timed("meshes", write_meshes, tracker, out / "mesh")))
+        if cfg.exp.write_media:
+            jobs.append(pool.submit(timed("loss_curves", write_loss_curves, rs.loss_history, out / "loss_curves.png")))
+        if media:
+            jobs += [pool.submit(timed("overlay_jpgs", _write_jpg, path, img)) for path, img in files]
+        for j in jobs:
+            j.result()
     outputs_s = time.perf_counter() - t1
     timing = timing_report(tracker, time.perf_counter() - t_start, outputs_s)
+    timing["outputs_jobs_s"] = {k: round(v, 3) for k, v in job_seconds.items()}  # summed per kind; they overlap
     timing["resumed"] = resumed
     metrics = build_metrics(tracker, ev["per_frame"], timing)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
+    tracker.wait_for_checkpoint()  # DONE only once everything, the last checkpoint included, is on disk
     write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
     return metrics
 

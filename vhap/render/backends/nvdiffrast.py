@@ -92,6 +92,13 @@ class NvdiffrastRasterizer:
         self._faces_checked: dict[str, Any] = {}
         self._layouts: dict[tuple, dict] = {}
 
+    def prepare(self, device: torch.device) -> None:
+        """Build/load nvdiffrast's plugin and this device's rasteriser context (see ``MeshRenderer.prepare``)."""
+        import nvdiffrast.torch.ops as ops
+
+        ops._get_plugin()
+        self.context(device)
+
     def context(self, device: torch.device):
         key = str(device)
         if key not in self._contexts:

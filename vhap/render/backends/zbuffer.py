@@ -122,6 +122,10 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
         self._flip_y: dict[str, torch.Tensor] = {}
         self._hashes: dict[tuple, Any] = {}
 
+    def prepare(self, device: torch.device) -> None:
+        """Load nvdiffrast's plugin (interpolate / texture / antialias kernels); no rasteriser context needed."""
+        _nvdiffrast_plugin()
+
     # ------------------------------------------------------------------ helpers
     def _tri32(self, faces: torch.Tensor) -> torch.Tensor:
         """int32 contiguous copy of ``faces``, cached per tensor (identity, version) so no step converts it."""
