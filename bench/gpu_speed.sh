@@ -8,6 +8,7 @@
 #
 # Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
+# PARITY=0 (skip the render parity run after the GPU tests),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone).
 set -uo pipefail
 START=$(date +%s)
@@ -32,9 +33,9 @@ t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.tim
 stamp "built"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  timeout 200 python3 -m pytest -q tests/test_render_zbuffer_gpu.py tests/test_render_gpu.py >"$OUT/gpu_tests.log" 2>&1
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/ >"$OUT/gpu_tests.log" 2>&1
   stamp "gpu tests rc=$?"; grep -E "passed|failed|Error|assert" "$OUT/gpu_tests.log" | tail -8
-  timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
+  [ "${PARITY:-1}" = 1 ] && timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
     --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
   stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
 fi

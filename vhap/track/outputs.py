@@ -175,6 +175,7 @@ def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
         # time outside the stages, by kind (setup = Tracker construction incl. load_sequence, head_model and
         # renderer; checkpoints and params_npz are summed over the run; run_folder = resume / fresh folder)
         "overhead_s": {k: round(v, 3) for k, v in overhead.items()},
+        "overhead_max_s": {k: round(v, 3) for k, v in tracker.overhead_max.items()},
         "process_age_s": _process_age_s(),
         "stages": stages,
         "seconds_per_frame": round(sum(rs.stage_time.values()) / max(1, tracker.T), 4),
@@ -223,7 +224,8 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
             stream = container.add_stream("libx264", rate=int(round(fps)))
             stream.width, stream.height = W2, H2
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "20"}
+            # "veryfast": the overlay video is a preview; x264's default preset took seconds for 120 frames
+            stream.options = {"crf": "20", "preset": "veryfast"}
             for f in frames:
                 if f.shape[:2] != (H2, W2):
                     f = np.pad(f, ((0, H2 - f.shape[0]), (0, W2 - f.shape[1]), (0, 0)))
@@ -231,6 +233,22 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+
+
+def import_media_writers() -> None:
+    """Import what the final outputs use (matplotlib with its font cache — built on the first import on a fresh
+    machine —, PIL, PyAV). :meth:`Tracker.run` calls this on a background thread at the start so the cost overlaps
+    the optimisation instead of adding to the end of the run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    from PIL import Image  # noqa: F401
+
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        pass
 
 
 def write_loss_curves(history: list[dict], path: Path) -> None:
@@ -268,7 +286,7 @@ def write_loss_curves(history: list[dict], path: Path) -> None:
 @torch.no_grad()
 def write_meshes(tracker, folder: Path) -> None:
     """``canonical.obj`` (shape + static offset, zero pose) and ``frame_<first ts>.obj`` (posed), both textured
-    with the tracked albedo (PNG next to them)."""
+    with the tracked albedo (``canonical.png``, which both MTL files reference)."""
     from vhap.model.mesh_io import write_obj
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -280,7 +298,8 @@ def write_meshes(tracker, folder: Path) -> None:
     uvs, uvf = m.uvs.cpu().numpy(), m.uv_faces.cpu().numpy()
     faces = m.faces.cpu().numpy()
     write_obj(folder / "canonical.obj", cano.cpu().numpy(), faces, uvs, uvf, texture=albedo)
-    write_obj(folder / f"frame_{tracker.seq.timestep_ids[0]}.obj", posed.cpu().numpy(), faces, uvs, uvf, texture=albedo)
+    frame_obj = folder / f"frame_{tracker.seq.timestep_ids[0]}.obj"
+    write_obj(frame_obj, posed.cpu().numpy(), faces, uvs, uvf, texture_file="canonical.png")
 
 
 def _write_jpg(path: Path, img: np.ndarray) -> None:

@@ -69,6 +69,7 @@ class Tracker:
         #: seconds spent outside the optimisation stages (set-up, checkpoints, parameter files), by kind; the
         #: final outputs add theirs. Reported in metrics.json so the end-to-end time can be accounted for.
         self.overhead: dict[str, float] = {}
+        self.overhead_max: dict[str, float] = {}  # the longest single occurrence of each kind
         self.cfg = cfg
         self.device = resolve_device(cfg.exp.device)
         if seq is None:
@@ -196,6 +197,7 @@ class Tracker:
         self.out_dir = Path(cfg.exp.output_folder)
         self._pending: list[tuple[str, int, dict[str, torch.Tensor]]] = []
         self._checkpoint_writer = ckpt.CheckpointWriter()
+        self._kept_graphs: dict[tuple, tuple] = {}  # see run_fixed_stage(keep_graph=True)
         self._progress = None
         self._model_call = self.model
         self._regs_call = self.regs.__call__
@@ -387,27 +389,50 @@ class Tracker:
         return tqdm(total=total, desc=desc, disable=not self.cfg.log.progress, leave=False, dynamic_ncols=True)
 
     # =============================================================================== stages
-    def run_fixed_stage(self, stage_name: str, sample: int, lr_scale: float = 1.0) -> None:
+    def run_fixed_stage(self, stage_name: str, sample: int, lr_scale: float = 1.0, keep_graph: bool = False) -> None:
         """``num_steps`` steps of a fresh Adam (learning rates × ``lr_scale``) on one sample (VHAP: a new
-        optimiser per stage call)."""
+        optimiser per stage call).
+
+        ``keep_graph``: more calls of this stage follow (the pre-pass and the sequential pass run one per sample):
+        keep its recorded step and optimiser for them instead of warming up and recording again per sample. The
+        next call then zeroes the optimiser's state in place, which is exactly a fresh Adam. The caller ends the
+        series with :meth:`release_kept_graphs`."""
         stage = self.plan[stage_name]
         if stage.num_steps <= 0 or not stage.params:
             return
         graphed = self._use_cuda_graph(stage, stage.num_steps)
-        with self.overhead_timer("stage_setup"):
-            opt = self.params.optimizer(stage.params, self.cfg.lr, scale=lr_scale, capturable=graphed)
-            frame_idx = self.sample_idx[sample]
-            graph = self._step_graph(stage_name, stage, opt, frame_idx.numel()) if graphed else None
+        frame_idx = self.sample_idx[sample]
+        key = (stage_name, frame_idx.numel(), lr_scale)
+        kept = self._kept_graphs.pop(key, None) if graphed else None
+        if kept is not None:
+            opt, graph = kept
+            reset_adam_state(opt)
+        else:
+            with self.overhead_timer("stage_optimizer"):
+                opt = self.params.optimizer(stage.params, self.cfg.lr, scale=lr_scale, capturable=graphed)
+            with self.overhead_timer("stage_graph_init"):
+                graph = self._step_graph(stage_name, stage, opt, frame_idx.numel()) if graphed else None
         with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
             self._progress = bar
+            done = False
             try:
                 for _ in range(stage.num_steps):
                     self._step(stage_name, stage, opt, frame_idx, graph)
                     bar.update(1)
+                done = True
             finally:
-                self._release(graph, opt)
+                if done and keep_graph and graph is not None and not graph.failed:
+                    self._kept_graphs[key] = (opt, graph)
+                else:
+                    self._release(graph, opt)
             self._flush_log()
             self._progress = None
+
+    def release_kept_graphs(self) -> None:
+        """Free the steps kept by ``run_fixed_stage(..., keep_graph=True)`` (and their memory pools)."""
+        for opt, graph in self._kept_graphs.values():
+            self._release(graph, opt)
+        self._kept_graphs.clear()
 
     # =============================================================================== CUDA graphs
     def _use_cuda_graph(self, stage: StageConfig, num_steps: int) -> bool:
@@ -469,6 +494,7 @@ class Tracker:
 
     def add_overhead(self, kind: str, seconds: float) -> None:
         self.overhead[kind] = self.overhead.get(kind, 0.0) + seconds
+        self.overhead_max[kind] = max(self.overhead_max.get(kind, 0.0), seconds)
 
     @contextlib.contextmanager
     def overhead_timer(self, kind: str):
@@ -602,7 +628,12 @@ class Tracker:
         self.add_overhead("checkpoints", time.perf_counter() - t0)
 
     def _run(self, stop_after_steps: int | None) -> dict:
+        import threading
+
         from vhap.track import outputs
+
+        if self.cfg.exp.write_media:
+            threading.Thread(target=outputs.import_media_writers, name="vhap-import-media", daemon=True).start()
 
         self._stop_after = stop_after_steps
         cfg = self.cfg
@@ -639,7 +670,7 @@ class Tracker:
         if pos.phase == "sequential":
             n = len(self.samples)
             for s in range(pos.index, n):
-                self.run_fixed_stage(seq_name, s)
+                self.run_fixed_stage(seq_name, s, keep_graph=s + 1 < n)
                 if s + 1 < n:
                     # VHAP fix (§4.5): warm-start *every* frame of the next sample, the last frame included
                     with self.overhead_timer("warm_start"):
@@ -648,6 +679,7 @@ class Tracker:
                 every = max(1, cfg.exp.checkpoint_every_samples)
                 if (s + 1) % every == 0 and s + 1 < n:
                     self.save_checkpoint()
+            self.release_kept_graphs()
             self._evaluate_and_save(0)
             pos.phase, pos.index = "global", 0
             self.save_checkpoint()
@@ -658,7 +690,7 @@ class Tracker:
         if pos.phase == "global":
             E = gstage.num_epochs
             graphed = self._use_cuda_graph(gstage, E * len(self.samples))
-            with self.overhead_timer("stage_setup"):
+            with self.overhead_timer("stage_optimizer"):
                 opt, sched = self._make_global_optimizer(graphed)
             graphs: dict[int, object] = {}  # one recorded step per batch size
             if state is not None and state.get("optimizer") is not None and pos.index > 0 and opt is not None:
@@ -713,10 +745,11 @@ class Tracker:
         for s in range(max(1, pos.index), n):
             with self.overhead_timer("warm_start"):
                 self.params.warm_start(self.samples[s - 1][-1], self.samples[s], stage.params)
-            self.run_fixed_stage("lmk_prepass", s, lr_scale=scale)
+            self.run_fixed_stage("lmk_prepass", s, lr_scale=scale, keep_graph=s + 1 < n)
             pos.index = s + 1
             if (s + 1) % every == 0 and s + 1 < n:
                 self.save_checkpoint()
+        self.release_kept_graphs()
 
     def _evaluate_and_save(self, epoch: int) -> None:
         from vhap.track import outputs
@@ -730,14 +763,32 @@ class Tracker:
         self.run_state.evaluations[str(epoch)] = outputs.summarize_eval(ev["per_frame"])
 
 
-def frames_to_float(frames: torch.Tensor, frame_idx: torch.Tensor) -> torch.Tensor:
-    """Frames ``frame_idx (B,)`` of a device-resident uint8 stack ``(T,C,...)`` as float32 in [0,1], ``(B·C,...)``.
+def reset_adam_state(optimizer: torch.optim.Optimizer) -> None:
+    """Zero an Adam's step counters and moments in place: the next step is exactly that of a new optimiser (whose
+    state starts at zero), while every tensor keeps its address — a recorded CUDA graph stays valid."""
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor):
+                value.zero_()
+    for group in optimizer.param_groups:
+        if group.get("amsgrad"):
+            raise VhapError("reset_adam_state does not support amsgrad", fix="use a new optimiser")
 
-    ``index_select`` rather than ``frames[frame_idx]``: advanced indexing ran as ``vectorized_gather_kernel`` at
-    about 5 GB/s (H100 profile: 4.2 ms per step to select one frame of sixteen 802×550 views, 2.5 ms for 16
-    monocular 512² frames + mattes), the largest kernel of the step. The uint8 → float conversion and the 1/255
-    scale are one kernel (type promotion)."""
-    return frames.index_select(0, frame_idx).flatten(0, 1) * (1.0 / 255.0)
+
+def frames_to_float(frames: torch.Tensor, frame_idx: torch.Tensor) -> torch.Tensor:
+    """Frames ``frame_idx (B,)`` of a device-resident uint8 stack ``(T,C,H,...)`` as float32 in [0,1], ``(B·C,H,...)``.
+
+    The selection copies image *rows*: the stack is viewed as ``(T·C·H, row)`` and indexed with the B·C·H row
+    indices of the chosen frames. Selecting whole frames (``frames[frame_idx]`` or ``index_select``) copies each
+    frame with one thread block — H100 profile: 4.2 ms per step to select one frame of sixteen 802×550 views,
+    2.5 ms for sixteen 512² frames and mattes, the longest kernel of a photometric step; with rows as the unit
+    the copy is spread over the whole GPU. The uint8 → float conversion and the 1/255 scale are one kernel."""
+    T, C, H = frames.shape[:3]
+    rows = frames.reshape(T * C * H, -1)
+    per_frame = torch.arange(C * H, device=frames.device)
+    idx = (frame_idx.to(frames.device)[:, None] * (C * H) + per_frame).reshape(-1)
+    out = rows.index_select(0, idx).view(frame_idx.shape[0] * C, *frames.shape[2:])
+    return out * (1.0 / 255.0)
 
 
 def rig_focus_point(w2c: torch.Tensor) -> torch.Tensor:
