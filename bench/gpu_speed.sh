@@ -33,7 +33,7 @@ t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.tim
 stamp "built"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/ >"$OUT/gpu_tests.log" 2>&1
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu $(grep -l "mark.gpu" tests/*.py) >"$OUT/gpu_tests.log" 2>&1
   stamp "gpu tests rc=$?"; grep -E "passed|failed|Error|assert" "$OUT/gpu_tests.log" | tail -8
   [ "${PARITY:-1}" = 1 ] && timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
     --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
