@@ -33,13 +33,15 @@ def test_parity_with_reference_and_nvdiffrast():
     assert r["tri_id_agreement"] >= 0.998, r
     assert r["grad_cosine"] >= 0.999, r
 
-    vs_nv = run_parity("cuda", views=3, size=256, iters=150, scenes=("open",), backends=("cuda", "nvdiffrast"))
+    vs_nv = run_parity("cuda", views=3, size=256, iters=300, scenes=("open",), backends=("cuda", "nvdiffrast"))
     r = vs_nv["scenes"]["open"]
     # H100: 99.87 % at 3 views × 256² (99.98 % at 4 × 512², bench/render_parity.py --backends cuda nvdiffrast)
     assert r["tri_id_agreement"] >= 0.998, r
     assert r["rgb_mad_interior"] <= 1e-5, r
     # H100: 0.99648 at 3 × 256² (0.99995 at 4 × 512²); the rest is the 0.13 % of pixels whose face differs
     assert r["grad_cosine"] >= 0.995, r
+    # 5 mm + 5° pose recovery (< 0.5 mm, < 0.5°): at 150 iterations both backends sometimes stopped just short
+    # of the translation bar on the H100 (GPU atomics make runs differ), hence 300
     assert r["pose_recovery"]["cuda"]["converged"], r["pose_recovery"]
 
 

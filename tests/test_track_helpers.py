@@ -1,4 +1,6 @@
-"""Tracker helpers: device-resident frame selection, in-place optimiser reset (kept CUDA-graph steps)."""
+"""Tracker helpers: device-resident frame selection; the tracker's Adam against ``torch.optim.Adam``."""
+
+import copy
 
 import torch
 
@@ -20,26 +22,67 @@ def test_frames_to_float_matches_indexing():
     torch.testing.assert_close(one[1, 3, 2], images[2, 1, 3, 2].float() / 255.0, rtol=0, atol=1e-7)
 
 
-def test_reset_adam_state_equals_a_fresh_optimizer():
-    from vhap.track.tracker import reset_adam_state
+def _grad_field(p, k):
+    return torch.sin(p * (k + 1)) + p**2  # any deterministic gradient field
 
-    def grads(p, k):
-        return torch.sin(p * (k + 1)) + p**2  # any deterministic gradient field
 
-    start = torch.linspace(-1, 1, 12)
-    used = torch.nn.Parameter(start.clone())
-    opt = torch.optim.Adam([used], lr=0.05)
-    for k in range(5):  # build up moments and the step counter
-        used.grad = grads(used.detach(), k)
-        opt.step()
-    with torch.no_grad():
-        used.copy_(start)
-    reset_adam_state(opt)
-    fresh = torch.nn.Parameter(start.clone())
-    opt_fresh = torch.optim.Adam([fresh], lr=0.05)
-    for k in range(3):
-        for p, o in ((used, opt), (fresh, opt_fresh)):
-            p.grad = grads(p.detach(), k)
+def test_adam_matches_torch_optim_adam_with_decay_reset_and_state_round_trip():
+    from vhap.track.adam import Adam, ExponentialDecay
+
+    start = [torch.linspace(-1, 1, 12), torch.linspace(0.5, 2, 5).reshape(5, 1)]
+    mine = [torch.nn.Parameter(s.clone()) for s in start]
+    ref = [torch.nn.Parameter(s.clone()) for s in start]
+    lrs = (0.05, 0.002)
+    opt = Adam([{"params": [p], "lr": lr, "name": f"t{i}"} for i, (p, lr) in enumerate(zip(mine, lrs, strict=True))])
+    opt_ref = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(ref, lrs, strict=True)])
+    sched, sched_ref = ExponentialDecay(opt, 0.7), torch.optim.lr_scheduler.ExponentialLR(opt_ref, 0.7)
+    for k in range(6):
+        for params, o in ((mine, opt), (ref, opt_ref)):
+            for p in params:
+                p.grad = _grad_field(p.detach(), k)
             o.step()
-    torch.testing.assert_close(used.detach(), fresh.detach(), rtol=0, atol=0)
-    assert not torch.equal(fresh.detach(), start)
+        if k % 2:
+            sched.step()
+            sched_ref.step()
+    for a, b in zip(mine, ref, strict=True):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
+
+    # a state_dict (ours, or torch's own layout) loaded into a fresh optimiser continues exactly like torch's Adam
+    def one_more_step(optimizer_cls):
+        params = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+        groups = [{"params": [p], "lr": 1.0} for p in params]
+        return params, (Adam(groups) if optimizer_cls is Adam else torch.optim.Adam(groups))
+
+    sources = (copy.deepcopy(opt.state_dict()), copy.deepcopy(opt_ref.state_dict()))
+    expect, opt_expect = one_more_step(torch.optim.Adam)
+    opt_expect.load_state_dict(copy.deepcopy(opt_ref.state_dict()))  # torch's load aliases the given tensors
+    for p in expect:
+        p.grad = _grad_field(p.detach(), 9)
+    opt_expect.step()
+    for source in sources:
+        twin, opt2 = one_more_step(Adam)
+        opt2.load_state_dict(source)
+        for p in twin:
+            p.grad = _grad_field(p.detach(), 9)
+        opt2.step()
+        for a, b in zip(twin, expect, strict=True):
+            torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
+
+    # reset(): exactly a new optimiser, tensors keep their addresses (CUDA-graph safety)
+    addresses = [s["exp_avg"].data_ptr() for s in opt.state.values()]
+    with torch.no_grad():
+        for p, s in zip(mine, start, strict=True):
+            p.copy_(s)
+    opt.reset()
+    for g, lr in zip(opt.param_groups, lrs, strict=True):
+        g["lr"].fill_(lr)
+    fresh = [torch.nn.Parameter(s.clone()) for s in start]
+    opt_fresh = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(fresh, lrs, strict=True)])
+    for k in range(3):
+        for params, o in ((mine, opt), (fresh, opt_fresh)):
+            for p in params:
+                p.grad = _grad_field(p.detach(), k)
+            o.step()
+    for a, b in zip(mine, fresh, strict=True):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
+    assert [s["exp_avg"].data_ptr() for s in opt.state.values()] == addresses

@@ -116,10 +116,12 @@ def snapshot_checkpoint(
     params: torch.nn.Module,
     run: RunState,
     generator: torch.Generator | None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: Any = None,
     scheduler: Any = None,
 ) -> dict:
-    """Everything a checkpoint holds, as host-side copies taken now (see :class:`CheckpointWriter`)."""
+    """Everything a checkpoint holds, as host-side copies taken now (see :class:`CheckpointWriter`). ``optimizer``
+    and ``scheduler``: anything with ``state_dict()`` (the tracker's :class:`vhap.track.adam.Adam` and
+    :class:`~vhap.track.adam.ExponentialDecay`)."""
     return {
         "version": CHECKPOINT_VERSION,
         "fingerprint": fingerprint,

@@ -8,8 +8,8 @@ removes that overhead. Requirements, all met by the tracker when :meth:`StepGrap
 * no host synchronisation inside the step — landmark steps have none; photometric steps only with a renderer
   whose rasteriser never reads back to the host (``render.backend cuda``; nvdiffrast's CUDA rasteriser does);
 * fixed shapes: one graph per batch size; the frames of a batch are copied into a static index tensor;
-* optimiser state on the device and tensor learning rates (``Adam(capturable=True)``) so that schedulers can
-  change the rate after recording;
+* optimiser state on the device and tensor learning rates (:class:`vhap.track.adam.Adam`), so that the
+  learning-rate decay changes the rate after recording and a reset optimiser can reuse a recorded step;
 * random draws (the §3.6 perturbation) from a generator registered with the graph, so every replay draws new
   numbers, exactly as the eager steps would.
 

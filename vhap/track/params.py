@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from vhap.errors import VhapError
+from vhap.track.adam import Adam
 
 #: parameter-group name (as used by stages) -> tensor names
 GROUP_TENSORS: dict[str, tuple[str, ...]] = {
@@ -93,11 +94,10 @@ class TrackParams(nn.Module):
                     out.append((name, p))
         return out
 
-    def optimizer(
-        self, groups: Iterable[str], lr, scale: float = 1.0, capturable: bool = False
-    ) -> torch.optim.Adam | None:
-        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``
-        (``capturable``: step counters on the device, so a step can be recorded in a CUDA graph)."""
+    def optimizer(self, groups: Iterable[str], lr, scale: float = 1.0) -> Adam | None:
+        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``: one parameter
+        group per tensor, fused kernel, state and learning rates on the parameters' device (CUDA-graph safe; see
+        :mod:`vhap.track.adam`)."""
         lr_of = {
             "translation": lr.translation,
             "expr": lr.expr,
@@ -111,22 +111,7 @@ class TrackParams(nn.Module):
         ]
         if not param_groups:
             return None
-        # fused Adam on CUDA: one kernel for all tensors instead of a loop of small ones
-        fused = all(g["params"][0].is_cuda for g in param_groups)
-        capturable = bool(capturable and fused)
-        opt = torch.optim.Adam(param_groups, fused=fused or None, capturable=capturable)
-        if capturable:
-            self.device_learning_rates(opt)
-        return opt
-
-    @staticmethod
-    def device_learning_rates(optimizer: torch.optim.Optimizer) -> None:
-        """Learning rates as device tensors: a step recorded in a CUDA graph then reads the current rate, which a
-        scheduler updates in place (a float would be frozen into the recording)."""
-        for group in optimizer.param_groups:
-            device = group["params"][0].device
-            if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
-                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+        return Adam(param_groups)
 
     # ------------------------------------------------------------------ batch views
     def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:

@@ -101,7 +101,7 @@ def graphed_steps(tracker, stage_name: str, steps: int) -> dict | None:
     stage = tracker.plan[stage_name]
     if not tracker._use_cuda_graph(stage, steps + StepGraph.WARMUP + 3):
         return None
-    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr, capturable=True)
+    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr)
     idx = tracker.sample_idx[0]
     graph = tracker._step_graph(stage_name, stage, opt, idx.numel())
     try:

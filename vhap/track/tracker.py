@@ -406,12 +406,14 @@ class Tracker:
         kept = self._kept_graphs.pop(key, None) if graphed else None
         if kept is not None:
             opt, graph = kept
-            reset_adam_state(opt)
+            opt.reset()
         else:
             with self.overhead_timer("stage_optimizer"):
-                opt = self.params.optimizer(stage.params, self.cfg.lr, scale=lr_scale, capturable=graphed)
-            with self.overhead_timer("stage_graph_init"):
-                graph = self._step_graph(stage_name, stage, opt, frame_idx.numel()) if graphed else None
+                opt = self.params.optimizer(stage.params, self.cfg.lr, scale=lr_scale)
+            graph = None
+            if graphed:
+                with self.overhead_timer("stage_graph_init"):
+                    graph = self._step_graph(stage_name, stage, opt, frame_idx.numel())
         with self._timed(stage_name), self._bar(stage.num_steps, f"{stage_name} [{sample}]") as bar:
             self._progress = bar
             done = False
@@ -471,12 +473,12 @@ class Tracker:
     def _sequential_name(self) -> str:
         return "rgb_sequential_tracking" if self.cfg.exp.photometric else "lmk_sequential_tracking"
 
-    def _make_global_optimizer(self, graphed: bool = False):
+    def _make_global_optimizer(self):
+        from vhap.track.adam import ExponentialDecay
+
         stage = self.plan[self._global_name()]
-        opt = self.params.optimizer(
-            stage.params, self.cfg.lr, scale=self.cfg.pipeline.global_lr_scale, capturable=graphed
-        )
-        sched = None if opt is None else torch.optim.lr_scheduler.ExponentialLR(opt, self.cfg.pipeline.global_lr_gamma)
+        opt = self.params.optimizer(stage.params, self.cfg.lr, scale=self.cfg.pipeline.global_lr_scale)
+        sched = None if opt is None else ExponentialDecay(opt, self.cfg.pipeline.global_lr_gamma)
         return opt, sched
 
     def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
@@ -691,13 +693,11 @@ class Tracker:
             E = gstage.num_epochs
             graphed = self._use_cuda_graph(gstage, E * len(self.samples))
             with self.overhead_timer("stage_optimizer"):
-                opt, sched = self._make_global_optimizer(graphed)
+                opt, sched = self._make_global_optimizer()
             graphs: dict[int, object] = {}  # one recorded step per batch size
             if state is not None and state.get("optimizer") is not None and pos.index > 0 and opt is not None:
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
-                if graphed:
-                    self.params.device_learning_rates(opt)
             if opt is not None:
                 for epoch in range(pos.index, E):
                     batches = self._epoch_batches(epoch)
@@ -763,32 +763,10 @@ class Tracker:
         self.run_state.evaluations[str(epoch)] = outputs.summarize_eval(ev["per_frame"])
 
 
-def reset_adam_state(optimizer: torch.optim.Optimizer) -> None:
-    """Zero an Adam's step counters and moments in place: the next step is exactly that of a new optimiser (whose
-    state starts at zero), while every tensor keeps its address — a recorded CUDA graph stays valid."""
-    for state in optimizer.state.values():
-        for value in state.values():
-            if isinstance(value, torch.Tensor):
-                value.zero_()
-    for group in optimizer.param_groups:
-        if group.get("amsgrad"):
-            raise VhapError("reset_adam_state does not support amsgrad", fix="use a new optimiser")
-
-
 def frames_to_float(frames: torch.Tensor, frame_idx: torch.Tensor) -> torch.Tensor:
-    """Frames ``frame_idx (B,)`` of a device-resident uint8 stack ``(T,C,H,...)`` as float32 in [0,1], ``(B·C,H,...)``.
-
-    The selection copies image *rows*: the stack is viewed as ``(T·C·H, row)`` and indexed with the B·C·H row
-    indices of the chosen frames. Selecting whole frames (``frames[frame_idx]`` or ``index_select``) copies each
-    frame with one thread block — H100 profile: 4.2 ms per step to select one frame of sixteen 802×550 views,
-    2.5 ms for sixteen 512² frames and mattes, the longest kernel of a photometric step; with rows as the unit
-    the copy is spread over the whole GPU. The uint8 → float conversion and the 1/255 scale are one kernel."""
-    T, C, H = frames.shape[:3]
-    rows = frames.reshape(T * C * H, -1)
-    per_frame = torch.arange(C * H, device=frames.device)
-    idx = (frame_idx.to(frames.device)[:, None] * (C * H) + per_frame).reshape(-1)
-    out = rows.index_select(0, idx).view(frame_idx.shape[0] * C, *frames.shape[2:])
-    return out * (1.0 / 255.0)
+    """Frames ``frame_idx (B,)`` of a device-resident uint8 stack ``(T,C,...)`` as float32 in [0,1], ``(B·C,...)``:
+    one selection kernel, then the uint8 → float conversion and the 1/255 scale as one kernel (type promotion)."""
+    return frames.index_select(0, frame_idx).flatten(0, 1) * (1.0 / 255.0)
 
 
 def rig_focus_point(w2c: torch.Tensor) -> torch.Tensor:
