@@ -313,3 +313,23 @@ def test_misspelled_region_name_is_reported():
         warnings.simplefilter("always")
         _warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
     assert not [w for w in caught if "model.occluded" in str(w.message)]
+
+
+def test_image_loss_sums_reference_agrees_with_the_loss_functions():
+    from vhap.track.losses import image_loss_sums_reference, photometric_from_sums
+
+    g = torch.Generator().manual_seed(3)
+    rgba = torch.rand(2, 6, 5, 4, generator=g)
+    rgba[0, 1, 1, 0] = float("nan")
+    target = torch.rand(2, 6, 5, 3, generator=g)
+    covered = torch.rand(2, 6, 5, generator=g) > 0.5
+    matte = torch.rand(2, 6, 5, generator=g)
+    sums = image_loss_sums_reference(rgba, target, covered, matte)
+    assert sums.shape == (2, 3) and torch.isfinite(sums).all()
+    photo, valid = photometric_from_sums(sums[:, 0], sums[:, 1])
+    ref_photo, ref_valid = photometric_loss(rgba[..., :3], target, covered)
+    assert photo.item() == pytest.approx(ref_photo.item(), rel=1e-6) and torch.equal(valid, ref_valid)
+    sil = sums[:, 2].sum() / sums[:, 1].sum().clamp(min=1)
+    assert sil.item() == pytest.approx(silhouette_loss(rgba[..., 3], matte, covered).item(), rel=1e-6)
+    assert sums[:, 1].tolist() == covered.flatten(1).sum(1).float().tolist()
+    assert image_loss_sums_reference(rgba, target, covered)[:, 2].abs().sum() == 0  # no matte, no silhouette

@@ -100,9 +100,16 @@ def set_rng_state(state: dict, generator: torch.Generator | None) -> None:
 
 def _to_host(obj):
     """Deep copy of a state (nested dicts / lists / tuples) with every tensor copied to host memory: the copy
-    stays valid while the run keeps updating the originals in place (also on CPU, where ``.cpu()`` would alias)."""
+    stays valid while the run keeps updating the originals in place (also on CPU, where ``.cpu()`` would alias).
+    Device tensors go to pinned buffers with asynchronous copies (several times faster than pageable ones for
+    the 50 MB texture and its moments); :func:`snapshot_checkpoint` waits for them once at the end."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
+        t = obj.detach()
+        if t.is_cuda:
+            host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            host.copy_(t, non_blocking=True)
+            return host
+        return t.clone()
     if isinstance(obj, dict):
         return {k: _to_host(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -122,7 +129,7 @@ def snapshot_checkpoint(
     """Everything a checkpoint holds, as host-side copies taken now (see :class:`CheckpointWriter`). ``optimizer``
     and ``scheduler``: anything with ``state_dict()`` (the tracker's :class:`vhap.track.adam.Adam` and
     :class:`~vhap.track.adam.ExponentialDecay`)."""
-    return {
+    state = {
         "version": CHECKPOINT_VERSION,
         "fingerprint": fingerprint,
         "params": _to_host(params.state_dict()),
@@ -135,6 +142,9 @@ def snapshot_checkpoint(
         "stage_steps": dict(run.stage_steps),
         "evaluations": _to_host(run.evaluations),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # the asynchronous device → host copies of _to_host
+    return state
 
 
 def write_checkpoint(path: str | Path, state: dict) -> None:

@@ -64,24 +64,42 @@ def landmark_loss(
     return (wc * l1).sum() / n_used.clamp(min=1)
 
 
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+
+def photometric_sums(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) Σ over pixels and channels of |I_target − I_render|, non-finite values ignored."""
+    return _finite((target - render).abs()).flatten(1).sum(1)
+
+
+def silhouette_sums(alpha: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
+    """(B,) Σ over pixels of rendered coverage × (1 − matte), non-finite values ignored."""
+    return _finite(alpha * (1.0 - matte)).flatten(1).sum(1)
+
+
+def photometric_from_sums(photo_sum: torch.Tensor, covered_count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """VHAP's photometric L1 from per-sample sums: Σ|I_target − I_render| / (3 · #covered pixels).
+
+    Guard (VHAP #58): a sample whose render covers no pixel (empty or off-screen) contributes nothing (its
+    frames fall back to the landmark term) instead of dividing by zero. Returns the loss and the per-sample
+    validity ``(B,)`` bool."""
+    valid = covered_count > 0
+    total = torch.where(valid, photo_sum, torch.zeros_like(photo_sum)).sum()
+    denom = (3 * torch.where(valid, covered_count, torch.zeros_like(covered_count)).sum()).clamp(min=1)
+    return total / denom, valid
+
+
 def photometric_loss(
     render: torch.Tensor, target: torch.Tensor, covered: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """VHAP's photometric L1: Σ|I_target − I_render| over all pixels and channels / (3 · #covered pixels).
 
-    render/target (B,H,W,3) in [0,1]; covered (B,H,W) bool (rendered alpha > 0). Guard (VHAP #58): a sample
-    whose render covers no pixel (empty or off-screen) contributes nothing (its frames fall back to the
-    landmark term) instead of dividing by zero; non-finite render values are ignored. Returns the loss and
+    render/target (B,H,W,3) in [0,1]; covered (B,H,W) bool (rendered alpha > 0). Empty samples contribute
+    nothing and non-finite render values are ignored (see :func:`photometric_from_sums`). Returns the loss and
     the per-sample validity ``(B,)`` bool.
     """
-    count = covered.flatten(1).sum(1)  # (B,)
-    valid = count > 0
-    diff = (target - render).abs()
-    diff = torch.where(torch.isfinite(diff), diff, torch.zeros_like(diff))
-    per_sample = diff.flatten(1).sum(1)
-    total = torch.where(valid, per_sample, torch.zeros_like(per_sample)).sum()
-    denom = (3 * torch.where(valid, count, torch.zeros_like(count)).sum()).clamp(min=1)
-    return total / denom, valid
+    return photometric_from_sums(photometric_sums(render, target), covered.flatten(1).sum(1))
 
 
 def silhouette_loss(alpha: torch.Tensor, matte: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
@@ -91,6 +109,70 @@ def silhouette_loss(alpha: torch.Tensor, matte: torch.Tensor, covered: torch.Ten
     covered (B,H,W) bool. The matte also contains hair and torso that the head model need not cover, so only
     coverage *outside* the matte is penalised. Empty renders contribute 0.
     """
-    outside = alpha * (1.0 - matte)
-    outside = torch.where(torch.isfinite(outside), outside, torch.zeros_like(outside))
-    return outside.sum() / covered.sum().clamp(min=1)
+    return silhouette_sums(alpha, matte).sum() / covered.sum().clamp(min=1)
+
+
+def image_loss_sums_reference(
+    rgba: torch.Tensor, target: torch.Tensor, covered: torch.Tensor, matte: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-view sums of the image terms, ``(N,3)``: [photometric Σ|t − rgb|, #covered pixels, silhouette
+    Σ alpha·(1 − matte) (0 without a matte)] for rgba (N,H,W,4), target (N,H,W,3), covered (N,H,W) bool, matte
+    (N,H,W). Pure PyTorch: the CPU path and the reference of the fused CUDA kernel (``image_loss.cu``)."""
+    photo = photometric_sums(rgba[..., :3], target)
+    count = covered.flatten(1).sum(1).to(rgba.dtype)
+    sil = torch.zeros_like(photo) if matte is None else silhouette_sums(rgba[..., 3], matte)
+    return torch.stack([photo, count, sil], dim=1)
+
+
+# ------------------------------------------------------------------------------------------------ fused (CUDA)
+_IMAGE_LOSS_EXT = None
+
+
+def load_image_loss_extension():
+    """Build (first call, ~20 s) or load the fused image-loss CUDA kernels (``image_loss.cu``)."""
+    global _IMAGE_LOSS_EXT
+    if _IMAGE_LOSS_EXT is None:
+        from pathlib import Path
+
+        from torch.utils.cpp_extension import load
+
+        import vhap.render.backends.nvdiffrast  # noqa: F401  (registers built modules in sys.modules, torch >= 2.9)
+
+        source = Path(__file__).with_name("image_loss.cu")
+        _IMAGE_LOSS_EXT = load(name="vhap_image_loss", sources=[str(source)], extra_cuda_cflags=["-O3"], verbose=False)
+    return _IMAGE_LOSS_EXT
+
+
+class _ImageLossSums(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, rgba, target, covered, matte, ext):
+        sums = ext.image_loss_fwd(rgba, target, covered, matte)
+        ctx.save_for_backward(rgba, target, matte)
+        ctx.ext = ext
+        return sums  # the count column's gradient is ignored by the backward (it has none)
+
+    @staticmethod
+    def backward(ctx, grad_sums):
+        rgba, target, matte = ctx.saved_tensors
+        grad = ctx.ext.image_loss_bwd(rgba, target, matte, grad_sums.contiguous())
+        return grad, None, None, None, None
+
+
+def image_loss_sums(
+    rgba: torch.Tensor,
+    target: torch.Tensor,
+    covered: torch.Tensor,
+    matte: torch.Tensor | None = None,
+    ext=None,
+) -> torch.Tensor:
+    """:func:`image_loss_sums_reference`, computed by the fused CUDA kernels when ``ext``
+    (:func:`load_image_loss_extension`) is given and the tensors are on a GPU: one kernel forward, one backward,
+    instead of ~20 full-image passes."""
+    if ext is None or not rgba.is_cuda:
+        return image_loss_sums_reference(rgba, target, covered, matte)
+    rgba = rgba.contiguous()
+    if rgba.data_ptr() % 16:  # the kernels read pixels as float4
+        rgba = rgba.clone()
+    return _ImageLossSums.apply(
+        rgba, target.contiguous(), covered.contiguous(), None if matte is None else matte.contiguous(), ext
+    )

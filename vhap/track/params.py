@@ -115,17 +115,21 @@ class TrackParams(nn.Module):
 
     # ------------------------------------------------------------------ batch views
     def frame_params(self, frame_idx: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """The head-model inputs of frames ``frame_idx (B,)``: shape (NS,), expr (B,NE), poses, offsets."""
+        """The head-model inputs of frames ``frame_idx (B,)``: shape (NS,), expr (B,NE), poses, offsets.
+
+        Rows are taken with ``index_select``: its backward is an ``index_add`` (a scatter), where advanced indexing
+        backpropagates through a sort of the indices on every step."""
+        rows = lambda t: None if t is None else t.index_select(0, frame_idx)  # noqa: E731
         return {
             "shape": self.shape,
-            "expr": self.expr[frame_idx],
-            "rotation": self.rotation[frame_idx],
-            "neck_pose": self.neck_pose[frame_idx],
-            "jaw_pose": self.jaw_pose[frame_idx],
-            "eyes_pose": self.eyes_pose[frame_idx],
-            "translation": self.translation[frame_idx],
+            "expr": rows(self.expr),
+            "rotation": rows(self.rotation),
+            "neck_pose": rows(self.neck_pose),
+            "jaw_pose": rows(self.jaw_pose),
+            "eyes_pose": rows(self.eyes_pose),
+            "translation": rows(self.translation),
             "static_offset": self.static_offset,
-            "dynamic_offset": None if self.dynamic_offset is None else self.dynamic_offset[frame_idx],
+            "dynamic_offset": rows(self.dynamic_offset),
         }
 
     @torch.no_grad()

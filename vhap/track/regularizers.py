@@ -45,7 +45,9 @@ def neighbour_table(faces: np.ndarray, num_verts: int) -> tuple[np.ndarray, np.n
 
 def uniform_laplacian_apply(x: torch.Tensor, nbr: torch.Tensor, wgt: torch.Tensor) -> torch.Tensor:
     """(L x)_i = mean of neighbours − x_i for x (B,V,C); isolated vertices give −x_i (VHAP's convention)."""
-    gathered = x[:, nbr]  # (B,V,D,C)
+    B, V, C = x.shape
+    # index_select, not x[:, nbr]: its backward is a scatter-add instead of a sort of all V·D indices per step
+    gathered = x.index_select(1, nbr.reshape(-1)).view(B, *nbr.shape, C)  # (B,V,D,C)
     return (gathered * wgt[None, :, :, None]).sum(2) - x
 
 
@@ -134,16 +136,22 @@ class Regularizers:
         out: dict[str, torch.Tensor] = {}
         T = params.num_frames
         prev = (frame_idx - 1).clamp(0, T - 1)
+        # this batch's rows (index_select: backward is a scatter-add, not a sort of the indices as for t[frame_idx])
+        rows = lambda t: t.index_select(0, frame_idx)  # noqa: E731
         if "shape" in groups and w.reg_shape:
             out["reg_shape"] = w.reg_shape * params.shape.square().mean()
         if "expr" in groups:
-            expr = params.expr[frame_idx]
+            expr = rows(params.expr)
             if w.reg_expr:
                 out["reg_expr"] = w.reg_expr * expr.square().mean()
             if tracking and w.smooth_expr:
                 out["smooth_expr"] = w.smooth_expr * (expr - params.expr[prev].detach()).square().mean()
         if "joints" in groups:
-            neck, jaw, eyes = params.neck_pose[frame_idx], params.jaw_pose[frame_idx], params.eyes_pose[frame_idx]
+            neck, jaw, eyes = (
+                params.neck_pose.index_select(0, frame_idx),
+                params.jaw_pose.index_select(0, frame_idx),
+                params.eyes_pose.index_select(0, frame_idx),
+            )
             out["reg_joint"] = joint_prior(neck, jaw, eyes, w.reg_neck, w.reg_jaw, w.reg_eyes)
             if tracking:
                 out["smooth_joint"] = (
@@ -153,8 +161,8 @@ class Regularizers:
                 )
         if "pose" in groups and tracking:
             out["smooth_pose"] = (
-                w.smooth_trans * (params.translation[frame_idx] - params.translation[prev].detach()).square().mean()
-                + w.smooth_rot * (params.rotation[frame_idx] - params.rotation[prev].detach()).square().mean()
+                w.smooth_trans * (rows(params.translation) - params.translation[prev].detach()).square().mean()
+                + w.smooth_rot * (rows(params.rotation) - params.rotation[prev].detach()).square().mean()
             )
         if "texture" in groups and params.tex_extra is not None:
             if w.reg_tex_tv and albedo is not None:
@@ -177,7 +185,7 @@ class Regularizers:
             if params.static_offset is not None:
                 offset = params.static_offset
             if params.dynamic_offset is not None:
-                offset = offset + params.dynamic_offset[frame_idx]
+                offset = offset + rows(params.dynamic_offset)
             if w.reg_offset_lap:
                 lap = uniform_laplacian_apply(offset, self.nbr, self.wgt).square().sum(-1)  # (B,V)
                 out["reg_offset_lap"] = w.reg_offset_lap * (lap * self.lap_weight).mean()
@@ -188,5 +196,5 @@ class Regularizers:
                 out["reg_offset_rigid"] = w.reg_offset_rigid * rigid
             if use_dynamic and w.reg_offset_dynamic:
                 dyn = params.dynamic_offset
-                out["reg_offset_dynamic"] = w.reg_offset_dynamic * (dyn[frame_idx] - dyn[prev]).square().mean()
+                out["reg_offset_dynamic"] = w.reg_offset_dynamic * (rows(dyn) - dyn[prev]).square().mean()
         return out

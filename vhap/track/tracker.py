@@ -22,7 +22,13 @@ from torch.profiler import record_function
 from vhap.errors import VhapError
 from vhap.track import checkpoint as ckpt
 from vhap.track.config import StageConfig, TrackConfig, add_user_regions, stage_plan
-from vhap.track.losses import landmark_confidence, landmark_loss, landmark_weights, photometric_loss, silhouette_loss
+from vhap.track.losses import (
+    image_loss_sums,
+    landmark_confidence,
+    landmark_loss,
+    landmark_weights,
+    photometric_from_sums,
+)
 from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
 from vhap.track.params import TrackParams
 from vhap.track.regularizers import Regularizers
@@ -87,9 +93,18 @@ class Tracker:
         self.overhead["head_model"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         self.renderer = MeshRenderer(cfg.render.backend)
+        self._image_loss_ext = None
         if cfg.exp.photometric:
             # load the rasteriser's extensions now, so their start-up is not booked to the first stage
             self.renderer.prepare(self.device)
+            if self.device.type == "cuda" and cfg.render.backend == "cuda":
+                # with our own kernels in use, the image terms use their fused kernels too (vhap/track/image_loss.cu)
+                try:
+                    from vhap.track.losses import load_image_loss_extension
+
+                    self._image_loss_ext = load_image_loss_extension()
+                except Exception as e:  # compiler missing, CUDA mismatch: the PyTorch reference gives the same sums
+                    warnings.warn(f"fused image-loss kernels unavailable ({e}); using the PyTorch path", stacklevel=2)
         self.overhead["renderer"] = time.perf_counter() - t0
         self.plan = stage_plan(cfg)
         self.T = seq.num_timesteps
@@ -262,13 +277,15 @@ class Tracker:
             tex_mask, bnd_mask = self.stage_masks.get(stage_name, (None, None)) if train else (None, None)
             with record_function("track/render"):
                 rend = self._render(out.verts.repeat_interleave(C, 0), cams, albedo, target, train, tex_mask, bnd_mask)
+            use_matte = self.alphas is not None and w.silhouette
+            matte = frames_to_float(self.alphas, frame_idx) if use_matte else None
             with record_function("track/photo_loss"):
-                photo, valid = photometric_loss(rend["rgb"], target, rend["covered"])
+                sums = image_loss_sums(rend["rgba"], target, rend["covered"], matte, ext=self._image_loss_ext)
+                photo, valid = photometric_from_sums(sums[:, 0], sums[:, 1])
             terms["photo"] = w.photo * photo
             aux.update(rend=rend, target=target, photo_valid=valid)
-            if self.alphas is not None and w.silhouette:
-                matte = frames_to_float(self.alphas, frame_idx)
-                terms["silhouette"] = w.silhouette * silhouette_loss(rend["alpha"], matte, rend["covered"])
+            if use_matte:
+                terms["silhouette"] = w.silhouette * sums[:, 2].sum() / sums[:, 1].sum().clamp(min=1)
         if train and stage is not None:
             groups = set(stage.params)
             with record_function("track/regularizers"):
@@ -310,6 +327,7 @@ class Tracker:
         )
         alpha_aa = r.rgba[..., 3]
         return {
+            "rgba": r.rgba,
             "rgb": r.rgba[..., :3],
             "alpha": alpha_aa,
             # VHAP normalises by the antialiased coverage (> 0), which includes the silhouette's AA fringe
