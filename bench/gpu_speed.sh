@@ -8,7 +8,7 @@
 #
 # Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
-# PARITY=0 (skip the render parity run after the GPU tests),
+# PARITY=0 (skip the render parity run after the GPU tests), TESTS (test files; default: all marked gpu),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone).
 set -uo pipefail
 START=$(date +%s)
@@ -33,7 +33,7 @@ t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.tim
 stamp "built"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu $(grep -l "mark.gpu" tests/*.py) >"$OUT/gpu_tests.log" 2>&1
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu ${TESTS:-$(grep -l "mark.gpu" tests/*.py)} >"$OUT/gpu_tests.log" 2>&1
   stamp "gpu tests rc=$?"; grep -E "passed|failed|Error|assert" "$OUT/gpu_tests.log" | tail -8
   [ "${PARITY:-1}" = 1 ] && timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
     --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1

@@ -170,3 +170,42 @@ def test_fewer_coefficients_than_the_model_are_zero_padded():
     short = model(shape=torch.tensor([0.3, 0.1]), expr=torch.tensor([[1.0]]))
     full = model(shape=torch.tensor([0.3, 0.1] + [0.0] * 8), expr=torch.tensor([[1.0, 0, 0, 0, 0]]))
     assert torch.allclose(short.verts, full.verts)
+
+
+def test_landmarks_only_forward_equals_the_full_forward():
+    """The landmark-only path (subset of vertices, joints from precomputed bases) gives the full forward's landmarks
+    and joints, with offsets and every pose, and gradients reach the same inputs."""
+    from vhap.model import HeadModel, load_head_assets
+
+    model = HeadModel(load_head_assets("open"))
+    g = torch.Generator().manual_seed(0)
+    B, V = 3, model.num_verts
+
+    def inputs():
+        return dict(
+            shape=(torch.randn(300, generator=g) * 0.5).requires_grad_(True),
+            expr=torch.randn(B, 100, generator=g) * 0.5,
+            rotation=torch.randn(B, 3, generator=g) * 0.2,
+            neck_pose=torch.randn(B, 3, generator=g) * 0.1,
+            jaw_pose=torch.randn(B, 3, generator=g) * 0.1,
+            eyes_pose=torch.randn(B, 6, generator=g) * 0.1,
+            translation=torch.randn(B, 3, generator=g) * 0.1,
+            static_offset=(torch.randn(1, V, 3, generator=g) * 0.003).requires_grad_(True),
+            dynamic_offset=torch.randn(B, V, 3, generator=g) * 0.002,
+        )
+
+    kw = inputs()
+    full = model(**kw)
+    sub = model(**kw, landmarks_only=True)
+    assert sub.verts is None
+    torch.testing.assert_close(sub.landmarks, full.landmarks, rtol=0, atol=1e-6)
+    torch.testing.assert_close(sub.joints, full.joints, rtol=0, atol=1e-6)
+    if model.has_mediapipe:
+        torch.testing.assert_close(sub.landmarks_mp, full.landmarks_mp, rtol=0, atol=1e-6)
+    grads = []
+    for out in (full, sub):
+        (g_shape, g_off) = torch.autograd.grad(out.landmarks.square().sum(), [kw["shape"], kw["static_offset"]])
+        grads.append((g_shape, g_off))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-7)
+    assert grads[0][1].abs().sum() > 0

@@ -126,8 +126,19 @@ class HeadModel(nn.Module):
         translation=None,
         static_offset=None,
         dynamic_offset=None,
+        landmarks_only: bool = False,
     ) -> HeadOutput:
-        """Pose the head; all inputs optional (zeros). See the module docstring for shapes."""
+        """Pose the head; all inputs optional (zeros). See the module docstring for shapes.
+
+        ``landmarks_only``: compute only the landmarks (``verts`` and ``verts_cano`` are then None). Only the few
+        hundred vertices of the landmarks' triangles are blended and skinned — with the joints of the whole
+        mesh, regressed from precomputed bases — which makes the tracker's landmark steps several times cheaper
+        than posing all vertices; the values are those of the full forward.
+        """
+        if landmarks_only:
+            return self._landmarks_only(
+                shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, static_offset, dynamic_offset
+            )
         batch = 1
         for t in (expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape):
             if t is not None and torch.as_tensor(t).dim() >= 2:
@@ -141,15 +152,7 @@ class HeadModel(nn.Module):
             v_cano = v_cano + self._offset("static_offset", static_offset, 1)
         if dynamic_offset is not None:
             v_cano = v_cano + self._offset("dynamic_offset", dynamic_offset, batch)
-        pose = torch.cat(
-            [
-                self._batch("rotation", rotation, 3, batch),
-                self._batch("neck_pose", neck_pose, 3, batch),
-                self._batch("jaw_pose", jaw_pose, 3, batch),
-                self._batch("eyes_pose", eyes_pose, 6, batch),
-            ],
-            dim=1,
-        )
+        pose = self._pose(rotation, neck_pose, jaw_pose, eyes_pose, batch)
         verts, joints = lbs(v_cano, pose, self.J_regressor, self.parents, self.posedirs, self.lbs_weights)
         if translation is not None:
             trans = self._batch("translation", translation, 3, batch)[:, None]
@@ -161,6 +164,80 @@ class HeadModel(nn.Module):
             barycentric_points(verts, self.faces, self.mp_face_idx, self.mp_bary) if self.has_mediapipe else None
         )
         return HeadOutput(verts=verts, verts_cano=v_cano, joints=joints, landmarks=landmarks, landmarks_mp=landmarks_mp)
+
+    def _pose(self, rotation, neck_pose, jaw_pose, eyes_pose, batch: int) -> torch.Tensor:
+        return torch.cat(
+            [
+                self._batch("rotation", rotation, 3, batch),
+                self._batch("neck_pose", neck_pose, 3, batch),
+                self._batch("jaw_pose", jaw_pose, 3, batch),
+                self._batch("eyes_pose", eyes_pose, 6, batch),
+            ],
+            dim=1,
+        )
+
+    def _landmark_subset(self) -> dict[str, torch.Tensor]:
+        """Per-device cache of what :meth:`_landmarks_only` needs: the landmark triangles' vertices ``ids`` and
+        their slices of the bases, the triangles re-indexed into that subset, and the joints' bases."""
+        key = str(self.v_template.device)
+        cache = self.__dict__.setdefault("_lmk_subset_cache", {})
+        if key not in cache:
+            tri_ibug = self.faces[self.lmk_face_idx]  # (K,3)
+            tri_mp = self.faces[self.mp_face_idx]
+            ids, inverse = torch.unique(torch.cat([tri_ibug.reshape(-1), tri_mp.reshape(-1)]), return_inverse=True)
+            n_ibug = tri_ibug.numel()
+            num_basis = self.blend_basis.shape[0]
+            basis = self.blend_basis.view(num_basis, self.num_verts, 3)
+            cache[key] = {
+                "ids": ids,
+                "tri_ibug": inverse[:n_ibug].view(-1, 3),
+                "tri_mp": inverse[n_ibug:].view(-1, 3),
+                "v_template": self.v_template[ids],
+                "basis": basis[:, ids].reshape(num_basis, -1),
+                "posedirs": self.posedirs.view(-1, self.num_verts, 3)[:, ids].reshape(self.posedirs.shape[0], -1),
+                "lbs_weights": self.lbs_weights[ids],
+                "joints_template": self.J_regressor @ self.v_template,  # (J,3)
+                "joints_basis": torch.einsum("jv,kvc->kjc", self.J_regressor, basis).reshape(num_basis, -1),
+            }
+        return cache[key]
+
+    def _landmarks_only(
+        self, shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, static_offset, dynamic_offset
+    ) -> HeadOutput:
+        batch = 1
+        for t in (expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape):
+            if t is not None and torch.as_tensor(t).dim() >= 2:
+                batch = max(batch, int(t.shape[0]))
+        sub = self._landmark_subset()
+        ids = sub["ids"]
+        num_joints = self.J_regressor.shape[0]
+        shape = self._batch("shape", shape, self.n_shape, batch)
+        expr = self._batch("expr", expr, self.n_expr, batch)
+        coeffs = torch.cat([shape[:, : self._k_shape], expr[:, : self._k_expr]], dim=1)
+        v_sub = sub["v_template"] + (coeffs @ sub["basis"]).view(batch, -1, 3)
+        joints_rest = sub["joints_template"] + (coeffs @ sub["joints_basis"]).view(batch, num_joints, 3)
+        for name, value, b in (("static_offset", static_offset, 1), ("dynamic_offset", dynamic_offset, batch)):
+            if value is not None:
+                off = self._offset(name, value, b)  # (1|B,V,3)
+                v_sub = v_sub + off.index_select(1, ids)
+                joints_rest = joints_rest + torch.einsum("jv,bvc->bjc", self.J_regressor, off)
+        pose = self._pose(rotation, neck_pose, jaw_pose, eyes_pose, batch)
+        verts, joints = lbs(
+            v_sub, pose, self.J_regressor, self.parents, sub["posedirs"], sub["lbs_weights"], joints_rest=joints_rest
+        )
+        if translation is not None:
+            trans = self._batch("translation", translation, 3, batch)[:, None]
+            verts, joints = verts + trans, joints + trans
+        every = lambda tri: torch.arange(tri.shape[0], device=tri.device)  # noqa: E731
+        landmarks = (
+            barycentric_points(verts, sub["tri_ibug"], every(sub["tri_ibug"]), self.lmk_bary)
+            if len(self.lmk_bary)
+            else None
+        )
+        landmarks_mp = (
+            barycentric_points(verts, sub["tri_mp"], every(sub["tri_mp"]), self.mp_bary) if self.has_mediapipe else None
+        )
+        return HeadOutput(verts=None, verts_cano=None, joints=joints, landmarks=landmarks, landmarks_mp=landmarks_mp)
 
     def _offset(self, name: str, value, batch: int) -> torch.Tensor:
         value = torch.as_tensor(value, dtype=self.v_template.dtype, device=self.v_template.device)

@@ -79,6 +79,7 @@ def lbs(
     parents: list[int] | torch.Tensor,
     posedirs: torch.Tensor,
     lbs_weights: torch.Tensor,
+    joints_rest: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pose a shaped (canonical) mesh with linear blend skinning (VHAP_SPEC §2.6 steps 2–4).
 
@@ -90,13 +91,18 @@ def lbs(
         posedirs: (P, 3·V) pose-corrective bases, P = 9·(J−1); row p is the displacement field (V·3, x/y/z
             interleaved per vertex) for pose feature p.
         lbs_weights: (V, J) skinning weights.
+        joints_rest: (B, J, 3) rest-pose joints when known (``J_regressor`` is then unused): lets a caller pose a
+            subset of the vertices (e.g. only those the landmarks need) with the joints of the whole mesh.
 
     Returns:
         verts (B, V, 3) posed vertices and joints (B, J, 3) posed joint locations.
     """
     batch, num_verts = v_shaped.shape[:2]
-    num_joints = J_regressor.shape[0]
-    joints = torch.einsum("jv,bvc->bjc", J_regressor, v_shaped)
+    if joints_rest is None:
+        joints = torch.einsum("jv,bvc->bjc", J_regressor, v_shaped)
+    else:
+        joints = joints_rest
+    num_joints = joints.shape[1]
     rot_mats = rodrigues(pose.reshape(-1, 3)).reshape(batch, num_joints, 3, 3)
     v_posed = v_shaped + (pose_feature(rot_mats) @ posedirs).reshape(batch, num_verts, 3)
     posed_joints, skinning = rigid_transforms(rot_mats, joints, parents)

@@ -126,7 +126,7 @@ def snapshot_checkpoint(
     optimizer: Any = None,
     scheduler: Any = None,
 ) -> dict:
-    """Everything a checkpoint holds, as host-side copies taken now (see :class:`CheckpointWriter`). ``optimizer``
+    """Everything a checkpoint holds, as host-side copies taken now (see :class:`BackgroundWriter`). ``optimizer``
     and ``scheduler``: anything with ``state_dict()`` (the tracker's :class:`vhap.track.adam.Adam` and
     :class:`~vhap.track.adam.ExponentialDecay`)."""
     state = {
@@ -158,30 +158,32 @@ def save_checkpoint(path: str | Path, **snapshot_kwargs) -> None:
     write_checkpoint(path, snapshot_checkpoint(**snapshot_kwargs))
 
 
-class CheckpointWriter:
-    """Writes checkpoints on a background thread, one at a time and in order, so the optimisation does not wait
-    for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB; H100 carphone run: 3.0 s in
-    15 synchronous saves). The caller hands over a host-side snapshot, so what is written is the state at the
-    moment of :meth:`submit`. A run killed while a write is in flight keeps the previous checkpoint (the write
-    is atomic). Errors of a write are raised by the next :meth:`submit` or :meth:`wait`."""
+class BackgroundWriter:
+    """Runs file writes (checkpoints, parameter files) on a background thread, one at a time and in order, so
+    the optimisation does not wait for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB;
+    H100 carphone run: 3.0 s in 15 synchronous checkpoint saves). Callers hand over host-side snapshots
+    (:func:`snapshot_checkpoint`), so what is written is the state at the moment of :meth:`submit`. A run killed
+    while a write is in flight keeps the previous file (writes are atomic). A write's error is raised by the
+    next :meth:`submit` or :meth:`wait`."""
 
     def __init__(self):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, path: str | Path, state: dict) -> None:
+    def submit(self, write, *args) -> None:
+        """Run ``write(*args)`` after the writes submitted before it."""
         self.wait()
-        self._thread = threading.Thread(target=self._write, args=(Path(path), state), name="vhap-checkpoint")
+        self._thread = threading.Thread(target=self._run, args=(write, args), name="vhap-writer")
         self._thread.start()
 
-    def _write(self, path: Path, state: dict) -> None:
+    def _run(self, write, args) -> None:
         try:
-            write_checkpoint(path, state)
+            write(*args)
         except BaseException as e:  # handed to the main thread by wait()
             self._error = e
 
     def wait(self) -> None:
-        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        """Block until the write in flight (if any) is done; re-raise its error."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -72,11 +72,20 @@ def write_cameras_npz(tracker, path: Path) -> None:
         )
 
 
-def write_params_npz(tracker, path: Path) -> None:
-    t0 = time.perf_counter()
-    data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
+def _save_npz(path: Path, data: dict) -> None:
     with atomic_path(path) as tmp:
         np.savez(tmp, **data)
+
+
+def write_params_npz(tracker, path: Path, background: bool = False) -> None:
+    """``tracked_flame_params*.npz``; ``background``: write a host copy on the tracker's background writer (the
+    run goes on; ``tracker.wait_for_checkpoint()`` waits for it)."""
+    t0 = time.perf_counter()
+    data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
+    if background:
+        tracker._writer.submit(_save_npz, path, data)
+    else:
+        _save_npz(path, data)
     tracker.add_overhead("params_npz", time.perf_counter() - t0)
 
 

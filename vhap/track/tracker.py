@@ -211,7 +211,7 @@ class Tracker:
         self.fingerprint = ckpt.config_fingerprint(cfg)
         self.out_dir = Path(cfg.exp.output_folder)
         self._pending: list[tuple[str, int, dict[str, torch.Tensor]]] = []
-        self._checkpoint_writer = ckpt.CheckpointWriter()
+        self._writer = ckpt.BackgroundWriter()  # checkpoints and parameter files
         self._kept_graphs: dict[tuple, tuple] = {}  # see run_fixed_stage(keep_graph=True)
         self._progress = None
         self._model_call = self.model
@@ -237,8 +237,8 @@ class Tracker:
             K=K.expand(num_frames, 3, 3), w2c=self._w2c_uncal.expand(num_frames, 4, 4), image_size=(self.H, self.W)
         )
 
-    def _forward(self, frame_idx: torch.Tensor):
-        return self._model_call(**self.params.frame_params(frame_idx))
+    def _forward(self, frame_idx: torch.Tensor, landmarks_only: bool = False):
+        return self._model_call(**self.params.frame_params(frame_idx), landmarks_only=landmarks_only)
 
     def albedo(self) -> torch.Tensor:
         """(1,3,R,R) full albedo = painted base + residual (shared by all frames and views)."""
@@ -252,8 +252,10 @@ class Tracker:
         photometric terms only, no perturbation, no region exclusions, jawline on)."""
         cfg, w = self.cfg, self.cfg.w
         B, C = frame_idx.shape[0], self.C
+        photometric = stage.photometric if stage is not None else cfg.exp.photometric
         with record_function("track/head_model"):
-            out = self._forward(frame_idx)
+            # a landmark-only step needs only the landmarks: pose just their triangles' vertices
+            out = self._forward(frame_idx, landmarks_only=not photometric)
         cams = self._cameras(B)
         lmk3d = out.landmarks_mp if self.use_mediapipe else out.landmarks[:, :68]
         lmk_px = cams.project(lmk3d.repeat_interleave(C, 0))  # (BC,K,2)
@@ -268,7 +270,6 @@ class Tracker:
         terms: dict[str, torch.Tensor] = {}
         terms["landmark"] = w.landmark * landmark_loss(lmk_px, target_lmk, conf, pw, (self.H, self.W))
         aux = {"lmk_px": lmk_px, "target_lmk": target_lmk, "conf": conf, "out": out, "cams": cams}
-        photometric = stage.photometric if stage is not None else cfg.exp.photometric
         albedo = None
         rend = None
         if photometric:
@@ -540,7 +541,7 @@ class Tracker:
             optimizer=optimizer,
             scheduler=scheduler,
         )
-        self._checkpoint_writer.submit(self.checkpoint_path, state)
+        self._writer.submit(ckpt.write_checkpoint, self.checkpoint_path, state)
         self.add_overhead("checkpoints", time.perf_counter() - t0)
 
     def _try_resume(self) -> dict | None:
@@ -642,9 +643,9 @@ class Tracker:
             self.wait_for_checkpoint()
 
     def wait_for_checkpoint(self) -> None:
-        """Block until the checkpoint being written in the background is on disk (or raise its error)."""
+        """Block until the files being written in the background are on disk (or raise a write's error)."""
         t0 = time.perf_counter()
-        self._checkpoint_writer.wait()
+        self._writer.wait()
         self.add_overhead("checkpoints", time.perf_counter() - t0)
 
     def _run(self, stop_after_steps: int | None) -> dict:
@@ -777,7 +778,7 @@ class Tracker:
         self.run_state.stage_time["evaluation"] = self.run_state.stage_time.get("evaluation", 0.0) + (
             time.perf_counter() - t0
         )
-        outputs.write_params_npz(self, self.out_dir / f"tracked_flame_params_{epoch}.npz")
+        outputs.write_params_npz(self, self.out_dir / f"tracked_flame_params_{epoch}.npz", background=True)
         self.run_state.evaluations[str(epoch)] = outputs.summarize_eval(ev["per_frame"])
 
 
