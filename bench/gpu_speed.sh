@@ -35,9 +35,11 @@ stamp "built"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu ${TESTS:-$(grep -l "mark.gpu" tests/*.py)} >"$OUT/gpu_tests.log" 2>&1
   stamp "gpu tests rc=$?"; grep -E "passed|failed|Error|assert" "$OUT/gpu_tests.log" | tail -8
-  [ "${PARITY:-1}" = 1 ] && timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
-    --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
-  stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
+  if [ "${PARITY:-1}" = 1 ]; then
+    timeout 100 python3 bench/render_parity.py --backends cuda nvdiffrast --views 4 --size 512 --iters 200 \
+      --scenes open --output "$OUT/render_parity_cuda_vs_nvdiffrast.json" >"$OUT/parity.log" 2>&1
+    stamp "parity rc=$?"; grep -E '"(tri_id_agreement|rgb_mad_interior|grad_cosine|all_pass)"' "$OUT/parity.log" | head -8
+  fi
 fi
 
 for be in ${BACKENDS:-cuda nvdiffrast}; do

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -248,16 +249,15 @@ def import_media_writers() -> None:
     """Import what the final outputs use (matplotlib with its font cache — built on the first import on a fresh
     machine —, PIL, PyAV). :meth:`Tracker.run` calls this on a background thread at the start so the cost overlaps
     the optimisation instead of adding to the end of the run."""
-    import matplotlib
+    # Only a warm-up: a failure here is left for the writer itself to report, in the main thread, with its context.
+    with contextlib.suppress(Exception):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    from PIL import Image  # noqa: F401
-
-    try:
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        from PIL import Image  # noqa: F401
+    with contextlib.suppress(Exception):
         import av  # noqa: F401
-    except ImportError:
-        pass
 
 
 def write_loss_curves(history: list[dict], path: Path) -> None:

@@ -83,7 +83,8 @@ def kernel_table(prof, steps: int) -> list[dict]:
 
     acc: dict[str, list[float]] = {}
     for e in prof.events():
-        if e.device_type == DeviceType.CUDA:
+        # GPU-side ranges of record_function scopes are reported as CUDA events too: not kernels
+        if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False):
             row = acc.setdefault(e.name, [0.0, 0])
             row[0] += e.time_range.elapsed_us()
             row[1] += 1
