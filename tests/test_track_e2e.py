@@ -119,6 +119,14 @@ def test_monocular_run_writes_every_output(mono_run):
     st = m["timing"]["stages"]
     assert st["rgb_init_all"]["steps"] == 3 and st["rgb_init_all"]["ms_per_step"] > 0
     assert m["timing"]["peak_memory_mib"] > 0
+    # time outside the stages is accounted for: set-up, checkpoints, parameter files, outputs; little is left over
+    over = m["timing"]["overhead_s"]
+    assert {"setup", "load_sequence", "checkpoints", "params_npz", "outputs", "unaccounted_in_run"} <= set(over)
+    assert all(v >= 0 for k, v in over.items() if k != "unaccounted_in_run")
+    assert abs(over["unaccounted_in_run"]) < 0.25 * m["timing"]["wall_s_this_process"]
+    assert m["timing"]["process_age_s"] >= m["timing"]["wall_s_this_process"]
+    assert {"video", "meshes", "loss_curves", "overlay_jpgs"} <= set(m["timing"]["outputs_jobs_s"])
+    assert (out / "mesh" / "frame_000000.mtl").read_text().strip().endswith("map_Kd canonical.png")
     assert all(np.isfinite(v).all() for k, v in p.items() if v.dtype.kind == "f")
 
 

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from vhap.track.tracker import frames_to_float
@@ -86,3 +87,37 @@ def test_adam_matches_torch_optim_adam_with_decay_reset_and_state_round_trip():
     for a, b in zip(mine, fresh, strict=True):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
     assert [s["exp_avg"].data_ptr() for s in opt.state.values()] == addresses
+
+
+def test_background_writer_keeps_order_and_reports_errors(tmp_path):
+    from vhap.track.checkpoint import BackgroundWriter
+
+    writer = BackgroundWriter()
+    log = []
+    for i in range(3):
+        writer.submit(log.append, i)
+    writer.wait()
+    assert log == [0, 1, 2]
+
+    def fail():
+        raise OSError("disk full")
+
+    writer.submit(fail)
+    with pytest.raises(OSError, match="disk full"):
+        writer.wait()  # the write's error reaches the main thread
+    writer.wait()  # and only once
+
+
+def test_snapshot_is_independent_of_later_updates():
+    from vhap.track.checkpoint import RunState, snapshot_checkpoint
+
+    params = torch.nn.ParameterDict({"x": torch.nn.Parameter(torch.zeros(3))})
+    run = RunState()
+    run.loss_history.append({"stage": "a", "step": 1, "total": 1.0})
+    snap = snapshot_checkpoint(fingerprint="f", params=params, run=run, generator=None)
+    with torch.no_grad():
+        params["x"].add_(1.0)  # the run goes on while the snapshot is being written
+    run.loss_history.append({"stage": "a", "step": 2, "total": 0.5})
+    run.loss_history[0]["total"] = 9.0
+    assert snap["params"]["x"].tolist() == [0.0, 0.0, 0.0]
+    assert snap["loss_history"] == [{"stage": "a", "step": 1, "total": 1.0}]
