@@ -62,3 +62,22 @@ def test_cli_help_lists_subcommands(capsys):
     for name in ("preprocess", "matting", "landmarks", "track", "export", "combine", "validate-export"):
         assert name in out
     assert main(["no-such-thing"]) == 2
+
+
+def test_lazy_package_exports():
+    import json
+    import os.path
+
+    import vhap.export
+    import vhap.track
+    from vhap.utils.lazy import lazy_exports
+
+    getattr_, names = lazy_exports("pkg", {"join": "os.path", "dumps": "json"})
+    assert names == ["dumps", "join"]
+    assert getattr_("dumps") is json.dumps and getattr_("join") is os.path.join
+    with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'loads'"):
+        getattr_("loads")
+    assert vhap.track.Tracker.__module__ == "vhap.track.tracker"
+    assert "export_nerf_dataset" in vhap.export.__all__ and callable(vhap.export.export_nerf_dataset)
+    with pytest.raises(AttributeError):
+        vhap.track.not_a_name  # noqa: B018

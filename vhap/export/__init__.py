@@ -9,7 +9,7 @@ Public API (imported lazily):
 
 from __future__ import annotations
 
-import importlib
+from vhap.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "ExportConfig": "vhap.export.config",
@@ -28,10 +28,4 @@ _EXPORTS = {
     "select_test_sequences": "vhap.export.splits",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vhap.export' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,9 @@ Public names are imported lazily so that ``vhap.model.assets`` (numpy only) stay
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from vhap.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "HeadAssets": "vhap.model.assets",
@@ -18,6 +19,7 @@ _EXPORTS = {
     "Albedo": "vhap.model.albedo",
 }
 
+#: static (not from lazy_exports) so that type checkers and linters see the names imported below
 __all__ = [
     "Albedo",
     "HeadAssets",
@@ -35,8 +37,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from vhap.model.io import load_head_assets
     from vhap.model.regions import RegionSet
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vhap.model' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)[0]

@@ -7,7 +7,7 @@ Library entry points: :func:`vhap.synth.generate.generate_sequence` (writes one 
 
 from __future__ import annotations
 
-import importlib
+from vhap.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "SynthConfig": "vhap.synth.generate",
@@ -17,10 +17,4 @@ _EXPORTS = {
     "MotionConfig": "vhap.synth.motion",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vhap.synth' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -3,7 +3,7 @@ checkpoints and run outputs. Library entry point: :func:`vhap.track.tracker.trac
 
 from __future__ import annotations
 
-import importlib
+from vhap.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "TrackConfig": "vhap.track.config",
@@ -15,10 +15,4 @@ _EXPORTS = {
     "track": "vhap.track.tracker",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vhap.track' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
