@@ -100,6 +100,12 @@ def hardware_info(device: str) -> dict:
         info["git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
         ).stdout.strip()
+        # True when tracked files differ from that commit (e.g. a working-tree copy on another machine whose
+        # .git is older than the code): the commit then does not identify the code that ran
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        )
+        info["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
     except OSError:  # pragma: no cover
         pass
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             r.update(set=set_name, track_args=targv, build_s=build_s, stage_wall_s=time.perf_counter() - t1)
             print(f"[{set_name}] {stage}: {r['ms_per_step']:.2f} ms/step ({r['views_per_step']} views)", flush=True)
             for k, v in sorted(r["scopes"].items()):
-                dev = "" if v["device_ms_per_step"] is None else f" device {v['device_ms_per_step']:.2f}"
+                # a scope's "device" figure is the GPU time its range spans (idle gaps included), not a kernel sum:
+                # scopes overlap and do not add up — the kernel table (--print-kernels) is the breakdown to trust
+                dev = "" if v["device_ms_per_step"] is None else f" device range {v['device_ms_per_step']:.2f}"
                 print(f"    {k:<22} cpu {v['cpu_ms_per_step']:.2f}{dev}", flush=True)
             if args.print_ops:
                 print(r["top_ops"], flush=True)
