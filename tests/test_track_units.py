@@ -333,3 +333,36 @@ def test_image_loss_sums_reference_agrees_with_the_loss_functions():
     assert sil.item() == pytest.approx(silhouette_loss(rgba[..., 3], matte, covered).item(), rel=1e-6)
     assert sums[:, 1].tolist() == covered.flatten(1).sum(1).float().tolist()
     assert image_loss_sums_reference(rgba, target, covered)[:, 2].abs().sum() == 0  # no matte, no silhouette
+
+
+def test_batched_joint_prior_and_region_variance_match_their_per_item_forms():
+    from vhap.track.regularizers import region_variance
+
+    g = torch.Generator().manual_seed(5)
+    neck, jaw = torch.randn(4, 3, generator=g) * 0.3, torch.randn(4, 3, generator=g) * 0.3
+    eyes = torch.randn(4, 6, generator=g) * 0.2
+
+    def per_joint(neck, jaw, eyes, wn, wj, we):  # the prior with one rotation call per joint
+        eye = torch.eye(3)
+        dev = lambda aa: (eye - axis_angle_to_matrix(aa)).square().mean()  # noqa: E731
+        left, right = eyes[:, :3], eyes[:, 3:]
+        sym = (left - right).square().mean()
+        jaw_extra = 10 * torch.relu(-jaw[:, 0]).mean() + 3 * jaw[:, 1:].square().mean()
+        return wn * dev(neck) + wj * (dev(jaw) + jaw_extra) + we * (dev(left) + sym) + we * (dev(right) + sym)
+
+    got = joint_prior(neck, jaw, eyes, 100.0, 10.0, 1000.0)
+    assert got.item() == pytest.approx(per_joint(neck, jaw, eyes, 100.0, 10.0, 1000.0).item(), rel=1e-6)
+
+    x = torch.randn(3, 50, 3, generator=g)
+    regions = [torch.tensor([1, 4, 9, 16]), torch.tensor([0, 2]), torch.arange(20, 50, 3)]
+    ids = torch.cat(regions)
+    segment = torch.cat([torch.full((len(r),), k) for k, r in enumerate(regions)])
+    counts = torch.tensor([len(r) for r in regions])
+    var = region_variance(x, ids, segment, counts)  # (B,K,C)
+    for k, r in enumerate(regions):
+        torch.testing.assert_close(var[:, k], x[:, r].var(dim=1), rtol=1e-5, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    region_variance(xg, ids, segment, counts).sum().backward()
+    xr = x.clone().requires_grad_(True)
+    sum(xr[:, r].var(dim=1).sum() for r in regions).backward()
+    torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-5, atol=1e-6)
