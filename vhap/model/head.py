@@ -31,6 +31,15 @@ class HeadOutput:
     landmarks_mp: torch.Tensor | None
 
 
+def _batch_size(*inputs) -> int:
+    """The batch size B of the forward: the largest leading size among the batched (≥ 2-D) inputs, else 1."""
+    batch = 1
+    for t in inputs:
+        if t is not None and torch.as_tensor(t).dim() >= 2:
+            batch = max(batch, int(t.shape[0]))
+    return batch
+
+
 class HeadModel(nn.Module):
     """FLAME-structured head model with optional teeth.
 
@@ -139,10 +148,7 @@ class HeadModel(nn.Module):
             return self._landmarks_only(
                 shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, static_offset, dynamic_offset
             )
-        batch = 1
-        for t in (expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape):
-            if t is not None and torch.as_tensor(t).dim() >= 2:
-                batch = max(batch, int(t.shape[0]))
+        batch = _batch_size(expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape)
         shape = self._batch("shape", shape, self.n_shape, batch)
         expr = self._batch("expr", expr, self.n_expr, batch)
         coeffs = torch.cat([shape[:, : self._k_shape], expr[:, : self._k_expr]], dim=1)
@@ -204,10 +210,7 @@ class HeadModel(nn.Module):
     def _landmarks_only(
         self, shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, static_offset, dynamic_offset
     ) -> HeadOutput:
-        batch = 1
-        for t in (expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape):
-            if t is not None and torch.as_tensor(t).dim() >= 2:
-                batch = max(batch, int(t.shape[0]))
+        batch = _batch_size(expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, dynamic_offset, shape)
         sub = self._landmark_subset()
         ids = sub["ids"]
         num_joints = self.J_regressor.shape[0]
