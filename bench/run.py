@@ -178,6 +178,9 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
     mono = cfg.set == "synthetic_mono"
     head = resolve_head_model(cfg.head_model, cfg.data_dir)
     tag = f"{cfg.set}_{size[0]}x{size[1]}_t{frames}_s{seed}_{Path(cfg.head_model).name}"
+    if cfg.landmark_noise_px != 1.0:
+        # the cached sequence must not be reused for another noise level (the default keeps its old name)
+        tag += f"_noise{cfg.landmark_noise_px:g}"
     scfg = SynthConfig(
         # separate roots: a monocular root that also holds the multi-view subject folder is read as NeRSemble
         output=cfg.data_dir / ("sequences_mono" if mono else "sequences_multiview"),
