@@ -8,7 +8,9 @@
 #
 # Knobs (environment): SEEDS ("0 1 2"), MONO_FRAMES (32, 512x512, `monocular` preset = the default schedule),
 # MV_FRAMES (2 timesteps, 16 views at DS4 802x550, `nersemble` preset), BUDGET_S (545: the whole script),
-# ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl .whl_av: wheels the device image lacks).
+# ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl .whl_av: wheels the device image lacks),
+# SETS ("mono mv": which sets to run), MONO_TRACK_ARGS (extra `vhap track` flags for the monocular runs, e.g.
+# "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md).
 # Afterwards, on the development machine: copy res/*.json into bench/results and run `python bench/report.py`.
 set -uo pipefail
 START=$(date +%s)
@@ -59,14 +61,21 @@ acc_t=$(($(left) - 40))  # all the time that is left, less the merge; at most AC
 stamp "accuracy phase: $acc_t s"
 common=(--device cuda --backend "$BACKEND" --data-dir "$DATA" --out-dir "$RES")
 pids=()
+SETS="${SETS:-mono mv}"
+read -r -a mono_extra <<<"${MONO_TRACK_ARGS:-}"
 for s in $SEEDS; do
-  timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
-    --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_s$s" "${common[@]}" >"$RES/mono_s$s.log" 2>&1 &
-  pids+=($!)
-  timeout "$acc_t" python3 bench/run.py --set synthetic_16view --preset nersemble --seeds "$s" \
-    --num-frames "$MV_FRAMES" --image-size 802 550 --num-cameras 16 --name "mv_s$s" "${common[@]}" \
-    >"$RES/mv_s$s.log" 2>&1 &
-  pids+=($!)
+  if [[ " $SETS " == *" mono "* ]]; then
+    timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
+      --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_s$s" "${common[@]}" -- "${mono_extra[@]}" \
+      >"$RES/mono_s$s.log" 2>&1 &
+    pids+=($!)
+  fi
+  if [[ " $SETS " == *" mv "* ]]; then
+    timeout "$acc_t" python3 bench/run.py --set synthetic_16view --preset nersemble --seeds "$s" \
+      --num-frames "$MV_FRAMES" --image-size 802 550 --num-cameras 16 --name "mv_s$s" "${common[@]}" \
+      >"$RES/mv_s$s.log" 2>&1 &
+    pids+=($!)
+  fi
 done
 ( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) \
   >"$RES/gpu_util.log" 2>&1 &
