@@ -316,7 +316,7 @@ def test_misspelled_region_name_is_reported():
 
 
 def test_image_loss_sums_reference_agrees_with_the_loss_functions():
-    from vhap.track.losses import image_loss_sums_reference, photometric_from_sums
+    from vhap.track.losses import image_loss_sums_reference, photometric_from_sums, silhouette_from_sums
 
     g = torch.Generator().manual_seed(3)
     rgba = torch.rand(2, 6, 5, 4, generator=g)
@@ -329,7 +329,7 @@ def test_image_loss_sums_reference_agrees_with_the_loss_functions():
     photo, valid = photometric_from_sums(sums[:, 0], sums[:, 1])
     ref_photo, ref_valid = photometric_loss(rgba[..., :3], target, covered)
     assert photo.item() == pytest.approx(ref_photo.item(), rel=1e-6) and torch.equal(valid, ref_valid)
-    sil = sums[:, 2].sum() / sums[:, 1].sum().clamp(min=1)
+    sil = silhouette_from_sums(sums[:, 2], sums[:, 1])
     assert sil.item() == pytest.approx(silhouette_loss(rgba[..., 3], matte, covered).item(), rel=1e-6)
     assert sums[:, 1].tolist() == covered.flatten(1).sum(1).float().tolist()
     assert image_loss_sums_reference(rgba, target, covered)[:, 2].abs().sum() == 0  # no matte, no silhouette

@@ -100,6 +100,7 @@ class HeadModel(nn.Module):
         buf("mp_bary", np.zeros((0, 3)) if mp is None else mp.bary_coords)
         buf("mp_landmark_ids", np.zeros(0) if mp is None else mp.landmark_ids, torch.int64)
         self.regions = RegionSet(assets.regions, assets.faces, assets.uv_faces, assets.uvs, num_verts=v)
+        self._lmk_subset_cache: dict[str, dict[str, torch.Tensor]] = {}  # per device, see _landmark_subset
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -186,7 +187,7 @@ class HeadModel(nn.Module):
         """Per-device cache of what :meth:`_landmarks_only` needs: the landmark triangles' vertices ``ids`` and
         their slices of the bases, the triangles re-indexed into that subset, and the joints' bases."""
         key = str(self.v_template.device)
-        cache = self.__dict__.setdefault("_lmk_subset_cache", {})
+        cache = self._lmk_subset_cache
         if key not in cache:
             tri_ibug = self.faces[self.lmk_face_idx]  # (K,3)
             tri_mp = self.faces[self.mp_face_idx]

@@ -153,11 +153,6 @@ def write_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def save_checkpoint(path: str | Path, **snapshot_kwargs) -> None:
-    """Snapshot and write synchronously (arguments of :func:`snapshot_checkpoint`)."""
-    write_checkpoint(path, snapshot_checkpoint(**snapshot_kwargs))
-
-
 class BackgroundWriter:
     """Runs file writes (checkpoints, parameter files) on a background thread, one at a time and in order, so
     the optimisation does not wait for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB;

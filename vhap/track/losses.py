@@ -90,6 +90,11 @@ def photometric_from_sums(photo_sum: torch.Tensor, covered_count: torch.Tensor) 
     return total / denom, valid
 
 
+def silhouette_from_sums(silhouette_sum: torch.Tensor, covered_count: torch.Tensor) -> torch.Tensor:
+    """The silhouette term from per-sample sums: Σ coverage·(1 − matte) / #covered pixels (0 for empty renders)."""
+    return silhouette_sum.sum() / covered_count.sum().clamp(min=1)
+
+
 def photometric_loss(
     render: torch.Tensor, target: torch.Tensor, covered: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +114,7 @@ def silhouette_loss(alpha: torch.Tensor, matte: torch.Tensor, covered: torch.Ten
     covered (B,H,W) bool. The matte also contains hair and torso that the head model need not cover, so only
     coverage *outside* the matte is penalised. Empty renders contribute 0.
     """
-    return silhouette_sums(alpha, matte).sum() / covered.sum().clamp(min=1)
+    return silhouette_from_sums(silhouette_sums(alpha, matte), covered.flatten(1).sum(1))
 
 
 def image_loss_sums_reference(

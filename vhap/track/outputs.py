@@ -80,11 +80,11 @@ def _save_npz(path: Path, data: dict) -> None:
 
 def write_params_npz(tracker, path: Path, background: bool = False) -> None:
     """``tracked_flame_params*.npz``; ``background``: write a host copy on the tracker's background writer (the
-    run goes on; ``tracker.wait_for_checkpoint()`` waits for it)."""
+    run goes on; ``tracker.wait_for_writes()`` waits for it)."""
     t0 = time.perf_counter()
     data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
     if background:
-        tracker._writer.submit(_save_npz, path, data)
+        tracker.write_in_background(_save_npz, path, data)
     else:
         _save_npz(path, data)
     tracker.add_overhead("params_npz", time.perf_counter() - t0)
@@ -380,7 +380,7 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
     timing["resumed"] = resumed
     metrics = build_metrics(tracker, ev["per_frame"], timing)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
-    tracker.wait_for_checkpoint()  # DONE only once everything, the last checkpoint included, is on disk
+    tracker.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
     write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
     return metrics
 

@@ -28,6 +28,7 @@ from vhap.track.losses import (
     landmark_loss,
     landmark_weights,
     photometric_from_sums,
+    silhouette_from_sums,
 )
 from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
 from vhap.track.params import TrackParams
@@ -286,7 +287,7 @@ class Tracker:
             terms["photo"] = w.photo * photo
             aux.update(rend=rend, target=target, photo_valid=valid)
             if use_matte:
-                terms["silhouette"] = w.silhouette * sums[:, 2].sum() / sums[:, 1].sum().clamp(min=1)
+                terms["silhouette"] = w.silhouette * silhouette_from_sums(sums[:, 2], sums[:, 1])
         if train and stage is not None:
             groups = set(stage.params)
             with record_function("track/regularizers"):
@@ -541,7 +542,7 @@ class Tracker:
             optimizer=optimizer,
             scheduler=scheduler,
         )
-        self._writer.submit(ckpt.write_checkpoint, self.checkpoint_path, state)
+        self.write_in_background(ckpt.write_checkpoint, self.checkpoint_path, state)
         self.add_overhead("checkpoints", time.perf_counter() - t0)
 
     def _try_resume(self) -> dict | None:
@@ -640,9 +641,13 @@ class Tracker:
         try:
             return self._run(stop_after_steps)
         finally:
-            self.wait_for_checkpoint()
+            self.wait_for_writes()
 
-    def wait_for_checkpoint(self) -> None:
+    def write_in_background(self, write, *args) -> None:
+        """Run ``write(*args)`` (a file write of host data) on the run's background writer, after earlier ones."""
+        self._writer.submit(write, *args)
+
+    def wait_for_writes(self) -> None:
         """Block until the files being written in the background are on disk (or raise a write's error)."""
         t0 = time.perf_counter()
         self._writer.wait()
