@@ -10,7 +10,9 @@
 # MV_FRAMES (2 timesteps, 16 views at DS4 802x550, `nersemble` preset), BUDGET_S (545: the whole script),
 # ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl .whl_av: wheels the device image lacks),
 # SETS ("mono mv": which sets to run), MONO_TRACK_ARGS (extra `vhap track` flags for the monocular runs, e.g.
-# "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md).
+# "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md), MONO_B_ARGS (when set, a
+# second monocular variant with these flags runs beside the first on the same sequences: runs mono_b_s*, merged as
+# synthetic_mono_monocular_cuda_b).
 # Afterwards, on the development machine: copy res/*.json into bench/results and run `python bench/report.py`.
 set -uo pipefail
 START=$(date +%s)
@@ -63,12 +65,24 @@ common=(--device cuda --backend "$BACKEND" --data-dir "$DATA" --out-dir "$RES")
 pids=()
 SETS="${SETS:-mono mv}"
 read -r -a mono_extra <<<"${MONO_TRACK_ARGS:-}"
+read -r -a mono_b_extra <<<"${MONO_B_ARGS:-}"
 for s in $SEEDS; do
   if [[ " $SETS " == *" mono "* ]]; then
     timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
       --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_s$s" "${common[@]}" -- "${mono_extra[@]}" \
       >"$RES/mono_s$s.log" 2>&1 &
     pids+=($!)
+    if [ -n "${MONO_B_ARGS:-}" ]; then
+      # the first variant generates (and caches) the sequence; this one waits for it, then reuses it
+      for _ in $(seq 120); do
+        ls "$DATA"/sequences_mono/synthetic_mono_512x512_t"$MONO_FRAMES"_s"$s"_*/ground_truth/meta.json >/dev/null 2>&1 && break
+        sleep 1
+      done
+      timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
+        --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_b_s$s" "${common[@]}" -- "${mono_b_extra[@]}" \
+        >"$RES/mono_b_s$s.log" 2>&1 &
+      pids+=($!)
+    fi
   fi
   if [[ " $SETS " == *" mv "* ]]; then
     timeout "$acc_t" python3 bench/run.py --set synthetic_16view --preset nersemble --seeds "$s" \
@@ -83,9 +97,11 @@ mon=$!
 for p in "${pids[@]}"; do wait "$p"; done
 kill "$mon" 2>/dev/null
 stamp "accuracy runs done"
-for f in "$RES"/mono_s*.log "$RES"/mv_s*.log; do echo "== $f"; grep -vE "^\s*$|it/s" "$f" | tail -3; done
+for f in "$RES"/mono_s*.log "$RES"/mono_b_s*.log "$RES"/mv_s*.log; do echo "== $f"; grep -vE "^\s*$|it/s" "$f" | tail -3; done
 mono=$(ls "$RES"/mono_s*.json 2>/dev/null)
 mv=$(ls "$RES"/mv_s*.json 2>/dev/null)
+mono_b=$(ls "$RES"/mono_b_s*.json 2>/dev/null)
+[ -n "$mono_b" ] && python3 bench/merge_results.py --name synthetic_mono_monocular_cuda_b --out-dir "$RES" $mono_b
 [ -n "$mono" ] && python3 bench/merge_results.py --name synthetic_mono_monocular_cuda --out-dir "$RES" $mono
 [ -n "$mv" ] && python3 bench/merge_results.py --name synthetic_16view_nersemble_cuda --out-dir "$RES" $mv
 python3 bench/accuracy_summary.py "$RES"/synthetic_*_cuda.json 2>&1 | tee "$RES/accuracy_summary.txt"
