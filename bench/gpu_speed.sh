@@ -9,7 +9,9 @@
 # Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
 # PARITY=0 (skip the render parity run after the GPU tests), TESTS (test files; default: all marked gpu),
-# CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone).
+# CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone), CARPHONE_ARGS (extra
+# `vhap track` flags for the carphone run), COMPILE=1 (also profile the cuda backend with --exp.compile: torch.compile of
+# the head model and regularisers inside the recorded step).
 set -uo pipefail
 START=$(date +%s)
 OUT="${OUT:-/tmp/vhap_gpu_out}"
@@ -60,12 +62,22 @@ for r in d.get("results", []):
 EOF
 done
 
+if [ "${COMPILE:-0}" = 1 ]; then
+  t=$(($(left) - 120)); [ "$t" -gt 200 ] && t=200
+  if [ "$t" -gt 60 ]; then
+    timeout "$t" python3 bench/track_profile.py --device cuda --backend cuda --data-dir "$DATA" --sets mono_16x512 \
+      --stages ${STAGES:-rgb_init_all rgb_global_tracking} --warmup 4 --steps 20 --profile-steps 2 \
+      --out "$OUT/track_profile_cuda_compile.json" -- --exp.compile >"$OUT/profile_compile.log" 2>&1
+    stamp "compile profile rc=$?"; grep -E "^\[|rror|ms" "$OUT/profile_compile.log" | tail -8
+  fi
+fi
+
 if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone" ]; then
   t=$(($(left) - 10))
   if [ "$t" -gt 60 ]; then
     timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda --backend cuda \
       --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs \
-      >"$OUT/carphone.log" 2>&1
+      -- ${CARPHONE_ARGS:-} >"$OUT/carphone.log" 2>&1
     stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
     cp "${CARPHONE_DATA:-.benchdata}/runs/carphone_monocular_cuda_graphs/seed0/metrics.json" "$OUT/carphone_metrics.json"
     python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timing']; print({k: v for k, v in t.items() if k != 'stages'})" "$OUT/carphone_metrics.json"

@@ -119,3 +119,38 @@ def test_fused_shading_matches_the_reference(sh_batch, constant_bg):
     for name, x, y in zip(("rgba", "diffuse", "d_normal", "d_albedo", "d_sh"), ref, fused, strict=True):
         scale = x.abs().max().item() + 1e-6
         assert (x - y).abs().max().item() <= 2e-5 * scale + 1e-6, name
+
+
+@pytest.mark.parametrize("cid_dtype", [torch.int16, torch.int64])
+def test_fused_perturbation_matches_the_reference(cid_dtype):
+    """perturb.cu against vhap.render.perturb.perturb_select_reference: the same draws give bit-identical pixels
+    and the same gradient (kept pixels pass it, replaced ones get none); the whole perturbation (draws included)
+    is reproducible from the generator's state."""
+    _need_cuda_backend()
+    from vhap.render import MeshRenderer
+    from vhap.render.perturb import perturb_appearance, perturb_select_reference
+
+    dev = torch.device("cuda")
+    backend = MeshRenderer("cuda").backend_for(dev)
+    B, H, W, C = 3, 41, 57, 4
+    g = torch.Generator(device=dev).manual_seed(1)
+    cid = torch.randint(0, 6, (B, H, W), device=dev, generator=g).to(cid_dtype)
+    cid[0, :4] = 5  # a cluster only in view 0: its pool spans one view
+    image = torch.rand(B, H, W, C, device=dev, generator=g)
+    grad_out = torch.randn(B, H, W, C, device=dev, generator=g)
+
+    def run(select):
+        img = image.clone().requires_grad_(True)
+        gen = torch.Generator(device=dev).manual_seed(7)
+        out = perturb_appearance(img, cid, 0.4, 0.7, gen, num_clusters=6, select=select)
+        (out * grad_out).sum().backward()
+        return out.detach(), img.grad
+
+    ref_out, ref_grad = run(perturb_select_reference)
+    out, grad = run(backend.perturb_select)
+    assert torch.equal(out, ref_out)
+    assert torch.equal(grad, ref_grad)
+    changed = (out != image).any(-1)
+    assert 0.3 < changed.float().mean().item() < 0.8  # the rates did act
+    assert not changed[cid == 1].any()
+    assert torch.equal(grad[changed], torch.zeros_like(grad[changed]))

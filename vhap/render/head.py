@@ -19,6 +19,7 @@ from vhap.render.shading import (
     shade,
     vertex_normals,
 )
+from vhap.utils.lazy import Deferred, DeferredFields
 
 _DEFAULT_RENDERER: MeshRenderer | None = None
 
@@ -31,11 +32,11 @@ def default_renderer() -> MeshRenderer:
 
 
 @dataclass
-class HeadRender:
+class HeadRender(DeferredFields):
     """Outputs of :func:`render_head`, channels-last, row 0 = top.
 
     rgba (B,H,W,4) antialiased composite (after perturbation); albedo, normal (world), diffuse,
-    diffuse_detach_normal (B,H,W,3); cluster_id (B,H,W) int64 (0 background); tri_id (B,H,W) int64 (-1 empty);
+    diffuse_detach_normal (B,H,W,3); cluster_id (B,H,W) int16 (0 background); tri_id (B,H,W) int64 (-1 empty);
     alpha (B,H,W,1) coverage; aa_changed (B,H,W) bool pixels changed by antialiasing; clip (B,V,4);
     fragments. ``diffuse`` is always None (same values as ``diffuse_detach_normal``; not computed twice). With a
     backend that fuses shading and compositing (``cuda``, SH lighting) ``normal`` and ``aa_changed`` are None too:
@@ -71,6 +72,14 @@ def _sample(renderer: MeshRenderer, tex, uv, uv_da, frags, filter_mode: str):
     if getattr(backend, "supports_mipmaps", False):
         return backend.sample_texture(tex, uv, frags, filter_mode, uv_da=uv_da)
     return renderer.sample_texture(tex, uv, frags, filter_mode)
+
+
+def _per_pixel(face_table: torch.Tensor, tri_id: torch.Tensor, empty) -> torch.Tensor:
+    """(F,) per-face values -> (B,H,W) per-pixel values, ``empty`` where no face is visible (tri_id -1).
+
+    One gather: the table gets ``empty`` appended, which index -1 selects (negative indices wrap), so the
+    empty pixels need no clamp, mask or where (each a full-image pass)."""
+    return torch.cat([face_table, face_table.new_full((1,), empty)])[tri_id]
 
 
 def render_head(
@@ -123,11 +132,10 @@ def render_head(
     clip = cameras.to_clip(verts)
     frags = renderer.rasterize(clip, faces, (H, W), cull_backfaces=cull_backfaces)
     covered = frags.mask
-    tri_safe = frags.tri_id.clamp(min=0)
 
     uv, uv_da = _interpolate_uv(renderer, uvs, uv_faces, frags)
     if texture_align_off_faces is not None:
-        off = texture_align_off_faces.to(device)[tri_safe] & covered
+        off = _per_pixel(texture_align_off_faces.to(device), frags.tri_id, False)
         uv = torch.where(off.unsqueeze(-1), uv.detach(), uv)
     tex = albedo.unsqueeze(0) if albedo.ndim == 3 else albedo
     albedo_img = _sample(renderer, tex, uv, uv_da, frags, filter_mode)
@@ -145,11 +153,19 @@ def render_head(
         diffuse = None  # a third full-image shading pass that nothing reads; diffuse_detach_normal has the values
 
     if face_cluster is not None:
-        cid = torch.where(covered, face_cluster.to(device)[tri_safe], torch.zeros_like(tri_safe))
+        cid = _per_pixel(face_cluster.to(device=device, dtype=torch.int16), frags.tri_id, 0)
     else:
-        cid = covered.long()
+        cid = covered.to(torch.int16)
     if perturb_rates is not None:
-        rgba = perturb_appearance(rgba, cid, perturb_rates[0], perturb_rates[1], generator, num_clusters=num_clusters)
+        rgba = perturb_appearance(
+            rgba,
+            cid,
+            perturb_rates[0],
+            perturb_rates[1],
+            generator,
+            num_clusters=num_clusters,
+            select=getattr(renderer._for_frags(frags), "perturb_select", None),
+        )
 
     clip_aa = clip
     if boundary_align_off_verts is not None:
@@ -159,13 +175,13 @@ def render_head(
     aa_changed = None if normal is None else (rgba_aa.detach() != rgba.detach()).any(-1)
     return HeadRender(
         rgba=rgba_aa,
-        albedo=albedo_img * covered.unsqueeze(-1),
+        albedo=Deferred(lambda: albedo_img * covered.unsqueeze(-1)),  # the tracker does not read it
         normal=normal,
         diffuse=diffuse,
         diffuse_detach_normal=diffuse_detach_normal,
         cluster_id=cid,
         tri_id=frags.tri_id,
-        alpha=frags.alpha,
+        alpha=Deferred(lambda: frags.alpha),
         aa_changed=aa_changed,
         clip=clip,
         fragments=frags,

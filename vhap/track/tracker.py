@@ -187,7 +187,9 @@ class Tracker:
             w, self.model.faces.cpu().numpy(), self.model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev
         )
         with warnings_suppressed():
-            self.face_cluster = torch.as_tensor(regions.face_cluster_table(cfg.model.tex_clusters), device=dev)
+            self.face_cluster = torch.as_tensor(
+                regions.face_cluster_table(cfg.model.tex_clusters), device=dev, dtype=torch.int16
+            )
         self.num_clusters = 2 + len(cfg.model.tex_clusters)
         self.stage_masks = {}
         for name, st in self.plan.items():

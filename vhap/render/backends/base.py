@@ -12,10 +12,15 @@ from typing import Any
 
 import torch
 
+from vhap.utils.lazy import DeferredFields
+
 
 @dataclass
-class Fragments:
+class Fragments(DeferredFields):
     """Per-pixel rasterisation result for a batch of B views at (H, W).
+
+    A backend may pass ``bary`` and ``alpha`` as :class:`vhap.utils.lazy.Deferred`: they are computed on first
+    read (the tracker's photometric step reads neither).
 
     Attributes:
         tri_id: (B,H,W) int64 face index into ``faces``, -1 where no face is visible.

@@ -31,6 +31,7 @@ import torch
 from vhap.errors import VhapError
 from vhap.render.backends.base import Fragments, face_orientation
 from vhap.render.backends.nvdiffrast import NvdiffrastRasterizer
+from vhap.utils.lazy import Deferred
 
 _EXTENSION = None
 
@@ -46,7 +47,7 @@ def load_extension():
         try:
             _EXTENSION = load(
                 name="vhap_zbuffer",
-                sources=[str(source), str(here / "shade.cu")],
+                sources=[str(source), str(here / "shade.cu"), str(here / "perturb.cu")],
                 extra_cuda_cflags=["-O3"],
                 verbose=False,
             )
@@ -105,6 +106,22 @@ class _ShadeComposite(torch.autograd.Function):
         g_diffuse = torch.zeros_like(normal_raw) if g_diffuse is None else g_diffuse.contiguous()
         g_n, g_a, g_sh = ctx.ext.shade_composite_bwd(normal_raw, albedo, covered, sh, consts, g_rgba, g_diffuse)
         return g_n, g_a, None, None, g_sh, None, None
+
+
+class _PerturbSelect(torch.autograd.Function):
+    """Fused :func:`vhap.render.perturb.perturb_select_reference` (``perturb.cu``)."""
+
+    @staticmethod
+    def forward(ctx, flat, cid, r, u, grouped, starts, counts, rate_fg, rate_bg, ext):
+        out, keep = ext.perturb_select(flat, cid, r, u, grouped, starts, counts, float(rate_fg), float(rate_bg))
+        ctx.save_for_backward(keep)
+        ctx.ext = ext
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        (keep,) = ctx.saved_tensors
+        return ctx.ext.perturb_keep_grad(g_out.contiguous(), keep), *([None] * 9)
 
 
 class ZbufferRasterizer(NvdiffrastRasterizer):
@@ -177,6 +194,23 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
             self.ext,
         )
 
+    # ------------------------------------------------------------------ fused perturbation
+    def perturb_select(self, flat, cid, r, u, grouped, starts, counts, rate_fg, rate_bg):
+        """Fused :func:`vhap.render.perturb.perturb_select_reference` (same values and gradients; one kernel
+        each way instead of ~25 full-image passes, half of them on int64 index tensors)."""
+        return _PerturbSelect.apply(
+            flat.float().contiguous(),
+            cid.contiguous(),
+            r.float().contiguous(),
+            u.float().contiguous(),
+            grouped.contiguous(),
+            starts.contiguous(),
+            counts.contiguous(),
+            rate_fg,
+            rate_bg,
+            self.ext,
+        )
+
     # ------------------------------------------------------------------ rasterisation
     def rasterize(
         self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
@@ -191,15 +225,17 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
             visible = self.ext.visibility(clip.detach(), tri, keep, H, W)  # (B,H,W) int32, -1 empty
         pos = self._flipped(clip)
         rast, rast_db, depth = _RasterAttributes.apply(pos, tri, visible, self.ext)
-        covered = visible >= 0
-        u, v = rast[..., 0], rast[..., 1]
-        bary = torch.stack([u, v, 1.0 - u - v], dim=-1) * covered.unsqueeze(-1)
+
+        def barycentrics():
+            u, v = rast[..., 0], rast[..., 1]
+            return torch.stack([u, v, 1.0 - u - v], dim=-1) * (visible >= 0).unsqueeze(-1)
+
         native = {"backend": "cuda", "pos": pos, "tri": tri, "rast": rast, "rast_db": rast_db}
         return Fragments(
             tri_id=visible.long(),
-            bary=bary,
+            bary=Deferred(barycentrics),  # full-image passes that a tracker step never reads
             depth=depth,
-            alpha=covered.unsqueeze(-1).float(),
+            alpha=Deferred(lambda: (visible >= 0).unsqueeze(-1).float()),
             front=front,
             faces=faces,
             image_size=(H, W),
