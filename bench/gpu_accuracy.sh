@@ -10,9 +10,9 @@
 # MV_FRAMES (2 timesteps, 16 views at DS4 802x550, `nersemble` preset), BUDGET_S (545: the whole script),
 # ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl .whl_av: wheels the device image lacks),
 # SETS ("mono mv": which sets to run), MONO_TRACK_ARGS (extra `vhap track` flags for the monocular runs, e.g.
-# "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md), MONO_B_ARGS (when set, a
-# second monocular variant with these flags runs beside the first on the same sequences: runs mono_b_s*, merged as
-# synthetic_mono_monocular_cuda_b).
+# "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md), MONO_VARIANTS (more
+# monocular variants beside the first, on the same cached sequences: "b:--w.reg-expr 0.3;c:--w.reg-expr 1.0" runs
+# mono_b_s*, mono_c_s*, merged as synthetic_mono_monocular_cuda_b, _c), MONO_B_ARGS (= MONO_VARIANTS="b:ARGS").
 # Afterwards, on the development machine: copy res/*.json into bench/results and run `python bench/report.py`.
 set -uo pipefail
 START=$(date +%s)
@@ -65,24 +65,27 @@ common=(--device cuda --backend "$BACKEND" --data-dir "$DATA" --out-dir "$RES")
 pids=()
 SETS="${SETS:-mono mv}"
 read -r -a mono_extra <<<"${MONO_TRACK_ARGS:-}"
-read -r -a mono_b_extra <<<"${MONO_B_ARGS:-}"
+VARIANTS="${MONO_VARIANTS:-}"
+[ -z "$VARIANTS" ] && [ -n "${MONO_B_ARGS:-}" ] && VARIANTS="b:$MONO_B_ARGS"
+IFS=';' read -r -a variants <<<"$VARIANTS"
 for s in $SEEDS; do
   if [[ " $SETS " == *" mono "* ]]; then
     timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
       --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_s$s" "${common[@]}" -- "${mono_extra[@]}" \
       >"$RES/mono_s$s.log" 2>&1 &
     pids+=($!)
-    if [ -n "${MONO_B_ARGS:-}" ]; then
-      # the first variant generates (and caches) the sequence; this one waits for it, then reuses it
+    for v in "${variants[@]}"; do
+      tag=${v%%:*}; read -r -a v_extra <<<"${v#*:}"
+      # the first variant generates (and caches) the sequence; the others wait for it, then reuse it
       for _ in $(seq 120); do
         ls "$DATA"/sequences_mono/synthetic_mono_512x512_t"$MONO_FRAMES"_s"$s"_*/ground_truth/meta.json >/dev/null 2>&1 && break
         sleep 1
       done
       timeout "$acc_t" python3 bench/run.py --set synthetic_mono --preset monocular --seeds "$s" \
-        --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_b_s$s" "${common[@]}" -- "${mono_b_extra[@]}" \
-        >"$RES/mono_b_s$s.log" 2>&1 &
+        --num-frames "$MONO_FRAMES" --image-size 512 512 --name "mono_${tag}_s$s" "${common[@]}" -- "${v_extra[@]}" \
+        >"$RES/mono_${tag}_s$s.log" 2>&1 &
       pids+=($!)
-    fi
+    done
   fi
   if [[ " $SETS " == *" mv "* ]]; then
     timeout "$acc_t" python3 bench/run.py --set synthetic_16view --preset nersemble --seeds "$s" \
@@ -97,14 +100,16 @@ mon=$!
 for p in "${pids[@]}"; do wait "$p"; done
 kill "$mon" 2>/dev/null
 stamp "accuracy runs done"
-for f in "$RES"/mono_s*.log "$RES"/mono_b_s*.log "$RES"/mv_s*.log; do echo "== $f"; grep -vE "^\s*$|it/s" "$f" | tail -3; done
+for f in "$RES"/mono_*s*.log "$RES"/mv_s*.log; do echo "== $f"; grep -vE "^\s*$|it/s" "$f" | tail -3; done
 mono=$(ls "$RES"/mono_s*.json 2>/dev/null)
 mv=$(ls "$RES"/mv_s*.json 2>/dev/null)
-mono_b=$(ls "$RES"/mono_b_s*.json 2>/dev/null)
-[ -n "$mono_b" ] && python3 bench/merge_results.py --name synthetic_mono_monocular_cuda_b --out-dir "$RES" $mono_b
+for v in "${variants[@]}"; do
+  tag=${v%%:*}; files=$(ls "$RES"/mono_"$tag"_s*.json 2>/dev/null)
+  [ -n "$files" ] && python3 bench/merge_results.py --name "synthetic_mono_monocular_cuda_$tag" --out-dir "$RES" $files
+done
 [ -n "$mono" ] && python3 bench/merge_results.py --name synthetic_mono_monocular_cuda --out-dir "$RES" $mono
 [ -n "$mv" ] && python3 bench/merge_results.py --name synthetic_16view_nersemble_cuda --out-dir "$RES" $mv
-python3 bench/accuracy_summary.py "$RES"/synthetic_*_cuda.json 2>&1 | tee "$RES/accuracy_summary.txt"
+python3 bench/accuracy_summary.py "$RES"/synthetic_*_cuda*.json 2>&1 | tee "$RES/accuracy_summary.txt"
 
 # 3. torch.compile of the head model + regularisers (eager rasteriser), if time is left
 rem=$(($(left) - 15))
@@ -116,5 +121,5 @@ if [ "$PROFILE" = 1 ] && [ "$rem" -gt 60 ]; then
 fi
 mkdir -p "$OUT"
 tar czf "$OUT/results.tgz" -C "$(dirname "$RES")" "$(basename "$RES")"
-cp "$RES"/accuracy_summary.txt "$RES"/synthetic_*_cuda.json "$RES"/track_profile_cuda_*.json "$OUT"/ 2>/dev/null
+cp "$RES"/accuracy_summary.txt "$RES"/synthetic_*_cuda*.json "$RES"/track_profile_cuda_*.json "$OUT"/ 2>/dev/null
 ls -la "$OUT"; stamp "end"

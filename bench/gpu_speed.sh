@@ -10,7 +10,8 @@
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
 # PARITY=0 (skip the render parity run after the GPU tests), TESTS (test files; default: all marked gpu),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone), CARPHONE_ARGS (extra
-# `vhap track` flags for the carphone run), COMPILE=1 (also profile the cuda backend with --exp.compile: torch.compile of
+# `vhap track` flags for the carphone run), CARPHONE_B_ARGS (when set, a second carphone run with these flags, named
+# carphone_monocular_cuda_graphs_b), COMPILE=1 (also profile the cuda backend with --exp.compile: torch.compile of
 # the head model and regularisers inside the recorded step).
 set -uo pipefail
 START=$(date +%s)
@@ -81,6 +82,13 @@ if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone
     stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
     cp "${CARPHONE_DATA:-.benchdata}/runs/carphone_monocular_cuda_graphs/seed0/metrics.json" "$OUT/carphone_metrics.json"
     python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timing']; print({k: v for k, v in t.items() if k != 'stages'})" "$OUT/carphone_metrics.json"
+  fi
+  t=$(($(left) - 10))
+  if [ -n "${CARPHONE_B_ARGS:-}" ] && [ "$t" -gt 60 ]; then
+    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda --backend cuda \
+      --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs_b \
+      -- ${CARPHONE_B_ARGS} >"$OUT/carphone_b.log" 2>&1
+    stamp "carphone (b: ${CARPHONE_B_ARGS}) rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone_b.log" | tail -4
   fi
 fi
 # the device returns a limited number of files: pack the JSONs and logs into one archive as well
