@@ -63,16 +63,6 @@ for r in d.get("results", []):
 EOF
 done
 
-if [ "${COMPILE:-0}" = 1 ]; then
-  t=$(($(left) - 120)); [ "$t" -gt 200 ] && t=200
-  if [ "$t" -gt 60 ]; then
-    timeout "$t" python3 bench/track_profile.py --device cuda --backend cuda --data-dir "$DATA" --sets mono_16x512 \
-      --stages ${STAGES:-rgb_init_all rgb_global_tracking} --warmup 4 --steps 20 --profile-steps 2 \
-      --out "$OUT/track_profile_cuda_compile.json" -- --exp.compile >"$OUT/profile_compile.log" 2>&1
-    stamp "compile profile rc=$?"; grep -E "^\[|rror|ms" "$OUT/profile_compile.log" | tail -8
-  fi
-fi
-
 if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone" ]; then
   t=$(($(left) - 10))
   if [ "$t" -gt 60 ]; then
@@ -91,6 +81,16 @@ if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone
     stamp "carphone (b: ${CARPHONE_B_ARGS}) rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone_b.log" | tail -4
   fi
 fi
+if [ "${COMPILE:-0}" = 1 ]; then
+  t=$(($(left) - 15)); [ "$t" -gt 200 ] && t=200
+  if [ "$t" -gt 60 ]; then
+    timeout "$t" python3 bench/track_profile.py --device cuda --backend cuda --data-dir "$DATA" --sets mono_16x512 \
+      --stages ${COMPILE_STAGES:-rgb_global_tracking} --warmup 4 --steps 20 --profile-steps 2 \
+      --out "$OUT/track_profile_cuda_compile.json" -- --exp.compile >"$OUT/profile_compile.log" 2>&1
+    stamp "compile profile rc=$?"; grep -E "^\[|rror|ms" "$OUT/profile_compile.log" | tail -8
+  fi
+fi
+
 # the device returns a limited number of files: pack the JSONs and logs into one archive as well
 tar czf "$OUT/all.tgz" -C "$OUT" $(cd "$OUT" && ls | grep -v all.tgz) 2>/dev/null
 ls "$OUT"; stamp "end"
