@@ -21,8 +21,9 @@ template <typename Id>
 __global__ void perturb_select_kernel(const float* __restrict__ image, const Id* __restrict__ cid,
                                       const float* __restrict__ r, const float* __restrict__ u,
                                       const int64_t* __restrict__ grouped, const int64_t* __restrict__ starts,
-                                      const int64_t* __restrict__ counts, int64_t n, int C, float rate_fg,
-                                      float rate_bg, float* __restrict__ out, bool* __restrict__ keep) {
+                                      const int64_t* __restrict__ counts, int64_t n, int C, bool vec4,
+                                      float rate_fg, float rate_bg, float* __restrict__ out,
+                                      bool* __restrict__ keep) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = static_cast<int64_t>(cid[i]);
     const bool replace = (c == 0 ? r[i] < rate_bg : r[i] < rate_fg) && c != 1;
@@ -37,9 +38,13 @@ __global__ void perturb_select_kernel(const float* __restrict__ image, const Id*
       src = grouped[pick];
     }
     keep[i] = !replace;
-    const float* s = image + src * C;
-    float* o = out + i * C;
-    for (int ch = 0; ch < C; ++ch) o[ch] = s[ch];
+    if (vec4) {  // RGBA (the tracker's case), 16-byte aligned: one 16-byte load and store per pixel
+      reinterpret_cast<float4*>(out)[i] = reinterpret_cast<const float4*>(image)[src];
+    } else {
+      const float* s = image + src * C;
+      float* o = out + i * C;
+      for (int ch = 0; ch < C; ++ch) o[ch] = s[ch];
+    }
   }
 }
 
@@ -49,6 +54,15 @@ __global__ void perturb_keep_grad_kernel(const float* __restrict__ grad, const b
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x)
     out[k] = keep[k / C] ? grad[k] : 0.f;
 }
+
+// C == 4: one thread per pixel, 16-byte loads and stores (the generic kernel above divides per element)
+__global__ void perturb_keep_grad4_kernel(const float4* __restrict__ grad, const bool* __restrict__ keep, int64_t n,
+                                          float4* __restrict__ out) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    out[i] = keep[i] ? grad[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+bool aligned16(const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
 
 unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, 65535 * 8)));
@@ -78,10 +92,11 @@ std::vector<torch::Tensor> perturb_select(torch::Tensor image, torch::Tensor cid
   auto stream = at::cuda::getCurrentCUDAStream();
   const unsigned blocks = blocks_for(n, 256);
   const float fg = static_cast<float>(rate_fg), bg = static_cast<float>(rate_bg);
+  const bool vec4 = C == 4 && aligned16(image) && aligned16(out);
 #define VHAP_PERTURB_LAUNCH(T)                                                                                     \
   perturb_select_kernel<T><<<blocks, 256, 0, stream>>>(                                                           \
       image.data_ptr<float>(), cid.data_ptr<T>(), r.data_ptr<float>(), u.data_ptr<float>(),                       \
-      grouped.data_ptr<int64_t>(), starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), n, C, fg, bg,          \
+      grouped.data_ptr<int64_t>(), starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), n, C, vec4, fg, bg,    \
       out.data_ptr<float>(), keep.data_ptr<bool>())
   switch (cid.scalar_type()) {
     case torch::kInt16: VHAP_PERTURB_LAUNCH(int16_t); break;
@@ -103,9 +118,16 @@ torch::Tensor perturb_keep_grad(torch::Tensor grad, torch::Tensor keep) {
   auto out = torch::empty_like(grad);
   const int64_t total = grad.numel();
   if (total == 0) return out;
-  perturb_keep_grad_kernel<<<blocks_for(total, 256), 256, 0, at::cuda::getCurrentCUDAStream()>>>(
-      grad.data_ptr<float>(), keep.data_ptr<bool>(), grad.size(0), static_cast<int>(grad.size(1)),
-      out.data_ptr<float>());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  if (grad.size(1) == 4 && aligned16(grad) && aligned16(out)) {
+    perturb_keep_grad4_kernel<<<blocks_for(grad.size(0), 256), 256, 0, stream>>>(
+        reinterpret_cast<const float4*>(grad.data_ptr<float>()), keep.data_ptr<bool>(), grad.size(0),
+        reinterpret_cast<float4*>(out.data_ptr<float>()));
+  } else {
+    perturb_keep_grad_kernel<<<blocks_for(total, 256), 256, 0, stream>>>(
+        grad.data_ptr<float>(), keep.data_ptr<bool>(), grad.size(0), static_cast<int>(grad.size(1)),
+        out.data_ptr<float>());
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
