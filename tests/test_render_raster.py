@@ -332,3 +332,24 @@ def test_sliver_barycentric_gradients_match_nvdiffrast_formula():
     scale = expected.abs().max().item()
     assert scale > 1.0  # the regulariser matters here: gradients are large
     assert torch.allclose(clip_req.grad, expected, rtol=1e-9, atol=1e-9 * scale)
+
+
+def test_auto_backend_prefers_our_cuda_kernels_and_falls_back_to_nvdiffrast(monkeypatch):
+    """'auto' on a GPU: the ``cuda`` backend when it builds, else nvdiffrast with a warning (CPU: stand-ins)."""
+    import vhap.render.backends.zbuffer as zb
+    import vhap.render.rasterizer as rz
+    from vhap.errors import VhapError
+
+    monkeypatch.setattr(rz, "nvdiffrast_available", lambda: True)
+    monkeypatch.setattr(rz.MeshRenderer, "_make_nvdiffrast", staticmethod(lambda: "nvdiffrast-backend"))
+    monkeypatch.setattr(zb, "ZbufferRasterizer", lambda: "cuda-backend")
+    gpu = torch.device("cuda")
+    assert rz.MeshRenderer("auto").backend_for(gpu) == "cuda-backend"
+    assert rz.MeshRenderer("auto").backend_for(torch.device("cpu")).name == "torch"
+
+    def broken():
+        raise VhapError("could not build the CUDA z-buffer kernels (zbuffer.cu): nvcc not found")
+
+    monkeypatch.setattr(zb, "ZbufferRasterizer", broken)
+    with pytest.warns(UserWarning, match="falls back to nvdiffrast"):
+        assert rz.MeshRenderer("auto").backend_for(gpu) == "nvdiffrast-backend"

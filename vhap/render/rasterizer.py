@@ -29,8 +29,9 @@ class MeshRenderer:
     Args:
         backend: ``"torch"`` (any device), ``"nvdiffrast"`` (CUDA), ``"cuda"`` (our z-buffer visibility kernels +
             nvdiffrast's attribute ops: no host synchronisation, so tracker steps can be recorded as CUDA graphs;
-            ``vhap.render.backends.zbuffer``) or ``"auto"`` (nvdiffrast for CUDA tensors when it imports, else
-            torch; decided per call from the tensors' device).
+            ``vhap.render.backends.zbuffer``) or ``"auto"`` (for CUDA tensors: ``cuda`` when nvdiffrast imports and
+            our kernels build, else ``nvdiffrast`` with a warning; torch otherwise; decided per call from the
+            tensors' device).
 
     All buffers are channels-last (B,H,W,C) with row 0 = top.
     """
@@ -67,11 +68,25 @@ class MeshRenderer:
                 )
             return self._nv if self.backend == "nvdiffrast" else self._zb
         if device.type == "cuda":
-            if self._nv is None and nvdiffrast_available():
-                self._nv = self._make_nvdiffrast()
+            if self._zb is None and self._nv is None and nvdiffrast_available():
+                self._zb, self._nv = self._make_auto_cuda()
+            if self._zb is not None:
+                return self._zb
             if self._nv is not None:
                 return self._nv
         return self._torch
+
+    def _make_auto_cuda(self):
+        """(cuda backend, None), or (None, nvdiffrast backend) when our kernels do not build here."""
+        from vhap.render.backends.zbuffer import ZbufferRasterizer
+
+        try:
+            return ZbufferRasterizer(), None
+        except VhapError as e:
+            import warnings
+
+            warnings.warn(f"{e}; render backend 'auto' falls back to nvdiffrast (slower: no CUDA graphs)", stacklevel=3)
+            return None, self._make_nvdiffrast()
 
     def prepare(self, device: torch.device) -> None:
         """Load what the backend for ``device`` needs (nvdiffrast's compiled plugin, a rasteriser context) now

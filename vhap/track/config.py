@@ -242,7 +242,8 @@ class ExpConfig:
     """Frames per sample (all cameras of each frame are always rendered together)."""
     cuda_graphs: bool = True
     """On CUDA, record each stage's step once as a CUDA graph and replay it (``vhap.track.graphs``): landmark
-    stages always, photometric stages with ``render.backend cuda`` (nvdiffrast's rasteriser synchronises with the
+    stages always, photometric stages with the ``cuda`` render backend (``auto``'s choice on a GPU where our kernels
+    build; nvdiffrast's rasteriser synchronises with the
     host, which recording forbids). Same arithmetic; off = every step launched from Python."""
     seed: int = 0
     checkpoint_every_samples: int = 8

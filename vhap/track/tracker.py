@@ -98,7 +98,7 @@ class Tracker:
         if cfg.exp.photometric:
             # load the rasteriser's extensions now, so their start-up is not booked to the first stage
             self.renderer.prepare(self.device)
-            if self.device.type == "cuda" and cfg.render.backend == "cuda":
+            if self.device.type == "cuda" and getattr(self.renderer.backend_for(self.device), "name", "") == "cuda":
                 # with our own kernels in use, the image terms use their fused kernels too (vhap/track/image_loss.cu)
                 try:
                     from vhap.track.losses import load_image_loss_extension
