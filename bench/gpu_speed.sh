@@ -10,7 +10,8 @@
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
 # PARITY=0 (skip the render parity run after the GPU tests), TESTS (test files; default: all marked gpu),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone), CARPHONE_ARGS (extra
-# `vhap track` flags for the carphone run), CARPHONE_B_ARGS (when set, a second carphone run with these flags, named
+# `vhap track` flags for the carphone run), CARPHONE_BACKEND (cuda; "preset" = no --render.backend flag, i.e. the
+# preset's 'auto'), PROFILE_RESERVE_S (200: seconds kept for what follows the profiles), CARPHONE_B_ARGS (when set, a second carphone run with these flags, named
 # carphone_monocular_cuda_graphs_b), COMPILE=1 (also profile the cuda backend with --exp.compile: torch.compile of
 # the head model and regularisers inside the recorded step).
 set -uo pipefail
@@ -46,7 +47,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 for be in ${BACKENDS:-cuda nvdiffrast}; do
-  t=$(($(left) - 200)); [ "$t" -gt 150 ] && t=150
+  t=$(($(left) - ${PROFILE_RESERVE_S:-200})); [ "$t" -gt 150 ] && t=150
   [ "$t" -lt 40 ] && { stamp "no time for the $be profile"; continue; }
   timeout "$t" python3 bench/track_profile.py --device cuda --backend "$be" --data-dir "$DATA" \
     --stages ${STAGES:-lmk_init_all rgb_init_all rgb_sequential_tracking rgb_global_tracking} --warmup 3 --steps 20 \
@@ -66,7 +67,8 @@ done
 if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone" ]; then
   t=$(($(left) - 10))
   if [ "$t" -gt 60 ]; then
-    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda --backend cuda \
+    be=${CARPHONE_BACKEND:-cuda}; be_args=(--backend "$be"); [ "$be" = preset ] && be_args=()
+    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda "${be_args[@]}" \
       --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs \
       -- ${CARPHONE_ARGS:-} >"$OUT/carphone.log" 2>&1
     stamp "carphone rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone.log" | tail -12
