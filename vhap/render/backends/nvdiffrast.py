@@ -212,9 +212,14 @@ class NvdiffrastRasterizer:
         attr_n, tri = self._attr_and_tri(attr, frags, faces)
         if with_derivatives:
             out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
-            return out.flip(1), out_da.flip(1)
+            return self._top_row_first(out), self._top_row_first(out_da)
         out, _ = self.dr.interpolate(attr_n, nat["rast"], tri)
-        return out.flip(1)
+        return self._top_row_first(out)
+
+    @staticmethod
+    def _top_row_first(buffer: torch.Tensor) -> torch.Tensor:
+        """A (B,H,W,C) buffer of the native raster's row order in ours (nvdiffrast's row 0 is the bottom)."""
+        return buffer.flip(1)
 
     def sample_texture(
         self,

@@ -242,7 +242,7 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
             native=native,
         )
 
-    def _attr_tri(self, attr: torch.Tensor, frags: Fragments, attr_faces: torch.Tensor | None):
+    def _attr_and_tri(self, attr: torch.Tensor, frags: Fragments, attr_faces: torch.Tensor | None):
         nat = frags.native
         tri = nat["tri"] if attr_faces is None or attr_faces is frags.faces else self._tri32(attr_faces)
         attr = attr.float()
@@ -256,19 +256,9 @@ class ZbufferRasterizer(NvdiffrastRasterizer):
             attr = attr.expand(B, -1, -1)
         return attr.contiguous(), tri
 
-    def interpolate(
-        self,
-        attr: torch.Tensor,
-        frags: Fragments,
-        faces: torch.Tensor | None = None,
-        with_derivatives: bool = False,
-    ):
-        """(B|1,V,C)|(V,C) -> (B,H,W,C); with ``with_derivatives`` also the screen derivatives (B,H,W,2C)."""
-        nat = frags.native
-        attr_n, tri = self._attr_tri(attr, frags, faces)
-        if with_derivatives:
-            return self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
-        return self.dr.interpolate(attr_n, nat["rast"], tri)[0]
+    @staticmethod
+    def _top_row_first(buffer: torch.Tensor) -> torch.Tensor:
+        return buffer  # our raster is written top row first (y negated): nothing to flip
 
     def antialias(
         self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
