@@ -65,9 +65,9 @@ EOF
 done
 
 if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone" ]; then
+  be=${CARPHONE_BACKEND:-cuda}; be_args=(--backend "$be"); [ "$be" = preset ] && be_args=()
   t=$(($(left) - 10))
   if [ "$t" -gt 60 ]; then
-    be=${CARPHONE_BACKEND:-cuda}; be_args=(--backend "$be"); [ "$be" = preset ] && be_args=()
     timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda "${be_args[@]}" \
       --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs \
       -- ${CARPHONE_ARGS:-} >"$OUT/carphone.log" 2>&1
@@ -77,7 +77,7 @@ if [ "${SKIP_CARPHONE:-0}" != 1 ] && [ -d "${CARPHONE_DATA:-.benchdata}/carphone
   fi
   t=$(($(left) - 10))
   if [ -n "${CARPHONE_B_ARGS:-}" ] && [ "$t" -gt 60 ]; then
-    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda --backend cuda \
+    timeout "$t" python3 bench/run.py --set carphone --preset monocular --seeds 0 --device cuda "${be_args[@]}" \
       --data-dir "${CARPHONE_DATA:-.benchdata}" --out-dir "$OUT" --name carphone_monocular_cuda_graphs_b \
       -- ${CARPHONE_B_ARGS} >"$OUT/carphone_b.log" 2>&1
     stamp "carphone (b: ${CARPHONE_B_ARGS}) rc=$?"; grep -vE "^\s*$|it/s" "$OUT/carphone_b.log" | tail -4

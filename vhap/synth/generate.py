@@ -83,7 +83,7 @@ class SynthConfig:
     """images rendered per call"""
     device: str = "cpu"
     backend: str = "auto"
-    """renderer backend (``auto`` | ``torch`` | ``nvdiffrast``)"""
+    """renderer backend (``auto`` | ``torch`` | ``nvdiffrast`` | ``cuda``)"""
     overwrite: bool = True
 
     def resolved(self) -> SynthConfig:
