@@ -283,3 +283,47 @@ def test_mediapipe_landmarks_drive_the_landmark_term(mono_seq, tmp_path):
     tr.run_fixed_stage("lmk_init_rigid", 0)
     after = tr.evaluate().per_frame["nme"].mean()  # measured on the iBUG-68 points
     assert np.isfinite(after) and after < before
+
+
+def test_interrupted_overwrite_leaves_the_old_run(mono_run, mono_seq, tmp_path):
+    """#17 item 4: ``--exp.overwrite`` builds the new run beside the old one and swaps it in only when complete; a
+    run killed mid-overwrite leaves the old run whole (DONE, parameters, config, checkpoint)."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(mono_run[0], out)
+    files = ("DONE", "config.yml", "tracked_flame_params.npz", "metrics.json", "checkpoints/latest.pt")
+    before = {name: (out / name).read_bytes() for name in files}
+    cfg = _cfg(mono_seq, out, "--preset", "landmark_only", "--exp.overwrite", "--exp.no-write-media")
+    with pytest.raises(TrackingInterrupted):
+        track(cfg, stop_after_steps=150)
+    assert {name: (out / name).read_bytes() for name in files} == before
+    metrics = track(cfg)  # the overwrite, uninterrupted
+    assert not metrics["timing"]["resumed"] and (out / "DONE").is_file()
+    assert "tex_extra" not in np.load(out / "tracked_flame_params.npz").files  # the landmark-only run's
+    assert not (out / "overlay.mp4").exists()  # nothing of the old run is left in the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left behind
+
+
+def test_killed_run_resumes_from_the_checkpoint_dir_after_its_folder_is_deleted(mono_run, mono_seq, tmp_path):
+    """#17 item 5: with ``--exp.checkpoint-dir`` outside the run folder, a run killed mid-way whose outputs are then
+    deleted (as Snakemake does for a failed job) resumes from the checkpoint and ends with the uninterrupted run's
+    result; the checkpoint folder is removed after success."""
+    import shutil
+
+    out, ck = tmp_path / "results" / "run", tmp_path / "checkpoints" / "seq"
+    cfg = _cfg(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")
+    cfg.exp.checkpoint_dir = ck
+    with pytest.raises(TrackingInterrupted):
+        track(cfg, stop_after_steps=215)  # in the sequential pass (see the test above)
+    assert (ck / "latest.pt").is_file() and not (out / "checkpoints").exists()
+    shutil.rmtree(out)
+    metrics = track(cfg)
+    assert metrics["timing"]["resumed"] and (out / "DONE").is_file() and (out / "config.yml").is_file()
+    assert not ck.exists()
+    a, b = np.load(mono_run[0] / "tracked_flame_params.npz"), np.load(out / "tracked_flame_params.npz")
+    for key in a.files:
+        if a[key].dtype.kind == "f":
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    ref = json.loads((mono_run[0] / "metrics.json").read_text())["totals"]
+    assert metrics["totals"]["nme"] == pytest.approx(ref["nme"], rel=1e-4)
