@@ -208,7 +208,8 @@ class Cameras:
         cx, cy = torch.full_like(f_px, W / 2.0), torch.full_like(f_px, H / 2.0)
         K = torch.cat([f_px, z, cx, z, f_px, cy, z, z, o]).view(1, 3, 3).expand(batch, 3, 3)
         # OpenCV camera at (0,0,1) looking to world -z: camera x = world x, y = -world y, z = -world z.
-        w2c = torch.cat([o, z, z, z, z, -o, z, z, z, z, -o, o, z, z, z, o]).view(1, 4, 4).expand(batch, 4, 4)
+        n = -o
+        w2c = torch.cat([o, z, z, z, z, n, z, z, z, z, n, o, z, z, z, o]).view(1, 4, 4).expand(batch, 4, 4)
         return cls(K=K, w2c=w2c.detach(), image_size=(H, W), near=near, far=far)
 
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from vhap.track.losses import (
 )
 from vhap.track.params import TrackParams
 from vhap.track.regularizers import Regularizers
+
+if TYPE_CHECKING:
+    from vhap.model.head import HeadOutput
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,8 +111,8 @@ class Energy:
     """() sum of :attr:`terms`."""
     terms: dict[str, torch.Tensor]
     """() weighted value of each term by name (``landmark``, ``photo``, ``silhouette``, ``reg_*``, ``smooth_*``)."""
-    head: object
-    """The head model's output for the B frames (:class:`vhap.model.head.HeadOutput`)."""
+    head: HeadOutput
+    """The head model's output for the B frames."""
     cameras: Cameras
     """B·C cameras, frame-major."""
     landmarks: LandmarkFit
@@ -259,8 +263,8 @@ class TrackingProblem:
             return self.rig.repeat(num_frames)
         return Cameras.uncalibrated(self.params.focal_length, (self.H, self.W), batch=num_frames)
 
-    def forward(self, frame_idx: torch.Tensor, landmarks_only: bool = False):
-        """The head model posed for frames ``frame_idx (B,)`` (:class:`vhap.model.head.HeadOutput`)."""
+    def forward(self, frame_idx: torch.Tensor, landmarks_only: bool = False) -> HeadOutput:
+        """The head model posed for frames ``frame_idx (B,)``."""
         return self._model_call(**self.params.frame_params(frame_idx), landmarks_only=landmarks_only)
 
     def albedo(self) -> torch.Tensor:
