@@ -104,7 +104,7 @@ class CudaBackend(NvdiffrastBackend):
             u, v = rast[..., 0], rast[..., 1]
             return torch.stack([u, v, 1.0 - u - v], dim=-1) * (visible >= 0).unsqueeze(-1)
 
-        native = {"backend": "cuda", "pos": pos, "tri": tri, "rast": rast, "rast_db": rast_db}
+        native = {"pos": pos, "tri": tri, "rast": rast, "rast_db": rast_db}
         return Fragments(
             tri_id=visible.long(),
             depth=depth,

@@ -111,7 +111,7 @@ class NvdiffrastBackend(RenderBackend):
         with torch.no_grad():
             front = face_orientation(clip.detach(), faces) > 0
         ctx = self.context(clip.device)
-        native: dict[str, Any] = {"backend": "nvdiffrast", "cull": cull_backfaces, "V": V}
+        native: dict[str, Any] = {"cull": cull_backfaces, "V": V}
         if cull_backfaces:
             # Every view gets all F triangles; back faces become degenerate (v0, v0, v0), which the rasteriser
             # never covers. Same pixels as dropping them, but a fixed size: no nonzero() and host copy.
