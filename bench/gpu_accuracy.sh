@@ -45,8 +45,8 @@ stamp "wheels installed"
 python3 -c "
 import time, vhap.render.backends.nvdiffrast as n
 t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
-from vhap.render.backends.zbuffer import load_extension
-t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.time() - t, 1), 's')
+from vhap.render.kernels import load_kernels
+t = time.time(); load_kernels(); print('vhap kernels ready', round(time.time() - t, 1), 's')
 " 2>&1 | tail -2
 stamp "nvdiffrast built"
 

@@ -31,8 +31,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "
 import time, torch, vhap.render.backends.nvdiffrast as n
 t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
-from vhap.render.backends.zbuffer import load_extension
-t = time.time(); load_extension(); print('zbuffer kernels ready', round(time.time() - t, 1), 's')
+from vhap.render.kernels import load_kernels
+t = time.time(); load_kernels(); print('vhap kernels ready', round(time.time() - t, 1), 's')
 " 2>&1 | tail -3
 stamp "built"
 

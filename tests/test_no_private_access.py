@@ -21,8 +21,6 @@ THIRD_PARTY = {
 #: cross-module private access still to be removed by the helpers who own these files (the lead deletes each
 #: entry once its owner's change is merged): (file, name)
 PENDING = {
-    ("vhap/render/head.py", "_for_frags"),
-    ("vhap/render/backends/zbuffer.py", "_sh_constants"),
     ("vhap/synth/evaluate.py", "_mesh_renderer"),
     ("bench/render_parity.py", "_read_obj"),
     ("tests/test_viewer.py", "_ray_triangle"),

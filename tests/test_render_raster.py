@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -244,13 +245,13 @@ def test_chunked_rasterisation_matches_single_pass(size):
     clip = torch.cat([clip, torch.ones(2, 30, 1)], -1)
     faces = torch.randint(0, 30, (40, 3), generator=gen)
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    from vhap.render.backends.torch_raster import TorchRasterizer
+    from vhap.render.backends.torch_raster import TorchBackend
 
-    a = TorchRasterizer().rasterize(clip, faces, size, cull_backfaces=False)
-    b = TorchRasterizer(max_candidates=7).rasterize(clip, faces, size, cull_backfaces=False)
+    a = TorchBackend().rasterize(clip, faces, size, cull_backfaces=False)
+    b = TorchBackend(max_candidates=7).rasterize(clip, faces, size, cull_backfaces=False)
     assert torch.equal(a.tri_id, b.tri_id) and torch.allclose(a.bary, b.bary)
     # Batched views are independent: view 1 alone gives the same result.
-    c = TorchRasterizer().rasterize(clip[1:], faces, size, cull_backfaces=False)
+    c = TorchBackend().rasterize(clip[1:], faces, size, cull_backfaces=False)
     assert torch.equal(a.tri_id[1:], c.tri_id)
     assert math.isclose(float(a.alpha.sum()), float((a.tri_id >= 0).sum()))
 
@@ -335,21 +336,74 @@ def test_sliver_barycentric_gradients_match_nvdiffrast_formula():
 
 
 def test_auto_backend_prefers_our_cuda_kernels_and_falls_back_to_nvdiffrast(monkeypatch):
-    """'auto' on a GPU: the ``cuda`` backend when it builds, else nvdiffrast with a warning (CPU: stand-ins)."""
-    import vhap.render.backends.zbuffer as zb
+    """'auto' on a GPU: the ``cuda`` backend when it builds, else nvdiffrast with a warning; what a renderer can do
+    is what its backend declares (CPU: typed stand-ins for the GPU backends)."""
     import vhap.render.rasterizer as rz
     from vhap.errors import VhapError
+    from vhap.render import BackendCaps
+    from vhap.render.backends.torch_raster import TorchBackend
+
+    class CudaStandIn(TorchBackend):
+        caps = BackendCaps(name="cuda", capturable=True, mipmaps=True, fused_kernels=True)
+
+    class NvdiffrastStandIn(TorchBackend):
+        caps = BackendCaps(name="nvdiffrast", capturable=False, mipmaps=True, fused_kernels=False)
 
     monkeypatch.setattr(rz, "nvdiffrast_available", lambda: True)
-    monkeypatch.setattr(rz.MeshRenderer, "_make_nvdiffrast", staticmethod(lambda: "nvdiffrast-backend"))
-    monkeypatch.setattr(zb, "ZbufferRasterizer", lambda: "cuda-backend")
-    gpu = torch.device("cuda")
-    assert rz.MeshRenderer("auto").backend_for(gpu) == "cuda-backend"
-    assert rz.MeshRenderer("auto").backend_for(torch.device("cpu")).name == "torch"
+    monkeypatch.setattr(rz, "make_nvdiffrast_backend", NvdiffrastStandIn)
+    monkeypatch.setattr(rz, "make_cuda_backend", CudaStandIn)
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    renderer = rz.MeshRenderer("auto")
+    assert isinstance(renderer.backend_for(gpu), CudaStandIn)
+    assert renderer.caps(gpu).capturable and renderer.caps(gpu).fused_kernels
+    assert renderer.caps(cpu) == TorchBackend.caps and not renderer.caps(cpu).capturable
 
     def broken():
-        raise VhapError("could not build the CUDA z-buffer kernels (zbuffer.cu): nvcc not found")
+        raise VhapError("could not build vhap's CUDA kernels: nvcc not found")
 
-    monkeypatch.setattr(zb, "ZbufferRasterizer", broken)
+    monkeypatch.setattr(rz, "make_cuda_backend", broken)
     with pytest.warns(UserWarning, match="falls back to nvdiffrast"):
-        assert rz.MeshRenderer("auto").backend_for(gpu) == "nvdiffrast-backend"
+        assert rz.MeshRenderer("auto").caps(gpu).name == "nvdiffrast"
+    with pytest.raises(VhapError, match="needs CUDA tensors"):
+        rz.MeshRenderer("nvdiffrast").caps(cpu)
+
+
+def test_backends_declare_their_abilities():
+    """The three backends' declared abilities (importable without CUDA or nvdiffrast), and the torch backend keeps
+    its declaration: no mipmaps means no screen derivatives."""
+    from vhap.render.backends.cuda import CudaBackend
+    from vhap.render.backends.nvdiffrast import NvdiffrastBackend
+    from vhap.render.backends.torch_raster import TorchBackend
+
+    assert [b.caps.name for b in (TorchBackend, NvdiffrastBackend, CudaBackend)] == ["torch", "nvdiffrast", "cuda"]
+    assert [b.caps.capturable for b in (TorchBackend, NvdiffrastBackend, CudaBackend)] == [False, False, True]
+    assert [b.caps.fused_kernels for b in (TorchBackend, NvdiffrastBackend, CudaBackend)] == [False, False, True]
+    clip = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]])
+    faces = torch.tensor([[0, 1, 2]])
+    frags = R.rasterize(clip, faces, (8, 8))
+    uv, uv_da = R.interpolate_with_derivatives(torch.rand(3, 2), frags)
+    assert uv.shape == (1, 8, 8, 2) and uv_da is None and not R.caps(torch.device("cpu")).mipmaps
+    assert frags.alpha.dtype == frags.depth.dtype and torch.equal(frags.alpha[..., 0] > 0, frags.mask)
+
+
+def test_kernel_loader_builds_every_source_and_names_the_fix(monkeypatch):
+    """One loader for all .cu files of vhap/render/kernels; a failed build is one VhapError with the fix."""
+    import torch.utils.cpp_extension as cpp_ext
+
+    from vhap.errors import VhapError
+    from vhap.render.kernels import loader
+
+    on_disk = {p.name for p in loader.KERNEL_DIR.glob("*.cu")}
+    assert on_disk == set(loader.SOURCES)
+    seen = {}
+
+    def failing_load(name, sources, **kwargs):
+        seen.update(name=name, sources=sources)
+        raise RuntimeError("nvcc not found")
+
+    monkeypatch.setattr(loader, "_EXTENSION", None)
+    monkeypatch.setattr(cpp_ext, "load", failing_load)
+    with pytest.raises(VhapError, match="nvcc not found") as err:
+        loader.load_kernels()
+    assert "--render.backend" in str(err.value) and err.value.path == loader.KERNEL_DIR
+    assert seen["name"] == "vhap_kernels" and {Path(s).name for s in seen["sources"]} == on_disk

@@ -128,6 +128,40 @@ def test_render_head_region_hooks_detach_as_specified():
     assert torch.allclose(sh_out.rgba, out.rgba.detach(), atol=1e-5)
 
 
+def test_render_head_takes_the_fused_path_its_backend_declares(monkeypatch):
+    """render_head uses vhap's fused shading kernel exactly when the backend declares ``fused_kernels`` (CPU: a
+    stand-in backend and the kernel replaced by its reference), and both paths give the same image."""
+    import vhap.render.head as head_mod
+    from vhap.render import BackendCaps
+    from vhap.render.backends.torch_raster import TorchBackend
+    from vhap.render.kernels import shade_composite_reference
+    from vhap.render.shading import normalize_pixels
+
+    class FusedStandIn(TorchBackend):
+        caps = BackendCaps(name="cuda", capturable=True, mipmaps=False, fused_kernels=True)
+
+    calls = []
+
+    def fused_on_cpu(normal_raw, albedo, covered, background, sh):
+        calls.append(normal_raw.shape)
+        return shade_composite_reference(normalize_pixels(normal_raw), albedo, covered, background, sh)
+
+    monkeypatch.setattr(head_mod, "shade_composite", fused_on_cpu)
+    verts, faces, uvs = _plane_mesh()
+    cams = Cameras.uncalibrated(1.5, (24, 24), batch=2)
+    tex = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(3))
+    sh = initial_sh() + 0.2
+    plain = render_head(verts[None], faces, uvs, faces, cams, tex, sh, 0.2, renderer=MeshRenderer("torch"))
+    assert not calls and plain.normal is not None
+    fused_renderer = MeshRenderer("torch")
+    monkeypatch.setattr(fused_renderer, "backend_for", lambda device: FusedStandIn())
+    fused = render_head(verts[None], faces, uvs, faces, cams, tex, sh, 0.2, renderer=fused_renderer)
+    assert calls == [(2, 24, 24, 3)] and fused.normal is None
+    assert torch.allclose(fused.rgba, plain.rgba, atol=1e-6)
+    assert torch.allclose(fused.diffuse_detach_normal, plain.diffuse_detach_normal, atol=1e-6)
+    assert torch.equal(fused.albedo, plain.albedo) and fused.alpha.sum() > 50
+
+
 def test_visual_renderer_front_lighting_and_flat_shading():
     verts, faces, uvs = _plane_mesh()
     cams = Cameras.uncalibrated(1.5, (32, 32))

@@ -107,10 +107,10 @@ def _image_loss_case(device, seed=0):
 def test_fused_image_loss_matches_reference():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from vhap.track.losses import image_loss_sums, load_image_loss_extension
+    from vhap.render.kernels import image_loss_sums, image_loss_sums_reference, load_kernels
 
     try:
-        ext = load_image_loss_extension()
+        load_kernels()
     except Exception as e:  # pragma: no cover
         pytest.skip(f"cannot build the fused kernels: {e}")
     weights = torch.tensor([[1.0, 0.0, 0.5], [2.0, 0.0, -1.0], [0.3, 0.0, 4.0]], device="cuda")
@@ -118,9 +118,9 @@ def test_fused_image_loss_matches_reference():
         rgba, target, covered, matte = _image_loss_case("cuda")
         m = matte if matte_on else None
         results = []
-        for e in (ext, None):
+        for loss_sums in (image_loss_sums, image_loss_sums_reference):
             r = rgba.clone().requires_grad_(True)
-            sums = image_loss_sums(r, target, covered, m, ext=e)
+            sums = loss_sums(r, target, covered, m)
             (sums * weights).sum().backward()
             results.append((sums.detach(), r.grad))
         (fused, g_fused), (ref, g_ref) = results

@@ -316,7 +316,8 @@ def test_misspelled_region_name_is_reported():
 
 
 def test_image_loss_sums_reference_agrees_with_the_loss_functions():
-    from vhap.track.losses import image_loss_sums_reference, photometric_from_sums, silhouette_from_sums
+    from vhap.render.kernels import image_loss_sums_reference
+    from vhap.track.losses import photometric_from_sums, silhouette_from_sums
 
     g = torch.Generator().manual_seed(3)
     rgba = torch.rand(2, 6, 5, 4, generator=g)

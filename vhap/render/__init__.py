@@ -1,11 +1,13 @@
 """Differentiable mesh rendering: cameras (the only place camera conventions are converted), one
-rasterisation API with a CUDA (nvdiffrast) and a pure-PyTorch backend, SH shading, VHAP's appearance
-perturbation and the high-level head renderer used by the tracker, the export and the viewer.
+rasterisation API (:class:`MeshRenderer`) over typed backends (:class:`RenderBackend`: pure PyTorch, nvdiffrast,
+vhap's own CUDA rasteriser), vhap's fused CUDA kernels with their PyTorch references (:mod:`vhap.render.kernels`),
+SH shading, VHAP's appearance perturbation and the high-level head renderer used by the tracker, the export and
+the viewer.
 
 Buffers are channels-last (B,H,W,C) with row 0 = top; see docs/dev/INTERFACES.md.
 """
 
-from vhap.render.backends.base import Fragments, edge_neighbours, face_orientation
+from vhap.render.backends.base import BackendCaps, Fragments, RenderBackend, edge_neighbours, face_orientation
 from vhap.render.camera import (
     Cameras,
     c2w_opencv_to_opengl,
@@ -44,6 +46,7 @@ __all__ = [
     "LIGHTING_TYPES",
     "SH_CONSTANTS",
     "SH_INIT_DC",
+    "BackendCaps",
     "Cameras",
     "Fragments",
     "HeadRender",
@@ -66,6 +69,7 @@ __all__ = [
     "overlay",
     "perturb_appearance",
     "projection_opengl",
+    "RenderBackend",
     "render_head",
     "render_visual",
     "shade",

@@ -4,11 +4,13 @@ visualisation renderer (§3.9) used by overlays, the export mask and the viewer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from vhap.render.backends.base import Fragments
 from vhap.render.camera import Cameras
+from vhap.render.kernels import shade_composite, shade_composite_reference
 from vhap.render.perturb import perturb_appearance
 from vhap.render.rasterizer import MeshRenderer
 from vhap.render.shading import (
@@ -19,7 +21,6 @@ from vhap.render.shading import (
     shade,
     vertex_normals,
 )
-from vhap.utils.lazy import Deferred, DeferredFields
 
 _DEFAULT_RENDERER: MeshRenderer | None = None
 
@@ -32,46 +33,47 @@ def default_renderer() -> MeshRenderer:
 
 
 @dataclass
-class HeadRender(DeferredFields):
+class HeadRender:
     """Outputs of :func:`render_head`, channels-last, row 0 = top.
 
-    rgba (B,H,W,4) antialiased composite (after perturbation); albedo, normal (world), diffuse,
-    diffuse_detach_normal (B,H,W,3); cluster_id (B,H,W) int16 (0 background); tri_id (B,H,W) int64 (-1 empty);
-    alpha (B,H,W,1) coverage; aa_changed (B,H,W) bool pixels changed by antialiasing; clip (B,V,4);
-    fragments. ``diffuse`` is always None (same values as ``diffuse_detach_normal``; not computed twice). With a
-    backend that fuses shading and compositing (``cuda``, SH lighting) ``normal`` and ``aa_changed`` are None too:
-    the tracker does not need them and they would cost full-image passes.
+    Attributes:
+        rgba: (B,H,W,4) antialiased composite (after perturbation).
+        albedo_sample: (B,H,W,3) the texture sampled at every pixel (not masked; see :attr:`albedo`).
+        normal: (B,H,W,3) unit world normals, or None where shading and compositing ran fused (``cuda`` backend,
+            SH lighting), which never forms them.
+        diffuse_detach_normal: (B,H,W,3) shading of the detached normals, zero where empty (its gradient reaches
+            only the lights).
+        cluster_id: (B,H,W) int16 (0 background, 1 no cluster, 2+k cluster k).
+        tri_id: (B,H,W) int64 (-1 empty).
+        clip: (B,V,4) clip positions.
+        fragments: the rasterisation.
     """
 
     rgba: torch.Tensor
-    albedo: torch.Tensor
+    albedo_sample: torch.Tensor
     normal: torch.Tensor | None
-    diffuse: torch.Tensor | None
     diffuse_detach_normal: torch.Tensor
     cluster_id: torch.Tensor
     tri_id: torch.Tensor
-    alpha: torch.Tensor
-    aa_changed: torch.Tensor | None
     clip: torch.Tensor
     fragments: Fragments
+
+    @cached_property
+    def albedo(self) -> torch.Tensor:
+        """(B,H,W,3) albedo, zero where empty (a full-image pass, made on first read: the tracker never reads it)."""
+        return self.albedo_sample * self.fragments.mask.unsqueeze(-1)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """(B,H,W,1) coverage (before antialiasing)."""
+        return self.fragments.alpha
 
 
 def _interpolate_uv(renderer: MeshRenderer, uvs, uv_faces, frags):
     """Per-pixel texture coordinates in the sampler's convention (v = 0 at texture row 0 = top) and, where the
-    backend supports mipmapping, their screen derivatives."""
+    backend supports mipmapping, their screen derivatives (else None)."""
     uv_tex = torch.stack([uvs[:, 0], 1.0 - uvs[:, 1]], dim=-1)  # OBJ v points up; rows go down
-    backend = renderer._for_frags(frags)
-    if getattr(backend, "supports_mipmaps", False):
-        uv, uv_da = backend.interpolate(uv_tex, frags, uv_faces, with_derivatives=True)
-        return uv, uv_da
-    return renderer.interpolate(uv_tex, frags, uv_faces), None
-
-
-def _sample(renderer: MeshRenderer, tex, uv, uv_da, frags, filter_mode: str):
-    backend = renderer._for_frags(frags)
-    if getattr(backend, "supports_mipmaps", False):
-        return backend.sample_texture(tex, uv, frags, filter_mode, uv_da=uv_da)
-    return renderer.sample_texture(tex, uv, frags, filter_mode)
+    return renderer.interpolate_with_derivatives(uv_tex, frags, uv_faces)
 
 
 def _per_pixel(face_table: torch.Tensor, tri_id: torch.Tensor, empty) -> torch.Tensor:
@@ -138,19 +140,18 @@ def render_head(
         off = _per_pixel(texture_align_off_faces.to(device), frags.tri_id, False)
         uv = torch.where(off.unsqueeze(-1), uv.detach(), uv)
     tex = albedo.unsqueeze(0) if albedo.ndim == 3 else albedo
-    albedo_img = _sample(renderer, tex, uv, uv_da, frags, filter_mode)
+    albedo_img = renderer.sample_texture(tex, uv, uv_da, filter_mode)
 
     vn = vertex_normals(verts, faces)
     normal_raw = renderer.interpolate(vn, frags, faces)
     bg_rgb = background_image(background, B, (H, W), device)
-    fused = getattr(renderer._for_frags(frags), "shade_composite", None)
-    if fused is not None and lighting == "SH" and sh is not None and device.type == "cuda":
-        rgba, diffuse_detach_normal = fused(normal_raw, albedo_img, covered, bg_rgb, sh)
-        normal = diffuse = None
+    fused = renderer.caps(device).fused_kernels
+    if fused and lighting == "SH" and sh is not None:
+        rgba, diffuse_detach_normal = shade_composite(normal_raw, albedo_img, covered, bg_rgb, sh)
+        normal = None
     else:
         normal = normalize_pixels(normal_raw)
         rgba, diffuse_detach_normal = shade_composite_reference(normal, albedo_img, covered, bg_rgb, sh, lighting)
-        diffuse = None  # a third full-image shading pass that nothing reads; diffuse_detach_normal has the values
 
     if face_cluster is not None:
         cid = _per_pixel(face_cluster.to(device=device, dtype=torch.int16), frags.tri_id, 0)
@@ -164,52 +165,23 @@ def render_head(
             perturb_rates[1],
             generator,
             num_clusters=num_clusters,
-            select=getattr(renderer._for_frags(frags), "perturb_select", None),
+            fused=fused,
         )
 
     clip_aa = clip
     if boundary_align_off_verts is not None:
         off_v = boundary_align_off_verts.to(device).view(1, -1, 1)
         clip_aa = torch.where(off_v, clip.detach(), clip)
-    rgba_aa = renderer.antialias(rgba, frags, clip_aa, faces)
-    aa_changed = None if normal is None else (rgba_aa.detach() != rgba.detach()).any(-1)
     return HeadRender(
-        rgba=rgba_aa,
-        albedo=Deferred(lambda: albedo_img * covered.unsqueeze(-1)),  # the tracker does not read it
+        rgba=renderer.antialias(rgba, frags, clip_aa, faces),
+        albedo_sample=albedo_img,
         normal=normal,
-        diffuse=diffuse,
         diffuse_detach_normal=diffuse_detach_normal,
         cluster_id=cid,
         tri_id=frags.tri_id,
-        alpha=Deferred(lambda: frags.alpha),
-        aa_changed=aa_changed,
         clip=clip,
         fragments=frags,
     )
-
-
-def shade_composite_reference(
-    normal: torch.Tensor,
-    albedo: torch.Tensor,
-    covered: torch.Tensor,
-    background: torch.Tensor,
-    sh: torch.Tensor | None,
-    lighting: str = "SH",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shade and composite over the background (pure PyTorch; the reference of the fused CUDA kernel).
-
-    Args:
-        normal: (B,H,W,3) unit normals (zeros where empty). albedo: (B,H,W,3). covered: (B,H,W) bool.
-        background: (B,H,W,3). sh: (B|1,9,3) for ``lighting="SH"``.
-    Returns:
-        rgba (B,H,W,4): ``covered ? (albedo · shading, 1) : (background, 0)``; and the shading computed from
-        *detached* normals, zero where empty (B,H,W,3) — its gradient reaches only the lights (§4.4 reg_diffuse).
-    """
-    alpha = covered.unsqueeze(-1).to(albedo.dtype)
-    rgb = albedo * shade(lighting, normal, sh)
-    fg = torch.cat([rgb, torch.ones_like(alpha)], dim=-1)
-    bg = torch.cat([background, torch.zeros_like(alpha)], dim=-1)
-    return composite(fg, alpha, bg), shade(lighting, normal.detach(), sh) * alpha
 
 
 @torch.no_grad()
@@ -261,7 +233,7 @@ def render_visual(
     if texture is not None and uvs is not None and uv_faces is not None:
         uv, uv_da = _interpolate_uv(renderer, uvs.to(device), uv_faces.to(device=device, dtype=torch.long), frags)
         tex = texture.unsqueeze(0) if texture.ndim == 3 else texture
-        albedo = _sample(renderer, tex.to(device), uv, uv_da, frags, "auto")
+        albedo = renderer.sample_texture(tex.to(device), uv, uv_da, "auto")
     elif vertex_colors is not None:
         albedo = renderer.interpolate(vertex_colors.to(device), frags, faces)
     else:

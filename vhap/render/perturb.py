@@ -5,16 +5,18 @@ background), replaced by the value of a pixel drawn uniformly (with replacement)
 same cluster in the **whole batch**; drawn values carry no gradient. Cluster 1 (faces in no cluster) is
 never changed.
 
-Cost (issue 6: VHAP spends ~16 ms per step here): two uniform draws per pixel, one stable radix sort of the
-cluster ids (the members of each cluster become contiguous) and K binary searches for the slices — no loop
-over clusters and no host synchronisation (when the caller passes the static cluster count ``num_clusters``).
-The per-pixel selection is :func:`perturb_select_reference` in PyTorch, or one fused CUDA kernel
-(``vhap/render/backends/perturb.cu``) with the ``cuda`` backend.
+Cost: two uniform draws per pixel, one stable radix sort of the cluster ids (the members of each cluster become
+contiguous) and K binary searches for the slices — no loop over clusters and no host synchronisation (when the
+caller passes the static cluster count ``num_clusters``). The per-pixel selection is
+:func:`vhap.render.kernels.perturb_select_reference` in PyTorch, or one fused CUDA kernel
+(:func:`vhap.render.kernels.perturb_select`) where the backend has vhap's kernels.
 """
 
 from __future__ import annotations
 
 import torch
+
+from vhap.render.kernels import perturb_select, perturb_select_reference
 
 
 def _rand(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -29,7 +31,7 @@ def perturb_appearance(
     rate_bg: float = 0.5,
     generator: torch.Generator | None = None,
     num_clusters: int | None = None,
-    select=None,
+    fused: bool = False,
 ) -> torch.Tensor:
     """Perturb a composited image by cluster.
 
@@ -41,8 +43,8 @@ def perturb_appearance(
         generator: torch.Generator for reproducible draws (on any device).
         num_clusters: an upper bound K on ``cluster_id.max() + 1`` (static per run, e.g. 2 + number of texture
             clusters). Passing it avoids reading the maximum back from the device (a host sync per call).
-        select: a fused implementation of :func:`perturb_select_reference` with the same signature (the
-            ``cuda`` backend's ``perturb_select``), used when the image is on a GPU; same values and gradients.
+        fused: select the samples with the fused CUDA kernel (same values and gradients; for CUDA tensors where
+            vhap's kernels are built, ``MeshRenderer.caps(device).fused_kernels``) instead of the PyTorch reference.
 
     Returns:
         (B,H,W,C) perturbed image; kept pixels keep their gradient, replaced ones have none.
@@ -70,40 +72,5 @@ def perturb_appearance(
     bounds = torch.arange(K, device=device, dtype=sorted_cid.dtype)
     starts = torch.searchsorted(sorted_cid, bounds, right=False)
     counts = torch.searchsorted(sorted_cid, bounds, right=True) - starts
-    fn = select if (select is not None and device.type == "cuda") else perturb_select_reference
+    fn = perturb_select if (fused and device.type == "cuda") else perturb_select_reference
     return fn(flat, key, r, u, grouped, starts, counts, rate_fg, rate_bg).view(B, H, W, C)
-
-
-def perturb_select_reference(
-    flat: torch.Tensor,
-    cid: torch.Tensor,
-    r: torch.Tensor,
-    u: torch.Tensor,
-    grouped: torch.Tensor,
-    starts: torch.Tensor,
-    counts: torch.Tensor,
-    rate_fg: float,
-    rate_bg: float,
-) -> torch.Tensor:
-    """The per-pixel step of :func:`perturb_appearance` (pure PyTorch; the reference of ``perturb.cu``).
-
-    Args:
-        flat: (N,C) image pixels. cid: (N,) integer cluster ids. r, u: (N,) uniform draws (replacement, source).
-        grouped: (N,) int64 pixel indices grouped by cluster; starts, counts: (K,) int64 each cluster's slice.
-    Returns:
-        (N,C): pixel i is replaced, with probability ``rate_bg`` (cluster 0) or ``rate_fg`` (clusters >= 2), by
-        the detached value of pixel ``grouped[starts[c] + floor(u_i · counts[c])]`` of its own cluster c.
-    """
-    n, C = flat.shape
-    cid = cid.long()
-    replace = torch.where(cid == 0, r < rate_bg, r < rate_fg) & (cid != 1)
-    own_count = counts[cid]
-    pick = starts[cid] + (u * own_count).long().clamp(max=(own_count - 1).clamp(min=0))
-    # Element indices into the flat 1-D image, not row indices: selecting (N,C) rows (``flat[rows]``, and also
-    # ``torch.gather`` with an expanded index) runs ATen's row-gather kernel with one thread block per row — on an
-    # H100 4.2 ms per step for 16 × 802×550 views, the longest kernel of a photometric step. Indexing a 1-D tensor
-    # is an elementwise kernel.
-    src = grouped[pick.clamp(max=n - 1)]
-    elements = src.unsqueeze(1) * C + torch.arange(C, device=flat.device)
-    sample = flat.detach().reshape(-1)[elements]
-    return torch.where(replace.unsqueeze(1), sample, flat)

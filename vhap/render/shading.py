@@ -27,7 +27,7 @@ SH_CONSTANTS = (
 _SH_CONSTANTS_CACHE: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def _sh_constants(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def sh_constants(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """(9,) SH_CONSTANTS as a tensor, uploaded once per device/dtype (not once per shading call)."""
     key = (device, dtype)
     if key not in _SH_CONSTANTS_CACHE:
@@ -50,7 +50,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """(…,3) unit normals -> (…,9) SH basis values already multiplied by the irradiance constants."""
     x, y, z = normals.unbind(-1)
     basis = torch.stack([torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1)
-    return basis * _sh_constants(basis.device, basis.dtype)
+    return basis * sh_constants(basis.device, basis.dtype)
 
 
 def shade_sh(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
@@ -59,8 +59,7 @@ def shade_sh(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
         raise VhapError(f"SH lighting must have shape (B,9,3) or (1,9,3), got {tuple(sh.shape)}")
     basis = sh_basis(normals)
     # Broadcast multiply + sum over the 9 coefficients instead of a batched GEMM: with N = 3 output channels
-    # cuBLAS picks a tile-wasting kernel (measured on an H100: ~1.1 ms per call at 16×512², several calls
-    # per step forward + backward); this form is memory-bound and several times faster on the GPU.
+    # cuBLAS picks a tile-wasting kernel; this form is memory-bound and several times faster on the GPU.
     return (basis.unsqueeze(-1) * sh[:, None, None]).sum(-2)
 
 

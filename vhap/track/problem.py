@@ -21,7 +21,6 @@ from vhap.errors import VhapError
 from vhap.render.camera import Cameras
 from vhap.track.config import StageConfig, TrackConfig, add_user_regions
 from vhap.track.losses import (
-    image_loss_sums,
     landmark_confidence,
     landmark_loss,
     landmark_weights,
@@ -47,25 +46,22 @@ def resolve_device(name: str) -> torch.device:
 
 # ================================================================================================ rendering seam
 def load_renderer(cfg: TrackConfig, device: torch.device):
-    """The rasteriser of ``render.backend`` and the image-loss kernels that go with it.
+    """The rasteriser of ``render.backend`` and the image-loss sums that go with it.
 
-    Returns ``(renderer, image_loss_ext)``: ``image_loss_ext`` is the fused image-loss extension
-    (``vhap/track/image_loss.cu``) when our own CUDA rasteriser is in use, else None (the PyTorch reference, same
-    sums). The renderer's extensions are loaded here, so their start-up is not booked to the first stage."""
+    Returns ``(renderer, image_loss_sums)``: vhap's fused image-loss kernel
+    (:func:`vhap.render.kernels.image_loss_sums`) where the backend for ``device`` runs vhap's kernels, else its
+    PyTorch reference (same sums). The renderer's extensions are loaded here, so their start-up is not booked to
+    the first stage."""
     from vhap.render import MeshRenderer
+    from vhap.render.kernels import image_loss_sums, image_loss_sums_reference
 
     renderer = MeshRenderer(cfg.render.backend)
-    ext = None
+    loss_sums = image_loss_sums_reference
     if cfg.exp.photometric:
         renderer.prepare(device)
-        if device.type == "cuda" and getattr(renderer.backend_for(device), "name", "") == "cuda":
-            try:
-                from vhap.track.losses import load_image_loss_extension
-
-                ext = load_image_loss_extension()
-            except Exception as e:  # compiler missing, CUDA mismatch: the PyTorch reference gives the same sums
-                warnings.warn(f"fused image-loss kernels unavailable ({e}); using the PyTorch path", stacklevel=2)
-    return renderer, ext
+        if renderer.caps(device).fused_kernels:
+            loss_sums = image_loss_sums
+    return renderer, loss_sums
 
 
 # ================================================================================================ results
@@ -128,13 +124,14 @@ class Energy:
 class TrackingProblem:
     """Data, parameters and energy of one tracking job. Built by :class:`vhap.track.tracker.Tracker`."""
 
-    def __init__(self, cfg: TrackConfig, seq, model, renderer, image_loss_ext, device: torch.device, plan: dict):
+    def __init__(self, cfg: TrackConfig, seq, model, renderer, image_loss_sums, device: torch.device, plan: dict):
         self.cfg = cfg
         self.device = dev = device
         self.seq = seq
         self.model = model
         self.renderer = renderer
-        self.image_loss_ext = image_loss_ext
+        #: (N,H,W,4) rgba, (N,H,W,3) target, (N,H,W) covered, matte | None -> (N,3) sums (see load_renderer)
+        self.image_loss_sums = image_loss_sums
         self.T = seq.num_timesteps
         self.C = seq.num_cameras
         self.H, self.W = seq.image_size
@@ -314,7 +311,7 @@ class TrackingProblem:
             use_matte = self.alphas is not None and w.silhouette
             matte = frames_to_float(self.alphas, frame_idx) if use_matte else None
             with record_function("track/photo_loss"):
-                sums = image_loss_sums(rend.rgba, target, rend.covered, matte, ext=self.image_loss_ext)
+                sums = self.image_loss_sums(rend.rgba, target, rend.covered, matte)
                 photo, valid = photometric_from_sums(sums[:, 0], sums[:, 1])
             terms["photo"] = w.photo * photo
             res.render, res.target, res.photo_valid = rend, target, valid

@@ -68,7 +68,7 @@ class StepRunner:
             p.device.type == "cuda"
             and self.cuda_graphs
             and num_steps > StepGraph.WARMUP + 2
-            and (not stage.photometric or p.renderer.capturable(p.device))
+            and (not stage.photometric or p.renderer.caps(p.device).capturable)
         )
 
     def record(self, stage_name: str, stage: StageConfig, optimizer, batch_size: int) -> StepGraph:

@@ -48,10 +48,10 @@ class Tracker:
                 )
             model = model.to(device)
         with self.log.overhead_timer("renderer"):
-            renderer, image_loss_ext = load_renderer(cfg, device)
+            renderer, image_loss_sums = load_renderer(cfg, device)
         self.plan = stage_plan(cfg)
         self.schedule = Schedule.from_plan(self.plan, cfg.exp.photometric)
-        self.problem = TrackingProblem(cfg, seq, model, renderer, image_loss_ext, device, self.plan)
+        self.problem = TrackingProblem(cfg, seq, model, renderer, image_loss_sums, device, self.plan)
         self.steps = StepRunner(self.problem, self.log, cuda_graphs=cfg.exp.cuda_graphs)
         self.log.add_overhead("setup", time.perf_counter() - t_setup)
 

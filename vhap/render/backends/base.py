@@ -1,4 +1,5 @@
-"""What every rasterisation backend returns, plus the geometry helpers both backends share.
+"""The render-backend seam: what every rasterisation backend is (:class:`RenderBackend`), declares
+(:class:`BackendCaps`) and returns (:class:`Fragments`), plus the geometry helpers the backends share.
 
 Orientation: a triangle is *front-facing* in a view when its vertices are counter-clockwise in OpenGL NDC
 (x right, y up) — for meshes whose faces are CCW seen from outside (FLAME's convention) this is the
@@ -7,46 +8,116 @@ outside facing the camera. Row 0 of every buffer is the top of the image.
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, ClassVar
 
 import torch
 
-from vhap.utils.lazy import DeferredFields
-
 
 @dataclass
-class Fragments(DeferredFields):
+class Fragments:
     """Per-pixel rasterisation result for a batch of B views at (H, W).
-
-    A backend may pass ``bary`` and ``alpha`` as :class:`vhap.utils.lazy.Deferred`: they are computed on first
-    read (the tracker's photometric step reads neither).
 
     Attributes:
         tri_id: (B,H,W) int64 face index into ``faces``, -1 where no face is visible.
-        bary: (B,H,W,3) perspective-correct barycentric weights of the face's three vertices
-            (zeros on empty pixels); differentiable w.r.t. the clip-space vertex positions.
         depth: (B,H,W) camera depth (clip w, metres along the optical axis) of the visible surface, 0 if empty.
-        alpha: (B,H,W,1) float coverage, 1 where a face is visible.
         front: (B,F) bool, faces that are front-facing (CCW in GL NDC) in each view.
         faces: (F,3) int64 the faces that were rasterised.
         image_size: (H, W).
+        compute_bary: returns :attr:`bary`; called on its first read only (a backend whose callers rarely need
+            the barycentrics, like the tracker's photometric step, then never pays the full-image passes).
         native: backend-private data (e.g. nvdiffrast's unflipped raster output) reused by later calls.
     """
 
     tri_id: torch.Tensor
-    bary: torch.Tensor
     depth: torch.Tensor
-    alpha: torch.Tensor
     front: torch.Tensor
     faces: torch.Tensor
     image_size: tuple[int, int]
-    native: dict[str, Any] = field(default_factory=dict)
+    compute_bary: Callable[[], torch.Tensor] = field(repr=False)
+    native: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def bary(self) -> torch.Tensor:
+        """(B,H,W,3) perspective-correct barycentric weights of the face's three vertices (zeros on empty pixels);
+        differentiable w.r.t. the clip-space vertex positions."""
+        return self.compute_bary()
 
     @property
     def mask(self) -> torch.Tensor:
         """(B,H,W) bool covered pixels."""
         return self.tri_id >= 0
+
+    @cached_property
+    def alpha(self) -> torch.Tensor:
+        """(B,H,W,1) coverage, 1 where a face is visible (the dtype of :attr:`depth`)."""
+        return self.mask.unsqueeze(-1).to(self.depth.dtype)
+
+
+@dataclass(frozen=True)
+class BackendCaps:
+    """What a backend can do, declared by the backend (never probed).
+
+    Attributes:
+        name: the backend's name in ``--render.backend`` ("torch", "nvdiffrast", "cuda").
+        capturable: rendering never synchronises with the host, so a step that renders can be recorded as a
+            CUDA graph.
+        mipmaps: :meth:`RenderBackend.interpolate_with_derivatives` returns screen derivatives and
+            :meth:`RenderBackend.sample_texture` filters trilinearly with them.
+        fused_kernels: vhap's fused CUDA operations (:mod:`vhap.render.kernels`: shading, perturbation, image
+            loss) are built and run on this backend's tensors; without it the pure-PyTorch references are used.
+    """
+
+    name: str
+    capturable: bool
+    mipmaps: bool
+    fused_kernels: bool
+
+
+class RenderBackend(abc.ABC):
+    """One rasterisation backend: visibility plus the attribute operations on its :class:`Fragments`.
+
+    All buffers are channels-last (B,H,W,C) with row 0 = top. A backend only reads :class:`Fragments` it made.
+    """
+
+    caps: ClassVar[BackendCaps]
+
+    def prepare(self, device: torch.device) -> None:  # noqa: B027 (a no-op unless a backend has start-up work)
+        """Load what rendering on ``device`` needs (compiled plugins, contexts) now rather than in the first call."""
+
+    @abc.abstractmethod
+    def rasterize(
+        self, clip: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], cull_backfaces: bool = True
+    ) -> Fragments:
+        """(B,V,4) OpenGL clip positions, (F,3) faces -> :class:`Fragments` at (H, W)."""
+
+    @abc.abstractmethod
+    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,V,C) or (V,C) vertex attributes -> (B,H,W,C) perspective-correct interpolation (0 where empty).
+        ``faces`` (F,3) index ``attr`` per rasterised face (default: the rasterised faces)."""
+
+    @abc.abstractmethod
+    def interpolate_with_derivatives(
+        self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`interpolate` and the screen derivatives (B,H,W,2C) of the result, or None where the backend
+        has no mipmapping (``caps.mipmaps`` False)."""
+
+    @abc.abstractmethod
+    def sample_texture(
+        self, tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None, filter_mode: str = "auto"
+    ) -> torch.Tensor:
+        """(B|1,C,Ht,Wt) texture (row 0 = v 0), (B,H,W,2) uv in [0,1] -> (B,H,W,C). Trilinear mipmapping when the
+        backend has it, ``uv_da`` is given and ``filter_mode`` is "auto"/"linear-mipmap-linear"; else bilinear."""
+
+    @abc.abstractmethod
+    def antialias(
+        self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,H,W,C) -> antialiased (B,H,W,C); gradients reach ``clip`` through silhouette edges."""
 
 
 def face_orientation(clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

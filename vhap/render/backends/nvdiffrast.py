@@ -3,13 +3,7 @@
 Works with upstream nvdiffrast 0.3.3 / 0.4.0 and the PyPI wheel ``diffrp-nvdiffrast`` (= nvdiffrast 0.3.3,
 JIT-compiled on first use; needs nvcc and ninja).
 
-Loader fix for torch >= 2.9: nvdiffrast 0.3.x builds its plugin with ``torch.utils.cpp_extension`` and
-then does ``importlib.import_module(plugin_name)``. Older torch registered the built extension in
-``sys.modules`` while loading it; torch >= 2.9 loads it through ``importlib.util.module_from_spec`` without
-registering it, so the import fails with ``ModuleNotFoundError``. :func:`_patch_cpp_extension_loader`
-wraps ``torch.utils.cpp_extension._import_module_from_library`` (used by both ``load`` and the cached-build
-path) so the module it returns is registered under its name. The patch is applied once, at import of this
-module, is idempotent and harmless where the bug does not exist.
+On torch >= 2.9 its plugin is imported through :func:`vhap.render.kernels.loader.register_built_modules`.
 
 Conventions: nvdiffrast puts NDC y = -1 on buffer row 0; every buffer returned here is flipped to
 row 0 = top, and colours passed to ``antialias`` are flipped back. Stock nvdiffrast has no backface
@@ -20,50 +14,23 @@ made degenerate, so the layout and the host-side ranges are static and no step w
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
 
 from vhap.errors import VhapError
-from vhap.render.backends.base import Fragments, check_raster_inputs, face_orientation
-
-_PATCHED = False
-
-
-def _patch_cpp_extension_loader() -> None:
-    global _PATCHED
-    if _PATCHED:
-        return
-    import torch.utils.cpp_extension as cpp_ext
-
-    original = getattr(cpp_ext, "_import_module_from_library", None)
-    if original is None or getattr(original, "_vhap_registers_module", False):
-        _PATCHED = True
-        return
-
-    def import_and_register(module_name, path, is_python_module):
-        module = original(module_name, path, is_python_module)
-        if is_python_module and module is not None and module_name not in sys.modules:
-            sys.modules[module_name] = module
-        return module
-
-    import_and_register._vhap_registers_module = True  # type: ignore[attr-defined]
-    cpp_ext._import_module_from_library = import_and_register
-    _PATCHED = True
+from vhap.render.backends.base import BackendCaps, Fragments, RenderBackend, check_raster_inputs, face_orientation
+from vhap.render.kernels.loader import register_built_modules
 
 
 def import_nvdiffrast():
     """``nvdiffrast.torch`` or None when it is not installed."""
-    _patch_cpp_extension_loader()
+    register_built_modules()
     try:
         import nvdiffrast.torch as dr
     except ImportError:
         return None
     return dr
-
-
-_patch_cpp_extension_loader()
 
 
 def decode_triangle_ids(value: torch.Tensor) -> torch.Tensor:
@@ -73,13 +40,11 @@ def decode_triangle_ids(value: torch.Tensor) -> torch.Tensor:
     return torch.where(value <= 16777216.0, small, large)
 
 
-class NvdiffrastRasterizer:
-    """nvdiffrast with a ``RasterizeCudaContext`` per device; same interface as ``TorchRasterizer``."""
+class NvdiffrastBackend(RenderBackend):
+    """nvdiffrast with a ``RasterizeCudaContext`` per device."""
 
-    name = "nvdiffrast"
-    supports_mipmaps = True
-    #: the CUDA rasteriser reads its bin counters back to the host on every call
-    capturable = False
+    #: not capturable: nvdiffrast's CUDA rasteriser reads its bin counters back to the host on every call
+    caps = BackendCaps(name="nvdiffrast", capturable=False, mipmaps=True, fused_kernels=False)
 
     def __init__(self):
         self.dr = import_nvdiffrast()
@@ -146,7 +111,7 @@ class NvdiffrastRasterizer:
         with torch.no_grad():
             front = face_orientation(clip.detach(), faces) > 0
         ctx = self.context(clip.device)
-        native: dict[str, Any] = {"backend": "nvdiffrast", "cull": cull_backfaces, "V": V}
+        native: dict[str, Any] = {"cull": cull_backfaces, "V": V}
         if cull_backfaces:
             # Every view gets all F triangles; back faces become degenerate (v0, v0, v0), which the rasteriser
             # never covers. Same pixels as dropping them, but a fixed size: no nonzero() and host copy.
@@ -173,14 +138,14 @@ class NvdiffrastRasterizer:
             w_attr = pos[..., 3:4].contiguous()
             depth, _ = self.dr.interpolate(w_attr, rast.detach(), tri)
             depth = depth[..., 0] * covered
+        bary = bary.flip(1)
         return Fragments(
             tri_id=tri_id.flip(1),
-            bary=bary.flip(1),
             depth=depth.flip(1),
-            alpha=covered.flip(1).unsqueeze(-1).float(),
             front=front,
             faces=faces,
             image_size=(H, W),
+            compute_bary=lambda: bary,
             native=native,
         )
 
@@ -200,21 +165,20 @@ class NvdiffrastRasterizer:
             return flat, tri
         return attr.contiguous(), attr_faces.to(torch.int32).contiguous()
 
-    def interpolate(
-        self,
-        attr: torch.Tensor,
-        frags: Fragments,
-        faces: torch.Tensor | None = None,
-        with_derivatives: bool = False,
-    ):
-        """(B,V,C)|(V,C) -> (B,H,W,C); with ``with_derivatives`` also the screen derivatives (B,H,W,2C)."""
+    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,V,C)|(V,C) -> (B,H,W,C)."""
+        attr_n, tri = self._attr_and_tri(attr, frags, faces)
+        out, _ = self.dr.interpolate(attr_n, frags.native["rast"], tri)
+        return self._top_row_first(out)
+
+    def interpolate_with_derivatives(
+        self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,V,C)|(V,C) -> (B,H,W,C) and its screen derivatives (B,H,W,2C)."""
         nat = frags.native
         attr_n, tri = self._attr_and_tri(attr, frags, faces)
-        if with_derivatives:
-            out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
-            return self._top_row_first(out), self._top_row_first(out_da)
-        out, _ = self.dr.interpolate(attr_n, nat["rast"], tri)
-        return self._top_row_first(out)
+        out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
+        return self._top_row_first(out), self._top_row_first(out_da)
 
     @staticmethod
     def _top_row_first(buffer: torch.Tensor) -> torch.Tensor:
@@ -222,12 +186,7 @@ class NvdiffrastRasterizer:
         return buffer.flip(1)
 
     def sample_texture(
-        self,
-        tex: torch.Tensor,
-        uv: torch.Tensor,
-        frags: Fragments | None = None,
-        filter_mode: str = "auto",
-        uv_da: torch.Tensor | None = None,
+        self, tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None, filter_mode: str = "auto"
     ) -> torch.Tensor:
         """tex (B|1,C,Ht,Wt), uv (B,H,W,2) -> (B,H,W,C). Trilinear mipmapping when ``uv_da`` is given and
         ``filter_mode`` is "auto" / "linear-mipmap-linear"; bilinear otherwise."""

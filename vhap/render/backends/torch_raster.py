@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as tnf
 
 from vhap.render.backends.base import (
+    BackendCaps,
     Fragments,
+    RenderBackend,
     check_raster_inputs,
     clip_to_screen,
     edge_neighbours,
@@ -47,10 +49,11 @@ def _cross2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
-class TorchRasterizer:
-    """Reference backend; see the module docstring. ``max_candidates`` bounds the memory of one chunk."""
+class TorchBackend(RenderBackend):
+    """The pure-PyTorch reference backend (see the module docstring). ``max_candidates`` bounds the memory of one
+    chunk of candidate pixels."""
 
-    name = "torch"
+    caps = BackendCaps(name="torch", capturable=False, mipmaps=False, fused_kernels=False)
 
     def __init__(self, max_candidates: int = 1 << 22):
         self.max_candidates = int(max_candidates)
@@ -143,15 +146,14 @@ class TorchRasterizer:
         depth_dense = torch.zeros(n_pix, dtype=clip.dtype, device=device).index_put((covered,), 1.0 / inv_depth[:, 0])
         tri_id = torch.full((n_pix,), -1, dtype=torch.long, device=device)
         tri_id[covered] = pix_face
-        alpha = (tri_id >= 0).to(clip.dtype)
+        bary_dense = bary_dense.view(B, H, W, 3)
         return Fragments(
             tri_id=tri_id.view(B, H, W),
-            bary=bary_dense.view(B, H, W, 3),
             depth=depth_dense.view(B, H, W),
-            alpha=alpha.view(B, H, W, 1),
             front=front,
             faces=faces,
             image_size=(H, W),
+            compute_bary=lambda: bary_dense,
             native={"pix_index": covered, "pix_face": pix_face, "pix_batch": pix_batch, "pix_bary": bary},
         )
 
@@ -236,10 +238,16 @@ class TorchRasterizer:
         out = torch.zeros(B * H * W, attr.shape[-1], dtype=per_pix.dtype, device=per_pix.device)
         return out.index_put((nat["pix_index"],), per_pix).view(B, H, W, -1)
 
+    def interpolate_with_derivatives(
+        self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, None]:
+        """:meth:`interpolate`; no screen derivatives (this backend has no mipmapping)."""
+        return self.interpolate(attr, frags, faces), None
+
     def sample_texture(
-        self, tex: torch.Tensor, uv: torch.Tensor, frags: Fragments | None = None, filter_mode: str = "auto"
+        self, tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None, filter_mode: str = "auto"
     ) -> torch.Tensor:
-        """Bilinear texture lookup (no mipmaps in this backend).
+        """Bilinear texture lookup (no mipmaps in this backend: ``uv_da`` and ``filter_mode`` are not used).
 
         tex (B|1,C,Ht,Wt) with row 0 = v 0; uv (B,H,W,2) in [0,1] with texel centres at (k + 0.5) / size
         (nvdiffrast's convention). Returns (B,H,W,C). Outside [0,1] the border texel is repeated.

@@ -235,25 +235,3 @@ std::vector<torch::Tensor> attributes(torch::Tensor pos, torch::Tensor faces, to
   }
   return {rast, rast_db, depth};
 }
-
-// shade.cu
-std::vector<torch::Tensor> shade_composite_fwd(torch::Tensor normal, torch::Tensor albedo, torch::Tensor covered,
-                                               torch::Tensor bg, torch::Tensor sh, torch::Tensor consts);
-std::vector<torch::Tensor> shade_composite_bwd(torch::Tensor normal, torch::Tensor albedo, torch::Tensor covered,
-                                               torch::Tensor sh, torch::Tensor consts, torch::Tensor g_rgba,
-                                               torch::Tensor g_diffuse);
-
-// perturb.cu
-std::vector<torch::Tensor> perturb_select(torch::Tensor image, torch::Tensor cid, torch::Tensor r, torch::Tensor u,
-                                          torch::Tensor grouped, torch::Tensor starts, torch::Tensor counts,
-                                          double rate_fg, double rate_bg);
-torch::Tensor perturb_keep_grad(torch::Tensor grad, torch::Tensor keep);
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("visibility", &visibility, "z-buffer visibility (B,H,W) int32, -1 empty");
-  m.def("attributes", &attributes, "nvdiffrast-layout rast, rast_db and depth from a visibility buffer");
-  m.def("shade_composite_fwd", &shade_composite_fwd, "fused SH shading + compositing (shade.cu)");
-  m.def("shade_composite_bwd", &shade_composite_bwd, "its backward");
-  m.def("perturb_select", &perturb_select, "fused sample selection of the appearance perturbation (perturb.cu)");
-  m.def("perturb_keep_grad", &perturb_keep_grad, "its backward: the gradient of kept pixels");
-}

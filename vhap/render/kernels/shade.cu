@@ -1,6 +1,6 @@
 // Fused per-pixel SH shading + compositing for the tracker's photometric pipeline (VHAP_SPEC §3.3-3.5).
 //
-// The pure-PyTorch version (vhap.render.head.shade_composite_reference, the test reference) runs ~15 full-image
+// The pure-PyTorch version (vhap.render.kernels.reference.shade_composite_reference) runs ~15 full-image
 // passes forward and as many backward: normalise the interpolated normal, build 9 SH basis values, multiply-sum
 // with the lights, multiply the albedo, concatenate an alpha channel to foreground and background, composite —
 // at 16 x 512^2 pixels each pass moves 50-450 MB. Here one thread per pixel does all of it, and one more does

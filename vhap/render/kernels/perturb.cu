@@ -1,5 +1,5 @@
 // Fused sample selection of VHAP's appearance perturbation (VHAP_SPEC §3.6) for the `cuda` backend.
-// vhap.render.perturb.perturb_select_reference is the pure-PyTorch reference (and the CPU path).
+// vhap.render.kernels.reference.perturb_select_reference is the pure-PyTorch reference (and the CPU path).
 //
 // The caller draws r, u ~ U[0,1) per pixel and groups the pixels by cluster (a stable sort of the cluster ids:
 // `grouped` = pixel indices in cluster order, cluster k occupying grouped[starts[k] : starts[k] + counts[k]]).
@@ -7,8 +7,8 @@
 //   replace = (c == 0 ? r < rate_bg : r < rate_fg) && c != 1
 //   pick    = starts[c] + min(int64(u * float(counts[c])), max(counts[c] - 1, 0))
 //   out[i]  = replace ? image[grouped[min(pick, n - 1)]] : image[i]      (all C channels)
-// In PyTorch that is ~25 full-image kernels, half of them on int64 index tensors (on an H100 at 16 x 512^2 a few
-// hundred MB of index traffic per step); here one thread per pixel. The backward keeps the gradient of kept
+// In PyTorch that is ~25 full-image kernels, half of them on int64 index tensors (a few hundred MB of index
+// traffic per step at 16 x 512^2); here one thread per pixel. The backward keeps the gradient of kept
 // pixels only (replaced pixels carry a detached sample): grad_image = grad_out * keep.
 
 #include <torch/extension.h>

@@ -1,5 +1,5 @@
-// Fused per-pixel sums of the tracker's image terms (vhap.track.losses.image_loss_sums_reference is the
-// pure-PyTorch reference and the CPU path).
+// Fused per-pixel sums of the tracker's image terms (vhap.render.kernels.reference.image_loss_sums_reference
+// is the pure-PyTorch reference and the CPU path).
 //
 // Per view n, over its pixels p with render rgba r (antialiased, perturbed), target t (RGB), coverage c and
 // matte m (optional):
@@ -147,9 +147,4 @@ torch::Tensor image_loss_bwd(torch::Tensor rgba, torch::Tensor target, torch::op
       reinterpret_cast<float4*>(grad.data_ptr<float>()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return grad;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("image_loss_fwd", &image_loss_fwd, "per-view photometric / coverage / silhouette sums (N,3)");
-  m.def("image_loss_bwd", &image_loss_bwd, "gradient of those sums with respect to rgba");
 }
