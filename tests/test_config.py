@@ -81,3 +81,42 @@ def test_lazy_package_exports():
     assert "export_nerf_dataset" in vhap.export.__all__ and callable(vhap.export.export_nerf_dataset)
     with pytest.raises(AttributeError):
         vhap.track.not_a_name  # noqa: B018
+
+
+def test_every_shipped_preset_builds_its_typed_config():
+    from vhap.config import load_presets, preset_names
+    from vhap.preprocess.extract import PreprocessConfig
+    from vhap.track.config import TrackConfig
+
+    track = load_presets("track", TrackConfig)
+    assert set(track) == {"demo", "few_views", "landmark_only", "monocular", "nersemble"}
+    assert track["demo"].exp.batch_size == 8 and track["demo"].data.background_color == "white"  # via _base_
+    assert track["few_views"].w.reg_tex_tv == 20000.0 and track["few_views"].exp.batch_size == 1
+    pre = load_presets("preprocess", PreprocessConfig)
+    assert set(pre) == {"monocular", "nersemble"} and pre["nersemble"].fps == 25.0
+    assert preset_names("matting") == []
+
+
+def test_preset_key_typo_names_the_key(tmp_path, monkeypatch):
+    from vhap.config import core, load_presets
+
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "bad.yaml").write_text("inner:\n  lrr: 1\n")
+    (tmp_path / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path.parent))
+    monkeypatch.setitem(core.PRESET_PACKAGES, "root", tmp_path.name)
+    with pytest.raises(VhapError, match="inner.lrr"):
+        load_presets("root", Root)
+
+
+def test_user_preset_file_chains_a_shipped_preset(tmp_path):
+    from vhap.track.config import TrackConfig
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("_base_: demo\nexp:\n  batch_size: 4\n")
+    cfg = parse_config(TrackConfig, ["--preset", str(mine), "--exp.device", "cpu"], preset_group="track")
+    assert cfg.exp.batch_size == 4 and cfg.model.tex_resolution == 256  # demo's, through the chain
+    with pytest.raises(VhapError, match="(?s)unknown preset 'nope'.*'demo'"):
+        parse_config(TrackConfig, ["--preset", "nope"], preset_group="track")
+    with pytest.raises(VhapError, match="has no presets"):
+        parse_config(Root, ["--preset", "demo"])

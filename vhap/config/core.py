@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.resources
 import types
 import typing
 from pathlib import Path
@@ -16,8 +17,9 @@ from vhap.utils.atomic import write_text_atomic
 
 T = TypeVar("T")
 
-#: ``config/presets`` of the source tree (the project is installed editable; see README).
-PRESET_ROOT = Path(__file__).resolve().parents[2] / "config" / "presets"
+#: Subcommands with presets, and the package whose ``presets/`` folder holds their YAML files (package data,
+#: so ``--preset NAME`` works from a wheel as well as from the source tree).
+PRESET_PACKAGES = {"track": "vhap.track", "preprocess": "vhap.preprocess"}
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -132,9 +134,26 @@ def _deep_merge(a: dict, b: dict) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise VhapError("config file not found", path=path, fix="check the path passed to --config")
+        raise VhapError("config file not found", path=path, fix="check the path passed to --config or --preset")
+    return _read_yaml_text(path.read_text(), path)
+
+
+def _preset_folder(group: str) -> importlib.resources.abc.Traversable:
+    if group not in PRESET_PACKAGES:
+        raise VhapError(f"'vhap {group}' has no presets", fix="use --config FILE.yaml")
+    return importlib.resources.files(PRESET_PACKAGES[group]) / "presets"
+
+
+def preset_names(group: str) -> list[str]:
+    """Names of the presets shipped for subcommand ``group`` (``[]`` for a subcommand without presets)."""
+    if group not in PRESET_PACKAGES:
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in _preset_folder(group).iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml_text(text: str, path: str | Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise VhapError(f"invalid YAML: {e}", path=path) from e
     if not isinstance(data, dict):
@@ -142,25 +161,32 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def list_presets(group: str) -> list[str]:
-    folder = PRESET_ROOT / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-
-
 def load_preset(group: str, name: str) -> dict:
-    """Load ``config/presets/<group>/<name>.yaml``, resolving a chain of ``_base_`` presets."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else PRESET_ROOT / group / f"{name}.yaml"
-    if not path.is_file():
-        raise VhapError(
-            f"unknown preset '{name}' for '{group}'",
-            path=path,
-            fix=f"choose one of {list_presets(group)} or pass a YAML file path",
-        )
-    data = load_yaml(path)
+    """The preset ``name`` of subcommand ``group`` as a nested dict, with its chain of ``_base_`` presets merged.
+
+    ``name`` is a shipped preset (:func:`preset_names`) or a path to the user's own ``.yaml``/``.yml`` file,
+    whose ``_base_`` may name a shipped preset or another file.
+    """
+    if name.endswith((".yaml", ".yml")):
+        data = load_yaml(name)
+    else:
+        resource = _preset_folder(group) / f"{name}.yaml"
+        if not resource.is_file():
+            raise VhapError(
+                f"unknown preset '{name}' for 'vhap {group}'",
+                fix=f"choose one of {preset_names(group)} or pass a YAML file path",
+            )
+        data = _read_yaml_text(resource.read_text(encoding="utf-8"), str(resource))
     base = data.pop("_base_", None)
     if base is not None:
         data = _deep_merge(load_preset(group, base), data)
     return data
+
+
+def load_presets(group: str, cls: type[T]) -> dict[str, T]:
+    """Every shipped preset of ``group`` built into ``cls``: raises :class:`VhapError` on a key or value
+    ``cls`` rejects (the test suite calls this for every subcommand with presets)."""
+    return {name: config_from_dict(cls, load_preset(group, name)) for name in preset_names(group)}
 
 
 def _split_preset_args(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -201,13 +227,13 @@ def parse_config(
     for flag, value in picked:
         if flag == "--preset":
             if preset_group is None:
-                raise VhapError("this subcommand has no presets; use --config FILE.yaml")
+                raise VhapError("this subcommand has no presets", fix="use --config FILE.yaml")
             merged = _deep_merge(merged, load_preset(preset_group, value))
         else:
             merged = _deep_merge(merged, load_yaml(value))
     default = config_from_dict(cls, merged)
     if preset_group is not None:
-        presets = ", ".join(list_presets(preset_group)) or "none"
+        presets = ", ".join(preset_names(preset_group)) or "none"
         extra = f"\n\nPresets (--preset NAME): {presets}. Also: --config FILE.yaml."
         description = (description or cls.__doc__ or "") + extra
     return tyro.cli(cls, args=rest, default=default, prog=prog, description=description)

@@ -1,6 +1,6 @@
 """The typed configuration tree of ``vhap track`` (defaults = VHAP's monocular configuration, VHAP_SPEC §4).
 
-Presets in ``config/presets/track/`` override parts of it (``nersemble``, ``few_views``, ``demo``, ...).
+Presets in ``vhap/track/presets/`` (package data) override parts of it (``nersemble``, ``few_views``, ``demo``, ...).
 """
 
 from __future__ import annotations
