@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from vhap.data.layout import locate
+from vhap.errors import VhapError
 
 Layout = Literal["auto", "monocular", "nersemble_v1", "nersemble_v2"]
 
@@ -13,6 +17,9 @@ Layout = Literal["auto", "monocular", "nersemble_v1", "nersemble_v2"]
 class DataConfig:
     """Where a sequence lives and how it is loaded (see ``docs/dev/INTERFACES.md`` → vhap.data)."""
 
+    sequence_dir: Path | None = None
+    """the sequence folder (holding ``images[_<n>]/``, ``alpha_maps/``, ``landmark2d/``); root, layout, subject
+    and sequence are then read from its place (:func:`vhap.data.layout.locate`) and need not be given"""
     root: Path = Path("data")
     """dataset root: the folder holding ``<sequence>/`` (monocular) or ``<subject>/`` (NeRSemble)"""
     sequence: str = ""
@@ -45,3 +52,36 @@ class DataConfig:
     """rotate the world so that the mean camera's OpenGL axes become the world axes (VHAP default)"""
     num_workers: int = 4
     """threads used to decode JPEG/PNG files"""
+
+
+def resolve_sequence_dir(cfg: DataConfig) -> DataConfig:
+    """``cfg`` with root, layout, subject and sequence read from ``cfg.sequence_dir`` (unchanged when it is None).
+
+    Values given next to ``sequence_dir`` must name the same sequence (a saved, resolved config does).
+    """
+    if cfg.sequence_dir is None:
+        return cfg
+    entry = locate(cfg.sequence_dir)
+    if not entry.folder.is_dir():  # a video file: its frames would live in entry.folder
+        raise VhapError(
+            f"a video whose sequence folder {entry.folder} does not exist yet",
+            path=cfg.sequence_dir,
+            fix=f"run `vhap preprocess {cfg.sequence_dir}` first, then pass --data.sequence-dir {entry.folder}",
+        )
+    layout = "monocular" if entry.layout == "multicamera" else entry.layout  # uncalibrated: cameras from frames
+    found = {"root": Path(entry.root).resolve(), "layout": layout, "subject": entry.subject, "sequence": entry.sequence}
+    default = DataConfig()
+    given = {
+        "root": Path(cfg.root).resolve() if cfg.root != default.root else None,
+        "layout": cfg.layout if cfg.layout != default.layout else None,
+        "subject": cfg.subject,
+        "sequence": cfg.sequence or None,
+    }
+    for key, value in given.items():
+        if value is not None and value != found[key]:
+            raise VhapError(
+                f"--data.{key} {value} disagrees with --data.sequence-dir, which is {key} {found[key]}",
+                path=cfg.sequence_dir,
+                fix="pass only --data.sequence-dir",
+            )
+    return dataclasses.replace(cfg, sequence_dir=Path(entry.folder), **found)

@@ -69,6 +69,12 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     if not cfg.downsample or any(s < 1 for s in cfg.downsample):
         raise VhapError(f"downsample scales must be integers ≥ 1, got {cfg.downsample}")
     entry = locate(cfg.input)
+    if not entry.videos:
+        raise VhapError(
+            "no videos to extract frames from (expected cam_<serial>.mp4 here or in images/)",
+            path=entry.folder,
+            fix="pass a .mp4 file for monocular data or a folder of cam_<serial>.mp4 files",
+        )
     multi = entry.layout != "monocular"
     videos = dict(entry.videos)
     if cfg.cameras:
