@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -471,18 +472,15 @@ def model_n(model, kind: str, cfg: SynthConfig) -> int:
 
 def _detect_landmarks(cfg: SynthConfig, seq_dir: Path) -> str:
     """Run the project's default landmark detector on the written frames; returns the detector name."""
-    try:
-        from vhap.preprocess.cli import landmarks_main
-    except ImportError as e:
+    from vhap.preprocess.landmarks import LandmarkConfig, detect_landmarks
+
+    m = re.fullmatch(r"images(?:_(\d+))?", cfg.image_folder)
+    if m is None:
         raise VhapError(
-            "landmarks='detected' needs vhap.preprocess (landmark detection), which is not importable",
-            fix="use --landmarks projected",
-        ) from e
-    args = ["--root", str(cfg.output), "--sequence", cfg.sequence]
-    if cfg.rig != "monocular":
-        args += ["--subject", cfg.subject]
-    if landmarks_main(args) != 0:
-        raise VhapError("landmark detection failed", path=seq_dir)
+            f"landmarks='detected' reads frames from images/ or images_<n>/, not {cfg.image_folder}/",
+            fix="leave --image-folder at its default",
+        )
+    detect_landmarks(LandmarkConfig(folder=seq_dir, detector="mediapipe", downsample=int(m.group(1) or 1)))
     return "mediapipe"
 
 
