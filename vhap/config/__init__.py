@@ -7,7 +7,13 @@ the user's own YAML; may chain through a ``_base_`` key) → ``--config FILE.yam
 """
 
 from vhap.config.core import (
+    AT_LEAST_ONE,
+    DEFAULT_RANGE,
+    POSITIVE,
     PRESET_PACKAGES,
+    UNIT,
+    Range,
+    check_ranges,
     config_from_dict,
     config_to_dict,
     load_preset,
@@ -18,7 +24,13 @@ from vhap.config.core import (
 )
 
 __all__ = [
+    "AT_LEAST_ONE",
+    "DEFAULT_RANGE",
+    "POSITIVE",
     "PRESET_PACKAGES",
+    "UNIT",
+    "Range",
+    "check_ranges",
     "config_from_dict",
     "config_to_dict",
     "load_preset",

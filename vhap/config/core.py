@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib.resources
+import math
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,70 @@ T = TypeVar("T")
 #: Subcommands with presets, and the package whose ``presets/`` folder holds their YAML files (package data,
 #: so ``--preset NAME`` works from a wheel as well as from the source tree).
 PRESET_PACKAGES = {"track": "vhap.track", "preprocess": "vhap.preprocess"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric config field, declared in its annotation: ``Annotated[int, Range(ge=1)]``.
+
+    Applies to every number of the field (also inside a tuple); ``None`` stays allowed where the type allows it.
+    A numeric field without a ``Range`` gets :data:`DEFAULT_RANGE`. Checked by :func:`check_ranges` whenever
+    :func:`parse_config` builds a config, so a bad flag, preset or YAML value is refused before anything runs.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, v: float) -> bool:
+        return (
+            (self.ge is None or v >= self.ge)
+            and (self.gt is None or v > self.gt)
+            and (self.le is None or v <= self.le)
+            and (self.lt is None or v < self.lt)
+        )
+
+    def describe(self) -> str:
+        bounds = (("≥", self.ge), (">", self.gt), ("≤", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {b:g}" for op, b in bounds if b is not None)
+
+
+#: Counts, sizes, weights, learning rates and rates are never negative: the range of a numeric field that
+#: declares none.
+DEFAULT_RANGE = Range(ge=0)
+#: Probabilities and fractions.
+UNIT = Range(ge=0, le=1)
+#: Counts that must be at least one (batch sizes, downsample factors, image sizes, workers).
+AT_LEAST_ONE = Range(ge=1)
+#: Strictly positive reals (focal lengths, frame rates of generated motion).
+POSITIVE = Range(gt=0)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_ranges(cfg: Any, where: str = "") -> None:
+    """Raise :class:`VhapError` naming the first numeric field of ``cfg`` (recursively) outside its :class:`Range`,
+    its value and the allowed range; NaN and infinity are refused everywhere."""
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    for f in dataclasses.fields(cfg):
+        key = f"{where}.{f.name}" if where else f.name
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, key)
+            continue
+        rng = next((m for m in getattr(hints[f.name], "__metadata__", ()) if isinstance(m, Range)), DEFAULT_RANGE)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if not math.isfinite(v) or v not in rng:
+                raise VhapError(
+                    f"{_flag(key)} {v!r} is out of range: {key} must be {rng.describe()}"
+                    + ("" if math.isfinite(v) else " and finite"),
+                    fix=f"give {key} a value {rng.describe()} (flag, --config file or preset)",
+                )
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -184,9 +249,12 @@ def load_preset(group: str, name: str) -> dict:
 
 
 def load_presets(group: str, cls: type[T]) -> dict[str, T]:
-    """Every shipped preset of ``group`` built into ``cls``: raises :class:`VhapError` on a key or value
+    """Every shipped preset of ``group`` built into ``cls``: raises :class:`VhapError` on a key, type or range
     ``cls`` rejects (the test suite calls this for every subcommand with presets)."""
-    return {name: config_from_dict(cls, load_preset(group, name)) for name in preset_names(group)}
+    out = {name: config_from_dict(cls, load_preset(group, name)) for name in preset_names(group)}
+    for cfg in out.values():
+        check_ranges(cfg)
+    return out
 
 
 def _split_preset_args(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -236,7 +304,9 @@ def parse_config(
         presets = ", ".join(preset_names(preset_group)) or "none"
         extra = f"\n\nPresets (--preset NAME): {presets}. Also: --config FILE.yaml."
         description = (description or cls.__doc__ or "") + extra
-    return tyro.cli(cls, args=rest, default=default, prog=prog, description=description)
+    cfg = tyro.cli(cls, args=rest, default=default, prog=prog, description=description)
+    check_ranges(cfg)
+    return cfg
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

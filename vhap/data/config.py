@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from vhap.config.core import AT_LEAST_ONE, Range
 from vhap.data.layout import locate
 from vhap.errors import VhapError
 
@@ -28,9 +29,9 @@ class DataConfig:
     """NeRSemble subject id (e.g. ``074``); None for monocular data"""
     layout: Layout = "auto"
     """folder layout; ``auto`` infers it from what exists under ``root``"""
-    downsample: int | None = None
+    downsample: Annotated[int | None, AT_LEAST_ONE] = None
     """read ``images_<n>`` instead of ``images`` (None or 1 = full resolution)"""
-    scale_factor: float = 1.0
+    scale_factor: Annotated[float, Range(gt=0, le=1)] = 1.0
     """extra on-the-fly resize after loading (≤ 1)"""
     landmark_detector: str = "mediapipe"
     """landmark file to read: ``landmark2d/<detector>.npz`` or ``landmark2d/<detector>/<serial>.npz``"""
@@ -50,7 +51,7 @@ class DataConfig:
     """load ``alpha_maps`` when they exist (always loaded when ``background_color`` is set)"""
     align_cameras: bool = True
     """rotate the world so that the mean camera's OpenGL axes become the world axes (VHAP default)"""
-    num_workers: int = 4
+    num_workers: Annotated[int, AT_LEAST_ONE] = 4
     """threads used to decode JPEG/PNG files"""
 
 

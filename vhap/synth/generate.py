@@ -23,14 +23,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vhap.config import config_to_dict, save_config
+from vhap.config import AT_LEAST_ONE, POSITIVE, Range, config_to_dict, save_config
 from vhap.errors import VhapError
 from vhap.synth.appearance import background_image, random_sh_lights, synthetic_albedo
 from vhap.synth.motion import MotionConfig, random_parameters
@@ -53,11 +53,11 @@ class SynthConfig:
     subject: str = "999"
     """subject id of the multi-view layout"""
     seed: int = 0
-    num_frames: int = 8
-    image_size: tuple[int, int] | None = None
+    num_frames: Annotated[int, AT_LEAST_ONE] = 8
+    image_size: Annotated[tuple[int, int] | None, AT_LEAST_ONE] = None
     """(H, W) of the written frames; default 512×512 (monocular) / 802×550 (multiview, NeRSemble DS4)"""
-    num_cameras: int = 16
-    focal_length: float | None = None
+    num_cameras: Annotated[int, AT_LEAST_ONE] = 16
+    focal_length: Annotated[float | None, POSITIVE] = None
     """normalised focal f_px / max(H, W); default 2.0 (monocular: jittered ±10% per seed)"""
     head_model: str = "open"
     """``open`` or any name/folder :func:`vhap.model.load_head_assets` accepts (e.g. the FLAME-topology stand-in)"""
@@ -65,9 +65,9 @@ class SynthConfig:
     n_expr: int = 100
     add_teeth: bool = True
     motion: MotionConfig = field(default_factory=MotionConfig)
-    supersample: int = 2
+    supersample: Annotated[int, AT_LEAST_ONE] = 2
     background: Literal["textured", "uniform", "white", "black"] = "textured"
-    albedo_resolution: int = 512
+    albedo_resolution: Annotated[int, AT_LEAST_ONE] = 512
     light_strength: float = 1.0
     landmarks: Literal["projected", "detected"] = "projected"
     """``projected``: ground-truth landmarks plus pixel noise; ``detected``: run ``vhap landmarks`` on the frames"""
@@ -79,8 +79,8 @@ class SynthConfig:
     """frame folder name; default ``images`` (monocular) / ``images_4`` (multiview: the written frames are the
     4× downsample of the calibration resolution, which is what ``--data.downsample 4`` reads)"""
     image_format: Literal["jpg", "png"] = "jpg"
-    jpeg_quality: int = 95
-    batch_size: int = 8
+    jpeg_quality: Annotated[int, Range(ge=1, le=100)] = 95
+    batch_size: Annotated[int, AT_LEAST_ONE] = 8
     """images rendered per call"""
     device: str = "cpu"
     backend: str = "auto"
