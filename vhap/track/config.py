@@ -13,10 +13,6 @@ from typing import Annotated, Literal
 from vhap.config.core import AT_LEAST_ONE, POSITIVE, UNIT, Range
 from vhap.data.config import DataConfig
 
-#: Parameter groups a stage may optimise ("cam" = focal length of uncalibrated data, "pose" = rotation +
-#: translation, "joints" = neck + jaw + eyes, "texture" = residual albedo).
-PARAM_GROUPS = ("cam", "pose", "shape", "joints", "expr", "texture", "lights", "static_offset", "dynamic_offset")
-
 #: Stage names in the order of VHAP's declaration (§4.2, §4.7).
 STAGE_NAMES = (
     "lmk_init_rigid",
