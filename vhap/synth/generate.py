@@ -32,6 +32,7 @@ from PIL import Image
 
 from vhap.config import AT_LEAST_ONE, POSITIVE, Range, config_to_dict, save_config
 from vhap.errors import VhapError
+from vhap.render import MeshRenderer, shade_sh
 from vhap.synth.appearance import background_image, random_sh_lights, synthetic_albedo
 from vhap.synth.motion import MotionConfig, random_parameters
 from vhap.synth.rigs import Rig, arc_rig, monocular_rig, write_camera_params
@@ -169,7 +170,7 @@ def render_images(
     from vhap.model.mesh_ops import vertex_normals
     from vhap.render import Cameras
 
-    renderer = renderer or _mesh_renderer("auto")
+    renderer = renderer or MeshRenderer(backend="auto")
     H, W = image_size
     s = supersample
     Ks = K.clone()
@@ -181,7 +182,7 @@ def render_images(
     # albedo rows run top (v = 1) to bottom like the model's base texture; the renderer wants row 0 = v 0
     colour = renderer.sample_texture(torch.flip(albedo, dims=[-2]), uv)
     normals = F.normalize(renderer.interpolate(vertex_normals(verts, faces), frags, faces), dim=-1)
-    shading = _shade_sh(normals, sh)
+    shading = shade_sh(normals, sh)
     alpha = (frags.tri_id >= 0).to(verts.dtype)[..., None]
     fg = (colour * shading).clamp(0.0, 1.0)
     bg = F.interpolate(background.permute(0, 3, 1, 2), size=(H * s, W * s), mode="nearest").permute(0, 2, 3, 1)
@@ -190,32 +191,6 @@ def render_images(
         rgb = F.avg_pool2d(rgb.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
         alpha = F.avg_pool2d(alpha.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
     return rgb, alpha[..., 0]
-
-
-def _mesh_renderer(backend: str):
-    try:
-        from vhap.render import MeshRenderer
-    except ImportError:  # the renderer's package exports may land after its module
-        from vhap.render.rasterizer import MeshRenderer
-    return MeshRenderer(backend=backend)
-
-
-#: SH irradiance constants of VHAP_SPEC §3.4 (basis 1, x, y, z, xy, xz, yz, x²−y², 3z²−1).
-_SH_C = (0.282095, 1.023327, 1.023327, 1.023327, 0.858086, 0.858086, 0.858086, 0.429043, 0.247708)
-
-
-def _shade_sh(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """(B,H,W,3) unit normals, (B|1,9,3) SH → (B,H,W,3) shading; vhap.render.shade_sh when it exists."""
-    try:
-        from vhap.render import shade_sh
-
-        return shade_sh(normals, sh)
-    except ImportError:
-        pass
-    x, y, z = normals.unbind(-1)
-    basis = torch.stack([torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], -1)
-    basis = basis * torch.tensor(_SH_C, dtype=normals.dtype, device=normals.device)
-    return torch.einsum("bhwk,bkc->bhwc", basis, sh.expand(normals.shape[0], -1, -1))
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -295,9 +270,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
     timestep_ids = [f"{t:06d}" for t in range(T)]
 
     # --- ground-truth parameters, appearance, backgrounds (independent random streams) ---
-    params = random_parameters(
-        _rng(cfg.seed, 0), T, model_n(model, "shape", cfg), model_n(model, "expr", cfg), cfg.motion
-    )
+    params = random_parameters(_rng(cfg.seed, 0), T, model.n_shape, model.n_expr, cfg.motion)
     base_tex = np.asarray(model.base_texture.detach().cpu().numpy(), np.float32)
     albedo = synthetic_albedo(base_tex, _rng(cfg.seed, 1), resolution=cfg.albedo_resolution)
     sh = random_sh_lights(_rng(cfg.seed, 2), cfg.light_strength)
@@ -339,7 +312,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
     w2c_flame = torch.from_numpy(rig.w2c_flame()).float().to(device)
     bg_t = torch.from_numpy(backgrounds).to(device)
     verts_t = torch.from_numpy(verts_flame).float().to(device)
-    renderer = _mesh_renderer(cfg.backend)
+    renderer = MeshRenderer(backend=cfg.backend)
     pairs = [(t, c) for t in range(T) for c in range(C)]
     ext = cfg.image_format
     coverage = []
@@ -460,14 +433,6 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
             fix="check the head model units (metres) and the rig's focal length",
         )
     return seq
-
-
-def model_n(model, kind: str, cfg: SynthConfig) -> int:
-    """Number of shape / expression coefficients the model accepts."""
-    for attr in (f"n_{kind}", f"num_{kind}"):
-        if hasattr(model, attr):
-            return int(getattr(model, attr))
-    return cfg.n_shape if kind == "shape" else cfg.n_expr
 
 
 def _detect_landmarks(cfg: SynthConfig, seq_dir: Path) -> str:
