@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
-from vhap.config import config_from_dict, config_to_dict, parse_config, save_config
+from vhap.config import UNIT, Range, check_ranges, config_from_dict, config_to_dict, parse_config, save_config
 from vhap.config.core import read_saved_config
 from vhap.errors import VhapError
 
@@ -177,3 +178,31 @@ def test_out_of_range_preset_or_yaml_value_is_refused(tmp_path):
     # the flag wins over the file: a bad file value fixed on the command line passes
     fixed = parse_config(TrackConfig, ["--config", str(conf), "--render.disturb-rate-bg", "0.2"])
     assert fixed.render.disturb_rate_bg == 0.2
+
+
+@dataclasses.dataclass
+class Ranged:
+    count: int = 3  # no declaration: ≥ 0
+    rate: Annotated[float, UNIT] = 0.5
+    sizes: Annotated[tuple[int, ...], Range(gt=0, lt=10)] = (1, 9)
+    maybe: Annotated[float | None, Range(ge=-1)] = None
+    flag: bool = False
+    inner: Inner = dataclasses.field(default_factory=Inner)
+
+
+def test_range_declarations_and_the_default_range():
+    check_ranges(Ranged())
+    check_ranges(Ranged(count=0, rate=1.0, maybe=-1.0))
+    for bad, msg in [
+        (Ranged(count=-1), "--count -1 is out of range: count must be ≥ 0"),
+        (Ranged(rate=1.01), "--rate 1.01 is out of range: rate must be ≥ 0 and ≤ 1"),
+        (Ranged(sizes=(3, 10)), "--sizes 10 is out of range: sizes must be > 0 and < 10"),
+        (Ranged(maybe=-2.0), "--maybe -2.0 is out of range: maybe must be ≥ -1"),
+        (Ranged(inner=Inner(lr=float("inf"))), "--inner.lr inf is out of range: inner.lr must be ≥ 0 and finite"),
+    ]:
+        with pytest.raises(VhapError) as e:
+            check_ranges(bad)
+        assert str(e.value).splitlines()[0] == msg
+    assert parse_config(Root, ["--steps", "0"]).steps == 0
+    with pytest.raises(VhapError, match="--steps -2 is out of range"):
+        parse_config(Root, ["--steps", "-2"])
