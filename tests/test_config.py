@@ -206,3 +206,20 @@ def test_range_declarations_and_the_default_range():
     assert parse_config(Root, ["--steps", "0"]).steps == 0
     with pytest.raises(VhapError, match="--steps -2 is out of range"):
         parse_config(Root, ["--steps", "-2"])
+
+
+def test_every_step_config_default_is_in_range():
+    """A new numeric field whose default breaks its range would refuse every call of its subcommand."""
+    from vhap.export.config import CombineConfig, ExportConfig, ValidateConfig
+    from vhap.model.cli import AssetsCheckConfig
+    from vhap.preprocess.extract import PreprocessConfig
+    from vhap.preprocess.landmarks import LandmarkConfig
+    from vhap.preprocess.matting import MattingConfig
+    from vhap.synth.generate import SynthConfig
+    from vhap.track.config import TrackConfig
+    from vhap.track.report import ReportConfig
+    from vhap.viewer.cli import RegionsConfig, ViewConfig
+
+    for cls in (TrackConfig, PreprocessConfig, MattingConfig, LandmarkConfig, ExportConfig, CombineConfig,
+                ValidateConfig, ViewConfig, RegionsConfig, ReportConfig, AssetsCheckConfig, SynthConfig):  # fmt: skip
+        check_ranges(cls())
