@@ -14,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import mean_over_seeds  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # started as `python bench/<name>.py`: make `bench` and `vhap` importable
+    sys.path.insert(0, str(REPO))
+from bench.run import mean_over_seeds  # noqa: E402
 from vhap.utils.atomic import write_text_atomic  # noqa: E402
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_scene import checker_texture, load_scene_mesh, ring_cameras  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # started as `python bench/<name>.py`: make `bench` and `vhap` importable
+    sys.path.insert(0, str(REPO))
+from bench.render_scene import checker_texture, load_scene_mesh, ring_cameras  # noqa: E402
 from vhap.render import MeshRenderer, initial_sh, render_head  # noqa: E402
 from vhap.utils.atomic import atomic_path  # noqa: E402
 

@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as tnf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_scene import SHARED_OBJ, _read_obj, checker_texture, load_scene_mesh, ring_cameras  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # started as `python bench/<name>.py`: make `bench` and `vhap` importable
+    sys.path.insert(0, str(REPO))
+from bench.render_scene import SHARED_OBJ, checker_texture, load_scene_mesh, read_obj, ring_cameras  # noqa: E402
 from vhap.render import MeshRenderer, initial_sh, render_head  # noqa: E402
 from vhap.render.backends import torch_raster  # noqa: E402
 from vhap.utils.atomic import atomic_path  # noqa: E402
@@ -53,7 +54,7 @@ def load_named_mesh(name: str):
         path = flame_template_obj()
         if not path.is_file():
             return None
-        v, vt, f, ft = _read_obj(path)
+        v, vt, f, ft = read_obj(path)
         v = v.astype("float32")
         v = v - (v.max(0) + v.min(0)) / 2
         return (

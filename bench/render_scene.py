@@ -15,7 +15,7 @@ from vhap.render import Cameras, look_at_w2c
 SHARED_OBJ = Path(__file__).resolve().parents[1].parent / "shared" / "flame-topology" / "head_template_mesh.obj"
 
 
-def _read_obj(path: Path):
+def read_obj(path: Path):
     verts, uvs, faces, uv_faces = [], [], [], []
     for line in path.read_text().splitlines():
         if line.startswith("v "):
@@ -70,7 +70,7 @@ def load_scene_mesh(allow_flame_template: bool = False):
         verts, uvs, faces, uv_faces, name = a.v_template, a.uvs, a.faces, a.uv_faces, "open"
     except Exception:
         if allow_flame_template and SHARED_OBJ.is_file():
-            verts, uvs, faces, uv_faces = _read_obj(SHARED_OBJ)
+            verts, uvs, faces, uv_faces = read_obj(SHARED_OBJ)
             name = "flame_template"
         else:
             verts, uvs, faces, uv_faces = procedural_head()

@@ -22,13 +22,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from vhap.config import config_to_dict, parse_config  # noqa: E402
+from vhap.config import AT_LEAST_ONE, config_to_dict, parse_config  # noqa: E402
 from vhap.errors import VhapError  # noqa: E402
 from vhap.utils.atomic import write_text_atomic  # noqa: E402
 
@@ -46,11 +46,11 @@ class BenchConfig:
     backend: Literal["auto", "torch", "nvdiffrast", "cuda"] | None = None
     """renderer backend (None = the preset's)"""
     seeds: tuple[int, ...] = (0,)
-    num_frames: int | None = None
+    num_frames: Annotated[int | None, AT_LEAST_ONE] = None
     """frames per sequence (default: 120 mono / 8 multi-view on CUDA, 8 / 2 on CPU)"""
-    image_size: tuple[int, int] | None = None
+    image_size: Annotated[tuple[int, int] | None, AT_LEAST_ONE] = None
     """(H, W) of generated frames (default: 512×512 mono, 802×550 multi-view; CPU: 128×128 and 200×138)"""
-    num_cameras: int = 16
+    num_cameras: Annotated[int, AT_LEAST_ONE] = 16
     head_model: str = "open"
     """``open``, ``standin`` (FLAME-topology stand-in of ../shared) or any head-model spec/path"""
     landmark_noise_px: float = 1.0
@@ -66,7 +66,7 @@ class BenchConfig:
     """render the tracked result for masked PSNR / IoU against the ground truth"""
     rescore: bool = False
     """synthetic sets: do not generate or track; score the run folders a previous run of the same command left"""
-    carphone_size: tuple[int, int] = (416, 512)
+    carphone_size: Annotated[tuple[int, int], AT_LEAST_ONE] = (416, 512)
     """(H, W) the carphone frames are upscaled to (VHAP comparison: 512×416 W×H)"""
 
 

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:  # started as `python bench/<name>.py`: make `bench` and `vhap` importable
+    sys.path.insert(0, str(REPO))
 
 #: operators that only make views or metadata (no kernel launch)
 VIEW_OPS = {

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:  # started as `python bench/<name>.py`: make `bench` and `vhap` importable
+    sys.path.insert(0, str(REPO))
 
 SETS = {
     "mono_16x512": dict(rig="monocular", num_frames=16, image_size=(512, 512), preset="monocular"),
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         """(Re)write the JSON after every measurement: a run cut short by a timeout keeps what it measured."""
         if not args.out:
             return
-        sys.path.insert(0, str(REPO / "bench"))
-        from run import hardware_info
+        from bench.run import hardware_info
 
         doc = {
             "hardware": hardware_info(args.device),

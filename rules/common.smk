@@ -25,10 +25,13 @@ STEPS = ("preprocess", "matting", "landmarks", "track", "export", "validate", "c
 
 validate(config, str(WORKFLOW_DIR / "config" / "schema" / "config.schema.yaml"), set_default=True)
 
-# Steps whose subcommand has presets (`--preset NAME`, config/presets/<step>/<name>.yaml); any other
+# Steps whose subcommand has presets (`--preset NAME`, shipped in vhap/<step>/presets/); any other
 # step given a preset would fail only when its job runs, so it is refused here, at config time.
 PRESET_STEPS = ("preprocess", "track")
-PRESET_DIR = WORKFLOW_DIR / "config" / "presets"
+try:
+    from vhap.config import preset_names  # light: no torch
+except ImportError:  # a snakemake env without the project: preset names are checked when the job runs
+    preset_names = None
 # Steps with one job per sequence; validate, combine and report run once per subject (or union), so a
 # sequence-level override of them would have nothing to apply to.
 SEQUENCE_STEPS = ("preprocess", "matting", "landmarks", "track", "export")
@@ -50,11 +53,10 @@ def check_presets(steps: dict, where: str) -> None:
             path = Path(preset)
             if not path.is_file():
                 raise WorkflowError(f"{where}: steps.{step}.preset: preset file {path} not found (fix: the path)")
-        elif not (PRESET_DIR / step / f"{preset}.yaml").is_file():
-            known = sorted(f.stem for f in (PRESET_DIR / step).glob("*.yaml"))
+        elif preset_names is not None and preset not in preset_names(step):
             raise WorkflowError(
                 f"{where}: steps.{step}.preset: unknown preset {preset!r} for `vhap {step}`. "
-                f"Fix: one of {known} (config/presets/{step}/) or a path to a .yaml file."
+                f"Fix: one of {preset_names(step)} (vhap/{step}/presets/) or a path to a .yaml file."
             )
 
 

@@ -5,22 +5,13 @@ Keeps the harness from rotting; the numbers themselves are only checked for sani
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from bench import accuracy_summary
+from bench import report as bench_report
+from bench import run as bench_run
 
 
 def _result(name: str, acc: dict) -> dict:
@@ -53,10 +44,9 @@ def test_generator_oracle_and_report(tmp_path, flame_topology_dir):
     results = tmp_path / "results"
     results.mkdir()
     record = _result("oracle", acc)
-    record["mean"] = _load("run").mean_over_seeds(record["per_seed"])
+    record["mean"] = bench_run.mean_over_seeds(record["per_seed"])
     (results / "oracle.json").write_text(json.dumps(record))
-    report = _load("report")
-    out = report.write_report(report.ReportConfig(results_dir=results, output=tmp_path / "BENCHMARKS.md"))
+    out = bench_report.write_report(bench_report.ReportConfig(results_dir=results, output=tmp_path / "BENCHMARKS.md"))
     text = out.read_text()
     assert "| `oracle` | synthetic_mono |" in text and "0.00 /" in text
     assert (results / "plots" / "vertex_error.png").is_file()
@@ -66,7 +56,6 @@ def test_generator_oracle_and_report(tmp_path, flame_topology_dir):
 def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
     """bench/run.py end to end with a few tracker steps (skipped when the tracker is not importable)."""
     pytest.importorskip("vhap.track.tracker")
-    run = _load("run")
     few = [
         "--pipeline.lmk-init-rigid.num-steps", "10",
         "--pipeline.lmk-init-all.num-steps", "10",
@@ -85,7 +74,7 @@ def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
         "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "results"), "--name", "smoke",
         "--", *few,
     ]  # fmt: skip
-    assert run.main(argv) == 0
+    assert bench_run.main(argv) == 0
     res = json.loads((tmp_path / "results" / "smoke.json").read_text())
     seed = res["per_seed"][0]
     assert seed["accuracy"]["vertex_error"]["align"] == "similarity_frame"
@@ -95,16 +84,17 @@ def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
     assert res["mean"]["timing.peak_rss_mib"] > 0 and "vhap track --preset demo" in seed["command"]
     b = seed["accuracy"]["breakdown"]
     assert b["identity"]["face"] > 0.0 and len(b["per_frame_face"]) == 2
-    summary = _load("accuracy_summary").summarize_file(tmp_path / "results" / "smoke.json")
+    summary = accuracy_summary.summarize_file(tmp_path / "results" / "smoke.json")
     assert any(line.startswith("seed 0: face") for line in summary)
     # --rescore scores the run folder again without tracking: same numbers, same tracking timing
     i = argv.index("--")
-    assert run.main([*argv[:i], "--rescore", *argv[i:]]) == 0
+    assert bench_run.main([*argv[:i], "--rescore", *argv[i:]]) == 0
     again = json.loads((tmp_path / "results" / "smoke.json").read_text())["per_seed"][0]
     assert again["accuracy"]["vertex_error"]["face"]["mean"] == pytest.approx(
         seed["accuracy"]["vertex_error"]["face"]["mean"]
     )
     assert again["timing"]["wall_s"] == seed["timing"]["wall_s"]
-    report = _load("report")
-    out = report.write_report(report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md"))
+    out = bench_report.write_report(
+        bench_report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md")
+    )
     assert "`smoke`" in out.read_text()

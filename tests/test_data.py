@@ -209,3 +209,52 @@ def test_load_uncalibrated_multicamera_folder(tmp_path):
     assert (seq.landmarks[..., 2] == 0).all() and not seq.landmark_valid.any()
     with pytest.raises(VhapError, match="landmark file not found"):
         load_sequence(DataConfig(root=tmp_path, sequence="rig"))
+
+
+def _frames(folder, cams, n=2, size=(8, 10)):
+    from vhap.data.images import write_rgb_jpeg
+
+    folder.mkdir(parents=True)
+    for c in cams:
+        for t in range(n):
+            name = f"{t:06d}.jpg" if c is None else f"cam_{c}_{t:06d}.jpg"
+            write_rgb_jpeg(folder / name, np.full((*size, 3), 30 * (t + 1), np.uint8))
+
+
+def test_sequence_dir_is_enough_to_address_a_sequence(tmp_path):
+    """One sequence folder names everything: root, layout and subject are read from its place."""
+    from vhap.data import DataConfig, load_sequence, locate, resolve_sequence_dir
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1_head"
+    _frames(seq / "images_4", SERIALS[:3])  # frames only: the raw videos may be gone
+    (v2 / "074" / "calibration").mkdir()
+    (v2 / "074" / "calibration" / "camera_params.json").write_text(json.dumps(camera_params((8, 10), 3)))
+    data = resolve_sequence_dir(DataConfig(sequence_dir=seq, downsample=4, require_landmarks=False))
+    assert (data.root, data.layout, data.subject, data.sequence) == (v2.resolve(), "nersemble_v2", "074", "EXP-1_head")
+    assert resolve_sequence_dir(data) == data  # a saved, resolved config reads back the same
+    loaded = load_sequence(DataConfig(sequence_dir=seq, downsample=4, require_landmarks=False))
+    assert loaded.camera_ids == SERIALS[:3] and loaded.subject == "074" and loaded.K is not None
+
+    mono = tmp_path / "mono"
+    _frames(mono / "talk" / "images", [None], n=3)
+    (mono / "talk.mp4").touch()
+    entry = locate(mono / "talk")
+    assert (entry.layout, entry.cameras, entry.videos["0"].name) == ("monocular", ["0"], "talk.mp4")
+    loaded = load_sequence(DataConfig(sequence_dir=mono / "talk", require_landmarks=False))
+    assert loaded.camera_ids == ["0"] and loaded.timestep_ids == ["000000", "000001", "000002"]
+    assert abs(float(loaded.images[2].float().mean()) - 90) <= 2
+
+    rig = tmp_path / "rigs" / "rig"
+    _frames(rig / "images", ["a", "b"])  # uncalibrated multi-camera folder
+    loaded = load_sequence(DataConfig(sequence_dir=rig, require_landmarks=False))
+    assert loaded.camera_ids == ["a", "b"] and loaded.K is None
+
+    with pytest.raises(VhapError, match="--data.subject 075 disagrees with --data.sequence-dir, which is subject 074"):
+        resolve_sequence_dir(DataConfig(sequence_dir=seq, subject="075"))
+    with pytest.raises(VhapError, match="no camera videos or extracted frames"):
+        resolve_sequence_dir(DataConfig(sequence_dir=tmp_path / "rigs"))
+    assert resolve_sequence_dir(DataConfig(sequence_dir=mono / "talk.mp4")).sequence_dir == mono / "talk"
+    (mono / "new.mp4").touch()
+    with pytest.raises(VhapError, match="(?s)sequence folder .*new does not exist yet.*vhap preprocess"):
+        resolve_sequence_dir(DataConfig(sequence_dir=mono / "new.mp4"))

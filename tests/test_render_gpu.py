@@ -3,12 +3,7 @@ bench/render_parity.py). The FLAME-template scene skips where ../shared/flame-to
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 
 @pytest.mark.gpu
@@ -18,7 +13,7 @@ def test_backends_agree_on_cuda(scene):
 
     if not nvdiffrast_available():
         pytest.skip("nvdiffrast is not installed (pip install diffrp-nvdiffrast ninja)")
-    from render_parity import THRESHOLDS, load_named_mesh, run_parity
+    from bench.render_parity import THRESHOLDS, load_named_mesh, run_parity
 
     if load_named_mesh(scene) is None:
         pytest.skip(f"scene {scene!r} is not available (FLAME template: ../shared or $VHAP_FLAME_TEMPLATE_OBJ)")

@@ -4,13 +4,8 @@ render + backward that records as a CUDA graph and replays to the eager result. 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 pytestmark = pytest.mark.gpu
 
@@ -24,7 +19,7 @@ def _need_cuda_backend():
 
 def test_parity_with_reference_and_nvdiffrast():
     _need_cuda_backend()
-    from render_parity import run_parity
+    from bench.render_parity import run_parity
 
     vs_torch = run_parity("cuda", views=3, size=256, iters=150, scenes=("open",), backends=("cuda", "torch"))
     r = vs_torch["scenes"]["open"]
@@ -46,8 +41,7 @@ def test_parity_with_reference_and_nvdiffrast():
 
 def test_render_and_backward_replay_from_a_cuda_graph():
     _need_cuda_backend()
-    from render_parity import Scene
-
+    from bench.render_parity import Scene
     from vhap.render import MeshRenderer
 
     dev = torch.device("cuda")

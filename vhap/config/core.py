@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.resources
+import math
 import types
 import typing
 from pathlib import Path
@@ -16,8 +18,73 @@ from vhap.utils.atomic import write_text_atomic
 
 T = TypeVar("T")
 
-#: ``config/presets`` of the source tree (the project is installed editable; see README).
-PRESET_ROOT = Path(__file__).resolve().parents[2] / "config" / "presets"
+#: Subcommands with presets, and the package whose ``presets/`` folder holds their YAML files (package data,
+#: so ``--preset NAME`` works from a wheel as well as from the source tree).
+PRESET_PACKAGES = {"track": "vhap.track", "preprocess": "vhap.preprocess"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric config field, declared in its annotation: ``Annotated[int, Range(ge=1)]``.
+
+    Applies to every number of the field (also inside a tuple); ``None`` stays allowed where the type allows it.
+    A numeric field without a ``Range`` gets :data:`DEFAULT_RANGE`. Checked by :func:`check_ranges` whenever
+    :func:`parse_config` builds a config, so a bad flag, preset or YAML value is refused before anything runs.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, v: float) -> bool:
+        return (
+            (self.ge is None or v >= self.ge)
+            and (self.gt is None or v > self.gt)
+            and (self.le is None or v <= self.le)
+            and (self.lt is None or v < self.lt)
+        )
+
+    def describe(self) -> str:
+        bounds = (("≥", self.ge), (">", self.gt), ("≤", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {b:g}" for op, b in bounds if b is not None)
+
+
+#: Counts, sizes, weights, learning rates and rates are never negative: the range of a numeric field that
+#: declares none.
+DEFAULT_RANGE = Range(ge=0)
+#: Probabilities and fractions.
+UNIT = Range(ge=0, le=1)
+#: Counts that must be at least one (batch sizes, downsample factors, image sizes, workers).
+AT_LEAST_ONE = Range(ge=1)
+#: Strictly positive reals (focal lengths, frame rates of generated motion).
+POSITIVE = Range(gt=0)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_ranges(cfg: Any, where: str = "") -> None:
+    """Raise :class:`VhapError` naming the first numeric field of ``cfg`` (recursively) outside its :class:`Range`,
+    its value and the allowed range; NaN and infinity are refused everywhere."""
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    for f in dataclasses.fields(cfg):
+        key = f"{where}.{f.name}" if where else f.name
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, key)
+            continue
+        rng = next((m for m in getattr(hints[f.name], "__metadata__", ()) if isinstance(m, Range)), DEFAULT_RANGE)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if not math.isfinite(v) or v not in rng:
+                raise VhapError(
+                    f"{_flag(key)} {v!r} is out of range: {key} must be {rng.describe()}"
+                    + ("" if math.isfinite(v) else " and finite"),
+                    fix=f"give {key} a value {rng.describe()} (flag, --config file or preset)",
+                )
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -132,9 +199,26 @@ def _deep_merge(a: dict, b: dict) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise VhapError("config file not found", path=path, fix="check the path passed to --config")
+        raise VhapError("config file not found", path=path, fix="check the path passed to --config or --preset")
+    return _read_yaml_text(path.read_text(), path)
+
+
+def _preset_folder(group: str) -> importlib.resources.abc.Traversable:
+    if group not in PRESET_PACKAGES:
+        raise VhapError(f"'vhap {group}' has no presets", fix="use --config FILE.yaml")
+    return importlib.resources.files(PRESET_PACKAGES[group]) / "presets"
+
+
+def preset_names(group: str) -> list[str]:
+    """Names of the presets shipped for subcommand ``group`` (``[]`` for a subcommand without presets)."""
+    if group not in PRESET_PACKAGES:
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in _preset_folder(group).iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml_text(text: str, path: str | Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise VhapError(f"invalid YAML: {e}", path=path) from e
     if not isinstance(data, dict):
@@ -142,25 +226,35 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def list_presets(group: str) -> list[str]:
-    folder = PRESET_ROOT / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-
-
 def load_preset(group: str, name: str) -> dict:
-    """Load ``config/presets/<group>/<name>.yaml``, resolving a chain of ``_base_`` presets."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else PRESET_ROOT / group / f"{name}.yaml"
-    if not path.is_file():
-        raise VhapError(
-            f"unknown preset '{name}' for '{group}'",
-            path=path,
-            fix=f"choose one of {list_presets(group)} or pass a YAML file path",
-        )
-    data = load_yaml(path)
+    """The preset ``name`` of subcommand ``group`` as a nested dict, with its chain of ``_base_`` presets merged.
+
+    ``name`` is a shipped preset (:func:`preset_names`) or a path to the user's own ``.yaml``/``.yml`` file,
+    whose ``_base_`` may name a shipped preset or another file.
+    """
+    if name.endswith((".yaml", ".yml")):
+        data = load_yaml(name)
+    else:
+        resource = _preset_folder(group) / f"{name}.yaml"
+        if not resource.is_file():
+            raise VhapError(
+                f"unknown preset '{name}' for 'vhap {group}'",
+                fix=f"choose one of {preset_names(group)} or pass a YAML file path",
+            )
+        data = _read_yaml_text(resource.read_text(encoding="utf-8"), str(resource))
     base = data.pop("_base_", None)
     if base is not None:
         data = _deep_merge(load_preset(group, base), data)
     return data
+
+
+def load_presets(group: str, cls: type[T]) -> dict[str, T]:
+    """Every shipped preset of ``group`` built into ``cls``: raises :class:`VhapError` on a key, type or range
+    ``cls`` rejects (the test suite calls this for every subcommand with presets)."""
+    out = {name: config_from_dict(cls, load_preset(group, name)) for name in preset_names(group)}
+    for cfg in out.values():
+        check_ranges(cfg)
+    return out
 
 
 def _split_preset_args(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -201,16 +295,18 @@ def parse_config(
     for flag, value in picked:
         if flag == "--preset":
             if preset_group is None:
-                raise VhapError("this subcommand has no presets; use --config FILE.yaml")
+                raise VhapError("this subcommand has no presets", fix="use --config FILE.yaml")
             merged = _deep_merge(merged, load_preset(preset_group, value))
         else:
             merged = _deep_merge(merged, load_yaml(value))
     default = config_from_dict(cls, merged)
     if preset_group is not None:
-        presets = ", ".join(list_presets(preset_group)) or "none"
+        presets = ", ".join(preset_names(preset_group)) or "none"
         extra = f"\n\nPresets (--preset NAME): {presets}. Also: --config FILE.yaml."
         description = (description or cls.__doc__ or "") + extra
-    return tyro.cli(cls, args=rest, default=default, prog=prog, description=description)
+    cfg = tyro.cli(cls, args=rest, default=default, prog=prog, description=description)
+    check_ranges(cfg)
+    return cfg
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

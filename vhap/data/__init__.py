@@ -13,7 +13,7 @@ from vhap.data.calibration import (
     load_camera_params,
     scale_intrinsics,
 )
-from vhap.data.config import DataConfig
+from vhap.data.config import DataConfig, resolve_sequence_dir
 from vhap.data.layout import (
     MONOCULAR_CAMERA,
     SequenceEntry,
@@ -50,6 +50,7 @@ __all__ = [
     "parse_subset",
     "pick_images_dir",
     "resolve_name",
+    "resolve_sequence_dir",
     "scale_intrinsics",
     "select_indices",
     "sequence_folder",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from vhap.config.core import AT_LEAST_ONE, Range
+from vhap.data.layout import locate
+from vhap.errors import VhapError
 
 Layout = Literal["auto", "monocular", "nersemble_v1", "nersemble_v2"]
 
@@ -13,6 +18,9 @@ Layout = Literal["auto", "monocular", "nersemble_v1", "nersemble_v2"]
 class DataConfig:
     """Where a sequence lives and how it is loaded (see ``docs/dev/INTERFACES.md`` → vhap.data)."""
 
+    sequence_dir: Path | None = None
+    """the sequence folder (holding ``images[_<n>]/``, ``alpha_maps/``, ``landmark2d/``); root, layout, subject
+    and sequence are then read from its place (:func:`vhap.data.layout.locate`) and need not be given"""
     root: Path = Path("data")
     """dataset root: the folder holding ``<sequence>/`` (monocular) or ``<subject>/`` (NeRSemble)"""
     sequence: str = ""
@@ -21,9 +29,9 @@ class DataConfig:
     """NeRSemble subject id (e.g. ``074``); None for monocular data"""
     layout: Layout = "auto"
     """folder layout; ``auto`` infers it from what exists under ``root``"""
-    downsample: int | None = None
+    downsample: Annotated[int | None, AT_LEAST_ONE] = None
     """read ``images_<n>`` instead of ``images`` (None or 1 = full resolution)"""
-    scale_factor: float = 1.0
+    scale_factor: Annotated[float, Range(gt=0, le=1)] = 1.0
     """extra on-the-fly resize after loading (≤ 1)"""
     landmark_detector: str = "mediapipe"
     """landmark file to read: ``landmark2d/<detector>.npz`` or ``landmark2d/<detector>/<serial>.npz``"""
@@ -43,5 +51,38 @@ class DataConfig:
     """load ``alpha_maps`` when they exist (always loaded when ``background_color`` is set)"""
     align_cameras: bool = True
     """rotate the world so that the mean camera's OpenGL axes become the world axes (VHAP default)"""
-    num_workers: int = 4
+    num_workers: Annotated[int, AT_LEAST_ONE] = 4
     """threads used to decode JPEG/PNG files"""
+
+
+def resolve_sequence_dir(cfg: DataConfig) -> DataConfig:
+    """``cfg`` with root, layout, subject and sequence read from ``cfg.sequence_dir`` (unchanged when it is None).
+
+    Values given next to ``sequence_dir`` must name the same sequence (a saved, resolved config does).
+    """
+    if cfg.sequence_dir is None:
+        return cfg
+    entry = locate(cfg.sequence_dir)
+    if not entry.folder.is_dir():  # a video file: its frames would live in entry.folder
+        raise VhapError(
+            f"a video whose sequence folder {entry.folder} does not exist yet",
+            path=cfg.sequence_dir,
+            fix=f"run `vhap preprocess {cfg.sequence_dir}` first, then pass --data.sequence-dir {entry.folder}",
+        )
+    layout = "monocular" if entry.layout == "multicamera" else entry.layout  # uncalibrated: cameras from frames
+    found = {"root": Path(entry.root).resolve(), "layout": layout, "subject": entry.subject, "sequence": entry.sequence}
+    default = DataConfig()
+    given = {
+        "root": Path(cfg.root).resolve() if cfg.root != default.root else None,
+        "layout": cfg.layout if cfg.layout != default.layout else None,
+        "subject": cfg.subject,
+        "sequence": cfg.sequence or None,
+    }
+    for key, value in given.items():
+        if value is not None and value != found[key]:
+            raise VhapError(
+                f"--data.{key} {value} disagrees with --data.sequence-dir, which is {key} {found[key]}",
+                path=cfg.sequence_dir,
+                fix="pass only --data.sequence-dir",
+            )
+    return dataclasses.replace(cfg, sequence_dir=Path(entry.folder), **found)

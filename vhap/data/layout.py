@@ -276,7 +276,13 @@ def locate(path: str | Path) -> SequenceEntry:
 
     - ``<root>/<name>.mp4`` → monocular, output folder ``<root>/<name>``;
     - ``<root>/<subject>/sequences/<seq>/`` → NeRSemble v2; ``<root>/<subject>/<seq>/`` with
-      ``<root>/camera_params`` → v1; any other folder of ``cam_*.mp4`` → ``multicamera`` (uncalibrated).
+      ``<root>/camera_params`` → v1; any other folder of ``cam_*.mp4`` (or of extracted ``cam_<serial>_<ts>``
+      frames) → ``multicamera`` (uncalibrated);
+    - any other folder of extracted frames (``images[_<n>]/<ts>.jpg``) → monocular, with the video
+      ``<root>/<name>.mp4`` when it exists.
+
+    A folder is described from its camera videos or, when it has none, from its extracted frames; the
+    entry's ``videos`` are then empty.
     """
     path = Path(path)
     if path.is_file():
@@ -301,13 +307,29 @@ def locate(path: str | Path) -> SequenceEntry:
     else:
         layout, root, subject = "multicamera", path.parent, None
     entry = _entry(layout, root, subject, path.name, path)
-    if not entry.videos:
-        raise VhapError(
-            "no camera videos found (expected cam_<serial>.mp4 here or in images/)",
-            path=path,
-            fix="pass a .mp4 file for monocular data or a folder of cam_<serial>.mp4 files",
+    if entry.cameras:
+        return entry
+    if layout == "multicamera" and _has_frames(path):
+        videos = [path.parent / f"{path.name}{s}" for s in VIDEO_SUFFIXES]
+        video = next((v for v in videos if v.is_file()), None)
+        return SequenceEntry(
+            "monocular", root, None, path.name, path, [MONOCULAR_CAMERA], {MONOCULAR_CAMERA: video} if video else {}
         )
-    return entry
+    raise VhapError(
+        "no camera videos or extracted frames found (expected cam_<serial>.mp4 here or in images/, or images[_<n>]/)",
+        path=path,
+        fix="pass a .mp4 file for monocular data, a folder of cam_<serial>.mp4 files or a preprocessed sequence folder",
+    )
+
+
+def _has_frames(folder: Path) -> bool:
+    """Whether ``folder`` holds an ``images``/``images_<n>`` folder with at least one JPEG/PNG frame."""
+    for d in _visible_dirs(folder):
+        if d.name == "images" or re.fullmatch(r"images_\d+", d.name):
+            with os.scandir(d.path) as it:
+                if any(os.path.splitext(e.name)[1].lower() in (".jpg", ".jpeg", ".png") for e in it):
+                    return True
+    return False
 
 
 def list_frames(images_dir: Path, multi: bool | None = None) -> dict[str | None, dict[str, Path]]:

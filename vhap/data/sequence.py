@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vhap.data.calibration import CameraRig, align_cameras_to_axes, load_camera_params
-from vhap.data.config import DataConfig
+from vhap.data.config import DataConfig, resolve_sequence_dir
 from vhap.data.images import read_alpha, read_many, read_rgb
 from vhap.data.layout import (
     MONOCULAR_CAMERA,
@@ -123,6 +123,7 @@ def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_id
 
 def load_sequence(cfg: DataConfig) -> SequenceData:
     """Load frames, alpha maps, landmarks and cameras of one sequence (see :class:`SequenceData`)."""
+    cfg = resolve_sequence_dir(cfg)
     root = Path(cfg.root)
     layout = detect_layout(root) if cfg.layout == "auto" else cfg.layout
     folder = sequence_folder(root, layout, cfg.sequence, cfg.subject)

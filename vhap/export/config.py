@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import tyro
 
+from vhap.config.core import AT_LEAST_ONE, UNIT, Range
+
 
 @dataclass
 class ExportConfig:
@@ -17,7 +19,7 @@ class ExportConfig:
     """tracking run folder (or its parent: the newest run under it is used)"""
     tgt: Path = Path("")
     """export folder to create (built in a temporary sibling folder and renamed when complete)"""
-    epoch: int = -1
+    epoch: Annotated[int, Range(ge=-1)] = -1
     """parameters to export: -1 = final tracked_flame_params.npz, N = tracked_flame_params_<N>.npz"""
     background: Literal["white", "black", "none"] = "white"
     """composite the frames over this colour using the alpha mattes; none keeps the recorded background"""
@@ -25,7 +27,7 @@ class ExportConfig:
     """cut the image and foreground mask below the neck line of the posed head model (§6.3 step 3)"""
     image_format: Literal["png", "jpg"] = "png"
     """encoding of the exported images (foreground masks are always PNG)"""
-    jpeg_quality: int = 95
+    jpeg_quality: Annotated[int, Range(ge=1, le=100)] = 95
     """JPEG quality when image_format=jpg"""
     link_frames: bool = True
     """hard-link (or copy across filesystems) the tracked frames and mattes when nothing is re-composited:
@@ -33,7 +35,7 @@ class ExportConfig:
     flame_mode: Literal["param", "mesh"] = "param"
     """param: flame_param/<t>.npz per timestep; mesh: additionally posed meshes (meshes/<t>.obj),
     expression text files (flame/exp/<t>.txt) and canonical.obj"""
-    train_ratio: float = 0.7
+    train_ratio: Annotated[float, UNIT] = 0.7
     """fraction of timesteps (ceil) in train/val; the remaining later timesteps are test"""
     val_camera: int = 8
     """camera index held out for val with several cameras (the last camera if there are fewer)"""
@@ -43,7 +45,7 @@ class ExportConfig:
     """export a run without a DONE file (its newest parameter snapshot)"""
     overwrite: bool = False
     """replace an existing export folder"""
-    workers: int = 4
+    workers: Annotated[int, AT_LEAST_ONE] = 4
     """threads encoding images"""
 
 
@@ -57,7 +59,7 @@ class CombineConfig:
     """union folder to create; frame paths point into the sources relative to it (../<source>/... for siblings)"""
     division_mode: Literal["random_group", "random_single", "last"] = "random_group"
     """how the test sequences are chosen (random choices seeded with the subject)"""
-    group_size: int = 10
+    group_size: Annotated[int, AT_LEAST_ONE] = 10
     """random_group: one test sequence per group of this many sequences"""
     val_camera: int = 8
     """camera index held out for val with several cameras (the last camera if there are fewer)"""

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import tyro
 from tqdm import tqdm
 
+from vhap.config.core import AT_LEAST_ONE, Range
 from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
@@ -28,11 +29,11 @@ class PreprocessConfig:
     """a video file (monocular) or a sequence folder holding cam_<serial>.mp4 (here or in images/)"""
     fps: float | None = 25.0
     """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
-    downsample: tuple[int, ...] = (1,)
+    downsample: Annotated[tuple[int, ...], AT_LEAST_ONE] = (1,)
     """integer scales to write, each decoded straight to its size: 1 → images/, 4 → images_4/"""
     colour_correction: Literal["auto", "off"] = "auto"
     """auto: apply NeRSemble v1/v2 colour correction when the subject has it"""
-    quality: int = 95
+    quality: Annotated[int, Range(ge=1, le=100)] = 95
     """JPEG quality (1-100)"""
     output: Path | None = None
     """sequence folder to write into (default: next to the video / the input folder itself)"""
@@ -69,6 +70,12 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     if not cfg.downsample or any(s < 1 for s in cfg.downsample):
         raise VhapError(f"downsample scales must be integers ≥ 1, got {cfg.downsample}")
     entry = locate(cfg.input)
+    if not entry.videos:
+        raise VhapError(
+            "no videos to extract frames from (expected cam_<serial>.mp4 here or in images/)",
+            path=entry.folder,
+            fix="pass a .mp4 file for monocular data or a folder of cam_<serial>.mp4 files",
+        )
     multi = entry.layout != "monocular"
     videos = dict(entry.videos)
     if cfg.cameras:

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vhap.errors import VhapError
-from vhap.synth.generate import _mesh_renderer, load_ground_truth, render_images
+from vhap.render import MeshRenderer
+from vhap.synth.generate import load_ground_truth, render_images
 from vhap.synth.metrics import landmark_nme, masked_psnr, silhouette_iou, summarize, umeyama, vertex_errors
 
 _POSE_KEYS = ("rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")
@@ -148,7 +149,7 @@ def evaluate_synthetic_run(
     Hg, Wg = (int(x) for x in gt["cameras"]["image_size"])
 
     face_ids = _vertex_ids(model, "face")
-    n_head = int(getattr(model, "num_head_verts", pred_v.shape[1]))
+    n_head = model.num_head_verts
     regions = {"face": face_ids, "head": np.arange(n_head)}
 
     result: dict = {"num_frames": len(tr_ts), "num_cameras": len(cam_ids), "calibrated": calibrated}
@@ -240,7 +241,7 @@ def error_breakdown(
     pred_v, gt_v (T,V,3) metres in one world (the tracking world); params / gt_params in the tracker's npz
     key layout, the ground truth's rows already matched to the tracked frames.
     """
-    n_head = int(getattr(model, "num_head_verts", pred_v.shape[1]))
+    n_head = model.num_head_verts
     regions = {name: _vertex_ids(model, name) for name in BREAKDOWN_REGIONS if name in model.regions.names}
     align = "none" if calibrated else "similarity_frame"
     full = vertex_errors(pred_v, gt_v, regions, align=align, align_ids=face_ids)
@@ -316,7 +317,7 @@ def _photometric(model, params, pred_v, K, w2c, size, sequence_dir, ts, cam_ids,
     sh = torch.as_tensor(lights if lights is not None else np.eye(9, 3)[:, :1].repeat(3, 1) * np.sqrt(4 * np.pi))
     sh = sh.float()[None].to(device)
     albedo = _albedo_of(model, params).to(device)
-    renderer = _mesh_renderer("auto")
+    renderer = MeshRenderer(backend="auto")
     faces, uvs, uv_faces = model.faces.to(device), model.uvs.float().to(device), model.uv_faces.to(device)
     pairs = [(t, c) for t in range(len(ts)) for c in range(len(cam_ids))]
     psnr, iou = [], []

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vhap.config import config_to_dict, save_config
+from vhap.config import AT_LEAST_ONE, POSITIVE, Range, config_to_dict, save_config
 from vhap.errors import VhapError
+from vhap.render import MeshRenderer, shade_sh
 from vhap.synth.appearance import background_image, random_sh_lights, synthetic_albedo
 from vhap.synth.motion import MotionConfig, random_parameters
 from vhap.synth.rigs import Rig, arc_rig, monocular_rig, write_camera_params
@@ -52,11 +54,11 @@ class SynthConfig:
     subject: str = "999"
     """subject id of the multi-view layout"""
     seed: int = 0
-    num_frames: int = 8
-    image_size: tuple[int, int] | None = None
+    num_frames: Annotated[int, AT_LEAST_ONE] = 8
+    image_size: Annotated[tuple[int, int] | None, AT_LEAST_ONE] = None
     """(H, W) of the written frames; default 512×512 (monocular) / 802×550 (multiview, NeRSemble DS4)"""
-    num_cameras: int = 16
-    focal_length: float | None = None
+    num_cameras: Annotated[int, AT_LEAST_ONE] = 16
+    focal_length: Annotated[float | None, POSITIVE] = None
     """normalised focal f_px / max(H, W); default 2.0 (monocular: jittered ±10% per seed)"""
     head_model: str = "open"
     """``open`` or any name/folder :func:`vhap.model.load_head_assets` accepts (e.g. the FLAME-topology stand-in)"""
@@ -64,9 +66,9 @@ class SynthConfig:
     n_expr: int = 100
     add_teeth: bool = True
     motion: MotionConfig = field(default_factory=MotionConfig)
-    supersample: int = 2
+    supersample: Annotated[int, AT_LEAST_ONE] = 2
     background: Literal["textured", "uniform", "white", "black"] = "textured"
-    albedo_resolution: int = 512
+    albedo_resolution: Annotated[int, AT_LEAST_ONE] = 512
     light_strength: float = 1.0
     landmarks: Literal["projected", "detected"] = "projected"
     """``projected``: ground-truth landmarks plus pixel noise; ``detected``: run ``vhap landmarks`` on the frames"""
@@ -78,8 +80,8 @@ class SynthConfig:
     """frame folder name; default ``images`` (monocular) / ``images_4`` (multiview: the written frames are the
     4× downsample of the calibration resolution, which is what ``--data.downsample 4`` reads)"""
     image_format: Literal["jpg", "png"] = "jpg"
-    jpeg_quality: int = 95
-    batch_size: int = 8
+    jpeg_quality: Annotated[int, Range(ge=1, le=100)] = 95
+    batch_size: Annotated[int, AT_LEAST_ONE] = 8
     """images rendered per call"""
     device: str = "cpu"
     backend: str = "auto"
@@ -168,7 +170,7 @@ def render_images(
     from vhap.model.mesh_ops import vertex_normals
     from vhap.render import Cameras
 
-    renderer = renderer or _mesh_renderer("auto")
+    renderer = renderer or MeshRenderer(backend="auto")
     H, W = image_size
     s = supersample
     Ks = K.clone()
@@ -180,7 +182,7 @@ def render_images(
     # albedo rows run top (v = 1) to bottom like the model's base texture; the renderer wants row 0 = v 0
     colour = renderer.sample_texture(torch.flip(albedo, dims=[-2]), uv)
     normals = F.normalize(renderer.interpolate(vertex_normals(verts, faces), frags, faces), dim=-1)
-    shading = _shade_sh(normals, sh)
+    shading = shade_sh(normals, sh)
     alpha = (frags.tri_id >= 0).to(verts.dtype)[..., None]
     fg = (colour * shading).clamp(0.0, 1.0)
     bg = F.interpolate(background.permute(0, 3, 1, 2), size=(H * s, W * s), mode="nearest").permute(0, 2, 3, 1)
@@ -189,32 +191,6 @@ def render_images(
         rgb = F.avg_pool2d(rgb.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
         alpha = F.avg_pool2d(alpha.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
     return rgb, alpha[..., 0]
-
-
-def _mesh_renderer(backend: str):
-    try:
-        from vhap.render import MeshRenderer
-    except ImportError:  # the renderer's package exports may land after its module
-        from vhap.render.rasterizer import MeshRenderer
-    return MeshRenderer(backend=backend)
-
-
-#: SH irradiance constants of VHAP_SPEC §3.4 (basis 1, x, y, z, xy, xz, yz, x²−y², 3z²−1).
-_SH_C = (0.282095, 1.023327, 1.023327, 1.023327, 0.858086, 0.858086, 0.858086, 0.429043, 0.247708)
-
-
-def _shade_sh(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """(B,H,W,3) unit normals, (B|1,9,3) SH → (B,H,W,3) shading; vhap.render.shade_sh when it exists."""
-    try:
-        from vhap.render import shade_sh
-
-        return shade_sh(normals, sh)
-    except ImportError:
-        pass
-    x, y, z = normals.unbind(-1)
-    basis = torch.stack([torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], -1)
-    basis = basis * torch.tensor(_SH_C, dtype=normals.dtype, device=normals.device)
-    return torch.einsum("bhwk,bkc->bhwc", basis, sh.expand(normals.shape[0], -1, -1))
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -294,9 +270,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
     timestep_ids = [f"{t:06d}" for t in range(T)]
 
     # --- ground-truth parameters, appearance, backgrounds (independent random streams) ---
-    params = random_parameters(
-        _rng(cfg.seed, 0), T, model_n(model, "shape", cfg), model_n(model, "expr", cfg), cfg.motion
-    )
+    params = random_parameters(_rng(cfg.seed, 0), T, model.n_shape, model.n_expr, cfg.motion)
     base_tex = np.asarray(model.base_texture.detach().cpu().numpy(), np.float32)
     albedo = synthetic_albedo(base_tex, _rng(cfg.seed, 1), resolution=cfg.albedo_resolution)
     sh = random_sh_lights(_rng(cfg.seed, 2), cfg.light_strength)
@@ -338,7 +312,7 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
     w2c_flame = torch.from_numpy(rig.w2c_flame()).float().to(device)
     bg_t = torch.from_numpy(backgrounds).to(device)
     verts_t = torch.from_numpy(verts_flame).float().to(device)
-    renderer = _mesh_renderer(cfg.backend)
+    renderer = MeshRenderer(backend=cfg.backend)
     pairs = [(t, c) for t in range(T) for c in range(C)]
     ext = cfg.image_format
     coverage = []
@@ -461,28 +435,17 @@ def generate_sequence(cfg: SynthConfig, *, progress: bool = True) -> SyntheticSe
     return seq
 
 
-def model_n(model, kind: str, cfg: SynthConfig) -> int:
-    """Number of shape / expression coefficients the model accepts."""
-    for attr in (f"n_{kind}", f"num_{kind}"):
-        if hasattr(model, attr):
-            return int(getattr(model, attr))
-    return cfg.n_shape if kind == "shape" else cfg.n_expr
-
-
 def _detect_landmarks(cfg: SynthConfig, seq_dir: Path) -> str:
     """Run the project's default landmark detector on the written frames; returns the detector name."""
-    try:
-        from vhap.preprocess.cli import landmarks_main
-    except ImportError as e:
+    from vhap.preprocess.landmarks import LandmarkConfig, detect_landmarks
+
+    m = re.fullmatch(r"images(?:_(\d+))?", cfg.image_folder)
+    if m is None:
         raise VhapError(
-            "landmarks='detected' needs vhap.preprocess (landmark detection), which is not importable",
-            fix="use --landmarks projected",
-        ) from e
-    args = ["--root", str(cfg.output), "--sequence", cfg.sequence]
-    if cfg.rig != "monocular":
-        args += ["--subject", cfg.subject]
-    if landmarks_main(args) != 0:
-        raise VhapError("landmark detection failed", path=seq_dir)
+            f"landmarks='detected' reads frames from images/ or images_<n>/, not {cfg.image_folder}/",
+            fix="leave --image-folder at its default",
+        )
+    detect_landmarks(LandmarkConfig(folder=seq_dir, detector="mediapipe", downsample=int(m.group(1) or 1)))
     return "mediapipe"
 
 

@@ -8,15 +8,18 @@ short sequence. All sequences start at a random point of their motion, not at th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+
+from vhap.config.core import POSITIVE
 
 
 @dataclass
 class MotionConfig:
     """Amplitudes of the random motion (radians, metres, expression coefficients)."""
 
-    fps: float = 25.0
+    fps: Annotated[float, POSITIVE] = 25.0
     #: frequency range of the sinusoids in Hz
     min_freq_hz: float = 0.15
     max_freq_hz: float = 0.8

@@ -32,9 +32,12 @@ def check_finished_run(cfg, out: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     from vhap.config import parse_config
+    from vhap.data.config import resolve_sequence_dir
     from vhap.track.config import TrackConfig
 
     cfg = parse_config(TrackConfig, argv, preset_group="track", prog="vhap track")
+    # the saved config names the dataset root and subject too (the subject picks NeRSemble's occlusion table)
+    cfg.data = resolve_sequence_dir(cfg.data)
     if cfg.exp.timestamp_subfolder:
         cfg.exp.output_folder = Path(cfg.exp.output_folder) / time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(cfg.exp.output_folder)

@@ -1,6 +1,6 @@
 """The typed configuration tree of ``vhap track`` (defaults = VHAP's monocular configuration, VHAP_SPEC §4).
 
-Presets in ``config/presets/track/`` override parts of it (``nersemble``, ``few_views``, ``demo``, ...).
+Presets in ``vhap/track/presets/`` (package data) override parts of it (``nersemble``, ``few_views``, ``demo``, ...).
 """
 
 from __future__ import annotations
@@ -8,13 +8,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from vhap.config.core import AT_LEAST_ONE, POSITIVE, UNIT, Range
 from vhap.data.config import DataConfig
-
-#: Parameter groups a stage may optimise ("cam" = focal length of uncalibrated data, "pose" = rotation +
-#: translation, "joints" = neck + jaw + eyes, "texture" = residual albedo).
-PARAM_GROUPS = ("cam", "pose", "shape", "joints", "expr", "texture", "lights", "static_offset", "dynamic_offset")
 
 #: Stage names in the order of VHAP's declaration (§4.2, §4.7).
 STAGE_NAMES = (
@@ -45,7 +42,7 @@ class ModelConfig:
     """Regions excluded from texture and boundary alignment in every photometric stage. ``None`` = take
     ``occluded_by_subject[data.subject]`` (or nothing); any value given here always wins over that table."""
     occluded_by_subject: dict[str, list[str]] = field(default_factory=dict)
-    tex_resolution: int = 2048
+    tex_resolution: Annotated[int, AT_LEAST_ONE] = 2048
     """Side of the residual texture (texels); the model's base texture is resized to it."""
     tex_clusters: tuple[str, ...] = ("skin", "hair", "boundary", "lips_tight", "teeth", "sclerae", "irises")
     landmarks: Literal["ibug68", "mediapipe"] = "ibug68"
@@ -54,7 +51,7 @@ class ModelConfig:
     landmark_confidence: Literal["binary", "detector"] = "binary"
     """``binary`` (VHAP): a frame's 68 points all get weight 1, or 0 if the detection failed; ``detector``:
     use the detector's per-point confidence."""
-    init_focal_length: float = 1.5
+    init_focal_length: Annotated[float, POSITIVE] = 1.5
     """Normalised focal length (f_px = focal * max(H, W)) that uncalibrated data starts from."""
     init_translation_from_cameras: bool = True
     """Calibrated rigs: start every frame's translation at the point closest to all optical axes (where the
@@ -71,8 +68,8 @@ class ModelConfig:
 @dataclass
 class RenderConfig:
     backend: Literal["auto", "torch", "nvdiffrast", "cuda"] = "auto"
-    disturb_rate_fg: float = 0.5
-    disturb_rate_bg: float = 0.5
+    disturb_rate_fg: Annotated[float, UNIT] = 0.5
+    disturb_rate_bg: Annotated[float, UNIT] = 0.5
     lighting: Literal["SH", "constant"] = "SH"
     background: Literal["target", "white", "black"] = "target"
     """Background the render is composited over in the photometric term (VHAP: the target image itself)."""
@@ -230,7 +227,7 @@ class PipelineConfig:
     sample (VHAP: all per-frame groups). With the landmark pre-pass on, groups left out keep each frame's own
     pre-pass fit (copying them would throw that fit away)."""
     global_lr_scale: float = 0.1
-    global_lr_gamma: float = 0.9
+    global_lr_gamma: Annotated[float, Range(gt=0, le=1)] = 0.9
     eval_epochs: tuple[int, ...] = (0, 10, 20, 30)
     """Evaluate (and write ``tracked_flame_params_<e>.npz``) after these global epochs (0 = after the
     sequential pass). The last epoch is always evaluated."""
@@ -244,7 +241,7 @@ class ExpConfig:
     """The run folder; outputs are written directly into it (deterministic path, resumable)."""
     timestamp_subfolder: bool = False
     photometric: bool = True
-    batch_size: int = 16
+    batch_size: Annotated[int, AT_LEAST_ONE] = 16
     """Frames per sample (all cameras of each frame are always rendered together)."""
     cuda_graphs: bool = True
     """On CUDA, record each stage's step once as a CUDA graph and replay it (``vhap.track.graphs``): landmark
@@ -252,9 +249,9 @@ class ExpConfig:
     build; nvdiffrast's rasteriser synchronises with the
     host, which recording forbids). Same arithmetic; off = every step launched from Python."""
     seed: int = 0
-    checkpoint_every_samples: int = 8
+    checkpoint_every_samples: Annotated[int, AT_LEAST_ONE] = 8
     """Checkpoint after every N samples of the sequential pass (and always after each stage)."""
-    checkpoint_every_epochs: int = 5
+    checkpoint_every_epochs: Annotated[int, AT_LEAST_ONE] = 5
     checkpoint_dir: Path | None = None
     """Where checkpoints go and a resume reads them; None = ``<output_folder>/checkpoints``. A folder outside the
     run folder survives a workflow engine deleting the outputs of a failed job, so the retry resumes; it is
@@ -270,16 +267,16 @@ class ExpConfig:
     """``cpu``, ``cuda``, ``cuda:1``, ... or ``auto`` (CUDA when available)."""
     write_media: bool = True
     """Write the textured mesh, overlay images and video, loss curves (metrics are always written)."""
-    overlay_fps: float = 25.0
+    overlay_fps: Annotated[float, POSITIVE] = 25.0
 
 
 @dataclass
 class LogConfig:
-    interval_scalar: int = 100
+    interval_scalar: Annotated[int, AT_LEAST_ONE] = 100
     """Read the loss values back from the device every N steps (keeps steps free of host syncs)."""
     view_indices: tuple[int, ...] = ()
     """Cameras shown in overlays; empty = up to ``max_num_views`` evenly spaced."""
-    max_num_views: int = 3
+    max_num_views: Annotated[int, AT_LEAST_ONE] = 3
     progress: bool = True
 
 

@@ -8,8 +8,11 @@ from typing import Annotated
 
 import tyro
 
-from vhap.config import parse_config
+from vhap.config import AT_LEAST_ONE, Range, parse_config
 from vhap.errors import VhapError
+
+#: TCP ports (0: any free port)
+PORT = Range(ge=0, le=65535)
 
 
 @dataclass
@@ -18,15 +21,15 @@ class ViewConfig:
 
     run_dir: Annotated[Path, tyro.conf.Positional] = Path("")
     """the run folder written by `vhap track` (or a folder of runs: the newest is shown)"""
-    port: int = 8080
+    port: Annotated[int, PORT] = 8080
     """port to listen on (0 = any free port)"""
     host: str = "127.0.0.1"
     """interface to listen on; keep 127.0.0.1 and use an SSH tunnel from other machines (0.0.0.0 = everyone)"""
-    epoch: int = -1
+    epoch: Annotated[int, Range(ge=-1)] = -1
     """which tracked_flame_params_<epoch>.npz to show (-1 = the final parameters)"""
     head_model: str | None = None
     """override the head model the run records (open | flame2023 | flame2023_open | flame2020 | DIR)"""
-    max_size: int = 768
+    max_size: Annotated[int, AT_LEAST_ONE] = 768
     """longest side of the rendered pictures (larger tracking images are scaled down to it)"""
     min_size: int = 512
     """smaller tracking images are rendered larger, at this longest side (0 = at tracking resolution)"""
@@ -42,11 +45,11 @@ class RegionsConfig:
     """open | flame2023 | flame2023_open | flame2020 | a folder with FLAME files | a head-model .npz"""
     regions_file: Path | None = None
     """region file to start from and save to (JSON {name: [vertex ids]}); created on save if absent"""
-    port: int = 8081
+    port: Annotated[int, PORT] = 8081
     """port to listen on (0 = any free port)"""
     host: str = "127.0.0.1"
     """interface to listen on; keep 127.0.0.1 and use an SSH tunnel from other machines (0.0.0.0 = everyone)"""
-    image_size: int = 640
+    image_size: Annotated[int, AT_LEAST_ONE] = 640
     """side of the rendered view in pixels"""
     device: str = "cpu"
 

@@ -20,6 +20,7 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
+from vhap.config.core import AT_LEAST_ONE
 from vhap.data.images import read_alpha, read_rgb, resize
 from vhap.data.layout import frame_stem, landmark_path, list_frames, pick_images_dir
 from vhap.errors import VhapError
@@ -39,7 +40,7 @@ class LandmarkConfig:
     """sequence folder (holding images/ or images_<n>/)"""
     detector: Literal["mediapipe", "dlib68", "star", "face-alignment"] = "mediapipe"
     """mediapipe (default, Apache-2.0) | dlib68 (non-commercial weights) | star | face-alignment (need --weights)"""
-    downsample: int | None = None
+    downsample: Annotated[int | None, AT_LEAST_ONE] = None
     """read images_<n> (use the resolution tracking will use); default: images/ or the only images_<n>"""
     weights: Path | None = None
     """TorchScript weights for star / face-alignment (never downloaded)"""

@@ -20,6 +20,7 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
+from vhap.config.core import AT_LEAST_ONE, Range
 from vhap.data.images import read_rgb, resize, write_alpha_png
 from vhap.data.layout import background_folder, list_frames, pick_images_dir
 from vhap.errors import VhapError
@@ -37,13 +38,13 @@ class MattingConfig:
     """sequence folder (holding images/ or images_<n>/)"""
     method: Literal["mediapipe", "rvm", "background", "bgmv2"] = "mediapipe"
     """mediapipe (default) | rvm (GPL-3.0 extra) | background (plate difference) | bgmv2 (your weights)"""
-    downsample: int | None = None
+    downsample: Annotated[int | None, AT_LEAST_ONE] = None
     """matte images_<n>; default: images/ or the only images_<n>"""
     background: Path | None = None
     """plate image (monocular) or folder of image_<serial>.jpg plates (default: NeRSemble's BACKGROUND)"""
     bgmv2_model: Path | None = None
     """BackgroundMattingV2 TorchScript file for --method bgmv2"""
-    rvm_downsample_ratio: float | None = None
+    rvm_downsample_ratio: Annotated[float | None, Range(gt=0, le=1)] = None
     """RVM internal scale (default: long side ≈ 512 px)"""
     plate_low: float = 6.0
     """background method: Lab distance below which a pixel is background"""
