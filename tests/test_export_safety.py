@@ -73,3 +73,38 @@ def test_combine_refuses_a_target_that_is_contains_or_lies_inside_a_source(tmp_p
     combine_datasets(CombineConfig(src=tuple(srcs), tgt=tmp_path / "union"))
     assert json.loads((tmp_path / "union" / "transforms.json").read_text())["frames"]
     assert os.path.isdir(srcs[0] / "images")
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def _modes(folder: Path) -> set[tuple[str, int]]:
+    """(kind, permission bits) of ``folder`` and everything in it, hard links to the inputs left out."""
+    out = {("dir", folder.stat().st_mode & 0o777)}
+    for p in folder.rglob("*"):
+        if p.is_file() and p.stat().st_nlink > 1:
+            continue  # a hard link shares the input's mode
+        out.add(("dir" if p.is_dir() else "file", p.stat().st_mode & 0o777))
+    return out
+
+
+def test_outputs_get_the_modes_of_the_umask(tmp_path, run, umask):
+    from vhap.utils.atomic import atomic_dir, atomic_path, write_text_atomic
+
+    want_file, want_dir = 0o666 & ~umask, 0o777 & ~umask
+    write_text_atomic(tmp_path / "a.txt", "x")
+    with atomic_path(tmp_path / "b.npz") as tmp:
+        tmp.write_bytes(b"y")
+    with atomic_dir(tmp_path / "folder") as tmp:
+        (tmp / "inner.txt").write_text("z")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == want_file
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == want_file
+    assert _modes(tmp_path / "folder") == {("dir", want_dir), ("file", want_file)}
+    # a whole export (images re-encoded, so no links): every folder and file as the umask says
+    tgt = tmp_path / "export"
+    export_nerf_dataset(ExportConfig(src=run.run_dir, tgt=tgt))
+    assert _modes(tgt) == {("dir", want_dir), ("file", want_file)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,7 +16,7 @@ from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
 from vhap.preprocess.video import extract_frames, output_size, probe_video
-from vhap.utils.atomic import write_text_atomic
+from vhap.utils.atomic import make_temp_dir, write_text_atomic
 
 
 @dataclass
@@ -88,7 +87,7 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
         for s in sorted(set(cfg.downsample)):
             out = folder / images_dir_name(s)
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmpdir", dir=out.parent))
+            tmp = make_temp_dir(out.parent, prefix=f".{out.name}.", suffix=".tmpdir")
             try:
                 cams_meta = {}
                 counts = {}

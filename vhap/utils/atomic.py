@@ -2,6 +2,10 @@
 
 An interrupted step therefore never leaves a half-written output behind that a workflow engine (or
 a rerun) would mistake for a finished one.
+
+Temporary paths come from :func:`make_temp_file` / :func:`make_temp_dir` only: ``mkstemp``/``mkdtemp`` create
+them private (0600 / 0700) and a rename keeps the mode, so these helpers give them the mode an ordinary
+``open``/``mkdir`` would (0666 / 0777 less the umask) - outputs stay readable by whoever the umask allows.
 """
 
 from __future__ import annotations
@@ -14,6 +18,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status`` on Linux; elsewhere a set-and-restore)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_file(directory: str | Path, prefix: str, suffix: str) -> Path:
+    """An empty new file in ``directory`` (unique name) with the mode an ordinary new file gets."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+def make_temp_dir(directory: str | Path, prefix: str, suffix: str) -> Path:
+    """A new empty folder in ``directory`` (unique name) with the mode an ordinary ``mkdir`` gives."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=directory))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -24,9 +59,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = make_temp_file(path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -41,7 +74,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; on success it replaces ``path`` as a whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmpdir", dir=path.parent))
+    tmp_path = make_temp_dir(path.parent, prefix=f".{path.name}.", suffix=".tmpdir")
     try:
         yield tmp_path
         if path.exists():
