@@ -108,3 +108,126 @@ def test_outputs_get_the_modes_of_the_umask(tmp_path, run, umask):
     tgt = tmp_path / "export"
     export_nerf_dataset(ExportConfig(src=run.run_dir, tgt=tgt))
     assert _modes(tgt) == {("dir", want_dir), ("file", want_file)}
+
+
+# ------------------------------------------------------------------------------------------ OS errors (#17 item 11)
+
+
+def test_read_only_target_is_one_line_exit_2(tmp_path, run, monkeypatch, capsys):
+    import errno
+
+    import vhap.utils.atomic as atomic
+    from vhap.cli import main
+
+    def read_only(directory, prefix, suffix):
+        raise OSError(errno.EROFS, "Read-only file system", str(Path(directory) / f"{prefix}{suffix}"))
+
+    monkeypatch.setattr(atomic, "make_temp_dir", read_only)
+    capsys.readouterr()
+    assert main(["export", "--src", str(run.run_dir), "--tgt", str(tmp_path / "ro" / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vhap export: error: ") and "read-only file system (EROFS)" in err
+    assert str(tmp_path / "ro") in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_disk_full_mid_write_names_the_target_and_leaves_nothing(tmp_path, run, monkeypatch, capsys):
+    """ENOSPC from a write (no file name in the error) becomes `<target>: disk full (ENOSPC)`."""
+    import errno
+
+    import vhap.export.nerf as nerf
+    from vhap.cli import main
+
+    def full(path, doc):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nerf, "write_json", full)
+    tgt = tmp_path / "full"
+    capsys.readouterr()
+    assert main(["export", "--src", str(run.run_dir), "--tgt", str(tgt)]) == 2
+    stderr = capsys.readouterr().err
+    err = stderr.strip().splitlines()[-1]  # after the progress bar
+    assert err.startswith(f"vhap export: error: {tgt}: disk full (ENOSPC). ") and "Traceback" not in stderr
+    assert not tgt.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".full.")]
+
+
+class _FullAfter:
+    """A binary file that accepts ``limit`` bytes, then fails as a full disk does."""
+
+    def __init__(self, limit: int):
+        self.limit, self.written = limit, 0
+
+    def write(self, data) -> int:
+        import errno
+
+        if self.written + len(data) > self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_torch_save_on_a_full_disk_is_enospc_not_unexpected_pos(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import vhap.utils.atomic as atomic
+    from vhap.track.checkpoint import write_checkpoint
+
+    # what torch alone says
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        torch.save({"x": torch.zeros(4096)}, _FullAfter(2000))
+    import builtins
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        return _FullAfter(2000) if mode == "wb" else builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(atomic, "open", fake_open, raising=False)
+    with pytest.raises(OSError) as info:
+        write_checkpoint(tmp_path / "ckpt.pt", {"x": torch.zeros(4096)})
+    assert info.value.errno == errno.ENOSPC and info.value.filename.endswith(".pt")
+    assert not list(tmp_path.iterdir())  # the temporary file is gone
+
+
+def _mount_tiny_tmpfs(path: Path, size: str) -> bool:
+    import subprocess
+
+    path.mkdir()
+    if os.geteuid() != 0:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return r.returncode == 0
+
+
+def test_real_full_disk_export_and_checkpoint(tmp_path, run, capsys):
+    """On a real 200 kB tmpfs (root only; skipped elsewhere): export and a checkpoint fail with ENOSPC, exit 2."""
+    import errno
+    import subprocess
+
+    import torch
+
+    from vhap.cli import main
+    from vhap.track.checkpoint import write_checkpoint
+
+    disk = tmp_path / "tiny"
+    if not _mount_tiny_tmpfs(disk, "200k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        with pytest.raises(OSError) as info:
+            write_checkpoint(disk / "ckpt.pt", {"x": torch.zeros(200_000)})
+        assert info.value.errno == errno.ENOSPC
+        capsys.readouterr()
+        assert main(["export", "--src", str(run.run_dir), "--tgt", str(disk / "export"), "--image-format", "png"]) == 2
+        err = capsys.readouterr().err
+        assert "disk full (ENOSPC)" in err and str(disk) in err and "Traceback" not in err
+        assert not list(disk.iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)  # lazy: an fd a failure left open must not block it

@@ -63,9 +63,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        _raise_with_path(e, path)
         raise
 
 
@@ -80,9 +81,54 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp_path, ignore_errors=True)
+        _raise_with_path(e, path)
         raise
+
+
+def _raise_with_path(error: BaseException, path: Path) -> None:
+    """Re-raise an OSError of a write (``write``/``close`` errors name no file) as one naming ``path``."""
+    if isinstance(error, OSError) and error.errno is not None and error.filename is None:
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from error
+
+
+class _RecordingWriter:
+    """A binary file wrapper that remembers the first OSError of a write (torch turns it into a RuntimeError)."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def save_torch(obj, path: str | Path) -> None:
+    """``torch.save(obj, path)`` whose disk errors stay OSErrors with their errno (ENOSPC, EROFS, ...).
+
+    torch's zip writer reports a failed write as ``RuntimeError: ... unexpected pos N vs M``; here the OSError
+    behind it is raised instead, naming ``path``. Not atomic by itself: call it on a path from :func:`atomic_path`.
+    """
+    import torch
+
+    path = Path(path)
+    with open(path, "wb") as fh:
+        writer = _RecordingWriter(fh)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError as e:
+            if writer.error is None:
+                raise
+            err = writer.error
+            raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from e
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
