@@ -231,3 +231,32 @@ def test_real_full_disk_export_and_checkpoint(tmp_path, run, capsys):
         assert not list(disk.iterdir())
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)  # lazy: an fd a failure left open must not block it
+
+
+def test_next_write_removes_stale_temporaries_of_the_same_target_only(tmp_path):
+    """A SIGKILLed run leaves `.overlay.<host>-<pid>.<rand>.tmp.mp4` in its folder; the next write of overlay.mp4
+    removes it, and leaves a live writer's, another host's recent one and other targets' alone."""
+    import subprocess
+    import time
+
+    from vhap.utils.atomic import UNNAMED_STALE_S, host_token, write_bytes_atomic
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead, live, host = p.pid, os.getpid(), host_token()
+    names = {
+        f".overlay.{host}-{dead}.k3j4h5g6.tmp.mp4": False,  # killed writer: removed
+        f".overlay.{host}-{live}.a1b2c3d4.tmp.mp4": True,  # running writer: kept
+        f".overlay.otherhost-{dead}.z9y8x7w6.tmp.mp4": True,  # another machine, recent: kept
+        ".overlay.oldname1.tmp.mp4": False,  # no owner in the name (older version), hours old: removed
+        ".overlay.newname1.tmp.mp4": True,  # no owner, recent: kept
+        f".metrics.{host}-{dead}.q1w2e3r4.tmp.json": True,  # another target: kept
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    old = time.time() - UNNAMED_STALE_S - 60
+    os.utime(tmp_path / ".overlay.oldname1.tmp.mp4", (old, old))
+    write_bytes_atomic(tmp_path / "overlay.mp4", b"video")
+    assert (tmp_path / "overlay.mp4").read_bytes() == b"video"
+    for name, kept in names.items():
+        assert (tmp_path / name).exists() == kept, name

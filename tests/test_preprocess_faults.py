@@ -29,3 +29,28 @@ def test_frame_folder_gets_the_modes_of_the_umask(clip, mask):
     assert images.stat().st_mode & 0o777 == 0o777 & ~mask
     modes = {p.stat().st_mode & 0o777 for p in images.iterdir()}
     assert modes == {0o666 & ~mask}
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_rerun_removes_stale_frame_temporaries_but_not_live_ones(clip):
+    """A SIGKILLed extraction leaves `.images.<host>-<pid>.<rand>.tmpdir`; the next run removes it."""
+    from vhap.utils.atomic import host_token
+
+    seq = clip.parent / "carphone"
+    seq.mkdir()
+    stale = seq / f".images.{host_token()}-{_dead_pid()}.abcd1234.tmpdir"
+    live = seq / f".images.{host_token()}-{os.getpid()}.efgh5678.tmpdir"  # a writer that still runs
+    other = seq / f".images_4.{host_token()}-{_dead_pid()}.ijkl9012.tmpdir"  # another target's: not this step's
+    for d in (stale, live, other):
+        d.mkdir()
+        (d / "000000.jpg").write_bytes(b"x" * 100)
+    assert preprocess_main([str(clip), "--fps", "5"]) == 0
+    assert not stale.exists() and live.is_dir() and other.is_dir()
+    assert (seq / "images" / "meta.json").is_file()

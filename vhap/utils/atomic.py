@@ -6,14 +6,21 @@ a rerun) would mistake for a finished one.
 Temporary paths come from :func:`make_temp_file` / :func:`make_temp_dir` only: ``mkstemp``/``mkdtemp`` create
 them private (0600 / 0700) and a rename keeps the mode, so these helpers give them the mode an ordinary
 ``open``/``mkdir`` would (0666 / 0777 less the umask) - outputs stay readable by whoever the umask allows.
+
+Their names carry the writer's host and pid (``.<name>.<host>-<pid>.<random>.tmp<suffix>``), so the next write of
+the same target removes what a killed writer left (SIGKILL skips every cleanup) without touching the temporary
+of a writer that is still running: :func:`remove_stale_temporaries`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +39,82 @@ def current_umask() -> int:
     return mask
 
 
+#: a temporary of another host (shared file system) is stale after this long without a change
+OTHER_HOST_STALE_S = 24 * 3600.0
+#: a temporary named without host and pid (written before they were in the name) is stale after this long
+UNNAMED_STALE_S = 3600.0
+_OWNER = re.compile(r"(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[A-Za-z0-9_]+")
+_UNNAMED = re.compile(r"[A-Za-z0-9_]{8}")
+
+
+def host_token() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname().split(".")[0]) or "host"
+
+
+def _owner_token() -> str:
+    return f"{host_token()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path, prefix: str, suffix: str) -> list[Path]:
+    """Remove temporaries ``<prefix><owner>.<random><suffix>`` in ``directory`` whose writer is gone.
+
+    Gone: this host and the pid no longer runs; another host (shared file system) and unchanged for
+    :data:`OTHER_HOST_STALE_S`; no owner in the name (older versions) and unchanged for :data:`UNNAMED_STALE_S`.
+    Only names of this one target (``prefix``/``suffix``) are considered. Returns the removed paths.
+    """
+    directory = Path(directory)
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    now, host = time.time(), host_token()
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
+            continue
+        middle = name[len(prefix) : len(name) - len(suffix)]
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        m = _OWNER.fullmatch(middle)
+        if m:
+            if m["host"] == host:
+                stale = not _pid_alive(int(m["pid"]))
+            else:
+                stale = age > OTHER_HOST_STALE_S
+        elif _UNNAMED.fullmatch(middle):
+            stale = age > UNNAMED_STALE_S
+        else:
+            continue
+        if not stale:
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
 def make_temp_file(directory: str | Path, prefix: str, suffix: str) -> Path:
-    """An empty new file in ``directory`` (unique name) with the mode an ordinary new file gets."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    """An empty new file in ``directory`` (unique name) with the mode an ordinary new file gets; stale
+    temporaries of the same ``prefix``/``suffix`` are removed first."""
+    remove_stale_temporaries(directory, prefix, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=prefix + _owner_token(), suffix=suffix, dir=directory)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
     finally:
@@ -43,8 +123,10 @@ def make_temp_file(directory: str | Path, prefix: str, suffix: str) -> Path:
 
 
 def make_temp_dir(directory: str | Path, prefix: str, suffix: str) -> Path:
-    """A new empty folder in ``directory`` (unique name) with the mode an ordinary ``mkdir`` gives."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=directory))
+    """A new empty folder in ``directory`` (unique name) with the mode an ordinary ``mkdir`` gives; stale
+    temporaries of the same ``prefix``/``suffix`` are removed first."""
+    remove_stale_temporaries(directory, prefix, suffix)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix + _owner_token(), suffix=suffix, dir=directory))
     os.chmod(tmp, 0o777 & ~current_umask())
     return tmp
 
