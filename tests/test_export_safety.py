@@ -260,3 +260,49 @@ def test_next_write_removes_stale_temporaries_of_the_same_target_only(tmp_path):
     assert (tmp_path / "overlay.mp4").read_bytes() == b"video"
     for name, kept in names.items():
         assert (tmp_path / name).exists() == kept, name
+
+
+# ------------------------------------------------------------------------ frames.json from any directory (item 2)
+
+
+def test_run_folder_reads_from_any_working_directory(tmp_path, run, monkeypatch):
+    """frames.json written by `vhap track` run in one directory (relative data paths, as every demo and workflow
+    run has) is read by export and the viewer from another; a missing input image is a loud error."""
+    from types import SimpleNamespace
+
+    from vhap.export.run import load_tracked_run
+    from vhap.track.outputs import write_frames_json
+    from vhap.viewer.scene import RunScene
+
+    work = run.run_dir.parent.parent  # the folder holding the data folder and the output folder
+    monkeypatch.chdir(work)
+    rel = lambda p: Path(os.path.relpath(p, work))  # noqa: E731
+    seq = SimpleNamespace(
+        timestep_ids=[f"{t:06d}" for t in range(len(run.frame_paths))],
+        camera_ids=run.camera_ids,
+        frame_paths=[[rel(p) for p in row] for row in run.frame_paths],
+        alpha_paths=[[rel(p) for p in row] for row in run.alpha_paths],
+        image_size=run.image_size,
+    )
+    frames_json = rel(run.run_dir) / "frames.json"
+    original = frames_json.read_text()
+    try:
+        write_frames_json(SimpleNamespace(seq=seq), frames_json)
+        monkeypatch.chdir(tmp_path)  # somewhere else entirely
+        loaded = load_tracked_run(run.run_dir)
+        assert [f.image_path.resolve() for f in loaded.frames] == [p.resolve() for row in run.frame_paths for p in row]
+        export_nerf_dataset(ExportConfig(src=run.run_dir, tgt=tmp_path / "exp", mask_below_neck=False))
+        scene = RunScene(run.run_dir, min_size=0)
+        assert scene.input_image(0, 0).std() > 5  # the input frame, not the grey stand-in
+        # an input image that is gone: export and viewer say so instead of exporting/showing nothing
+        moved = run.frame_paths[1][0].with_suffix(".moved")
+        run.frame_paths[1][0].rename(moved)
+        try:
+            for reader in (lambda: load_tracked_run(run.run_dir), lambda: RunScene(run.run_dir, min_size=0)):
+                with pytest.raises(VhapError, match="input image not found"):
+                    reader()
+        finally:
+            moved.rename(run.frame_paths[1][0])
+    finally:
+        frames_json = run.run_dir / "frames.json"
+        frames_json.write_text(original)

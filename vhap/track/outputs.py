@@ -33,7 +33,14 @@ def prepare_run_folder(tracker) -> None:
 
 
 def write_frames_json(tracker, path: Path) -> None:
+    """Image/alpha paths are written relative to the run folder (``paths_relative_to: run_folder``), so readers
+    find them from any working directory (#17 item 2)."""
     seq = tracker.seq
+    run = os.path.abspath(path.parent)
+
+    def rel(p) -> str:
+        return os.path.relpath(os.path.abspath(p), run)
+
     frames = []
     for t, ts in enumerate(seq.timestep_ids):
         for c, cam in enumerate(seq.camera_ids):
@@ -44,11 +51,12 @@ def write_frames_json(tracker, path: Path) -> None:
                     "timestep_id": ts,
                     "camera_index": c,
                     "camera_id": cam,
-                    "image": str(seq.frame_paths[t][c]),
-                    "alpha": None if alpha is None else str(alpha),
+                    "image": rel(seq.frame_paths[t][c]),
+                    "alpha": None if alpha is None else rel(alpha),
                 }
             )
     doc = {
+        "paths_relative_to": "run_folder",
         "timestep_ids": list(seq.timestep_ids),
         "camera_ids": list(seq.camera_ids),
         "image_size": list(seq.image_size),
