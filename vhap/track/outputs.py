@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vhap.config import save_config
+from vhap.errors import VhapError
 from vhap.utils.atomic import atomic_path, write_text_atomic
 
 # ------------------------------------------------------------------------------------------------ folder
@@ -145,6 +146,16 @@ def build_metrics(tracker, per_frame: dict[str, np.ndarray], timing: dict) -> di
         "head_model": tracker.cfg.model.head_model,
         "photometric": tracker.cfg.exp.photometric,
     }
+
+
+def non_finite_results(tracker) -> list[str]:
+    """Names of the tracked parameters, and ``loss`` when a logged loss, holding NaN/Inf (a diverged run)."""
+    data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
+    bad = [k for k, v in data.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    losses = [v for e in tracker.run_state.loss_history for k, v in e.items() if k not in ("stage", "step")]
+    if not all(math.isfinite(v) for v in losses):
+        bad.append("loss")
+    return bad
 
 
 #: overhead kinds booked by Tracker.__init__ (before run() starts its clock)
@@ -334,6 +345,7 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
     out = tracker.out_dir
     t0 = time.perf_counter()
     media = cfg.exp.write_media and cfg.exp.photometric
+    diverged = non_finite_results(tracker)
     ev = tracker.evaluate(collect_images=media)
     t_eval = time.perf_counter() - t0
     rs = tracker.run_state
@@ -387,7 +399,16 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
     timing["outputs_jobs_s"] = {k: round(v, 3) for k, v in job_seconds.items()}  # summed per kind; they overlap
     timing["resumed"] = resumed
     metrics = build_metrics(tracker, ev["per_frame"], timing)
+    metrics["diverged"] = bool(diverged)
+    metrics["diverged_in"] = diverged
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
+    if diverged:  # no DONE: the run failed (#17 item 9)
+        tracker.wait_for_writes()
+        raise VhapError(
+            f"tracking diverged: non-finite {', '.join(diverged)} (recorded as diverged in metrics.json)",
+            path=out,
+            fix="lower the learning rates or check the inputs (landmarks, calibration), then track again",
+        )
     tracker.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
     write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
     return metrics

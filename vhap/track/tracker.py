@@ -86,6 +86,9 @@ class Tracker:
             seq = load_sequence(cfg.data)
             self.overhead["load_sequence"] = time.perf_counter() - t0
         self.seq = seq
+        from vhap.data import require_fit_landmarks
+
+        require_fit_landmarks(seq, cfg.data.landmark_detector)  # nothing to fit: fail now, not finish with garbage
         t0 = time.perf_counter()
         if model is None:
             assets = load_head_assets(cfg.model.head_model)
