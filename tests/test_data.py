@@ -283,3 +283,20 @@ def test_absent_landmarks_leave_nothing_to_fit(tmp_path):
     seq = load_sequence(DataConfig(root=tmp_path, sequence="clip", require_landmarks=False))
     with pytest.raises(VhapError, match="nothing to fit"):
         require_fit_landmarks(seq, "mediapipe")
+
+
+def test_camera_to_world_given_as_world_to_camera_is_caught(tmp_path):
+    """The inverse of every matrix is still rigid, in metres, det +1 - only the rig geometry gives it away: the
+    optical axes of a head rig meet at the head in front of the cameras."""
+    d = camera_params((144, 176))
+    load_camera_params(_write(tmp_path, d))  # the real rig passes
+    d["world_2_cam"] = {k: np.linalg.inv(np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
+    with pytest.raises(VhapError, match="optical axes do not meet in front") as e:
+        load_camera_params(_write(tmp_path, d))
+    assert "camera-to-world matrices: store their inverses" in str(e.value)
+    # the same rig looking away from the head (another axis convention): the error without the inverse hint
+    d = camera_params((144, 176))
+    flip = np.diag([-1.0, 1, -1, 1])  # rotate every camera 180 degrees about its y axis
+    d["world_2_cam"] = {k: (flip @ np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
+    with pytest.raises(VhapError, match="optical axes do not meet in front"):
+        load_camera_params(_write(tmp_path, d))
