@@ -13,7 +13,8 @@ import torch
 from vhap.config import parse_config
 from vhap.errors import VhapError
 from vhap.track.config import TrackConfig
-from vhap.track.tracker import Tracker, track
+from vhap.track.steps import StepRunner
+from vhap.track.tracker import track
 
 FAST = [
     "--preset", "landmark_only",
@@ -47,14 +48,14 @@ def _cfg(seq, out: Path, *extra: str) -> TrackConfig:
 
 
 def test_divergence_fails_the_run_and_is_recorded(seq, tmp_path, monkeypatch):
-    original = Tracker.run_fixed_stage
+    original = StepRunner.run_fixed_stage
 
     def blow_up(self, *args, **kwargs):
         original(self, *args, **kwargs)
         with torch.no_grad():
-            self.params.expr.fill_(float("nan"))  # what a too-large learning rate ends in
+            self.problem.params.expr.fill_(float("nan"))  # what a too-large learning rate ends in
 
-    monkeypatch.setattr(Tracker, "run_fixed_stage", blow_up)
+    monkeypatch.setattr(StepRunner, "run_fixed_stage", blow_up)
     out = tmp_path / "run"
     with pytest.raises(VhapError, match="tracking diverged: non-finite .*expr"):
         track(_cfg(seq, out))
