@@ -197,14 +197,33 @@ def test_torch_save_on_a_full_disk_is_enospc_not_unexpected_pos(tmp_path, monkey
     assert not list(tmp_path.iterdir())  # the temporary file is gone
 
 
-def _mount_tiny_tmpfs(path: Path, size: str) -> bool:
+def _mount_tiny_tmpfs(path: Path, size: str, read_only: bool = False) -> bool:
     import subprocess
 
     path.mkdir()
     if os.geteuid() != 0:
         return False
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    opts = f"size={size}" + (",ro" if read_only else "")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True)
     return r.returncode == 0
+
+
+def test_real_read_only_disk(tmp_path, run, capsys):
+    """On a real read-only tmpfs (root only; skipped elsewhere; chmod does not stop root): exit 2, one line."""
+    import subprocess
+
+    from vhap.cli import main
+
+    disk = tmp_path / "ro"
+    if not _mount_tiny_tmpfs(disk, "200k", read_only=True):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        capsys.readouterr()
+        assert main(["export", "--src", str(run.run_dir), "--tgt", str(disk / "export")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"vhap export: error: {disk}") and "read-only file system (EROFS)" in err
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_real_full_disk_export_and_checkpoint(tmp_path, run, capsys):
