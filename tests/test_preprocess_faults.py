@@ -126,6 +126,12 @@ def test_faceless_frames_warn_and_are_recorded_all_faceless_fails(clip, capsys):
     assert f"warning: 3 of {len(frames)} frames have an empty matte" in err
     meta = json.loads((seq / "alpha_maps" / "meta.json").read_text())
     assert meta["empty_frames"] == [f.stem for f in frames[:3]]
+    # landmarks: the faceless frames are said loudly and kept as invalid
+    assert main(["landmarks", str(seq)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: no face found in 3 of {len(frames)} frames ({frames[0].stem}, " in err
+    z = np.load(seq / "landmark2d" / "mediapipe.npz")
+    assert z["valid"].tolist() == [False] * 3 + [True] * (len(frames) - 3)
     for f in frames:
         write_rgb_jpeg(f, np.full((144, 176, 3), 128, np.uint8))
     assert main(["matting", str(seq)]) == 2
