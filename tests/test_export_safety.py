@@ -311,6 +311,16 @@ def test_run_folder_reads_from_any_working_directory(tmp_path, run, monkeypatch)
         loaded = load_tracked_run(run.run_dir)
         assert [f.image_path.resolve() for f in loaded.frames] == [p.resolve() for row in run.frame_paths for p in row]
         export_nerf_dataset(ExportConfig(src=run.run_dir, tgt=tmp_path / "exp", mask_below_neck=False))
+        # the run folder reached through a symlinked folder (results -> /scratch/...), written and read that way:
+        # the same files (".." in the stored paths is resolved physically, not undone lexically)
+        alias = tmp_path / "deeper" / "alias"
+        alias.parent.mkdir()
+        alias.symlink_to(run.run_dir.parent)
+        monkeypatch.chdir(work)
+        write_frames_json(SimpleNamespace(seq=seq), alias / run.run_dir.name / "frames.json")
+        monkeypatch.chdir(tmp_path)
+        for src in (alias / run.run_dir.name, run.run_dir):
+            assert [f.image_path for f in load_tracked_run(src).frames] == [f.image_path for f in loaded.frames]
         scene = RunScene(run.run_dir, min_size=0)
         assert scene.input_image(0, 0).std() > 5  # the input frame, not the grey stand-in
         # an input image that is gone: export and viewer say so instead of exporting/showing nothing

@@ -188,7 +188,7 @@ def _resolve(run: Path, p: str | None, relative_to_run: bool) -> Path | None:
     if path.is_absolute():
         return path
     if relative_to_run or (run / path).exists() or not path.exists():
-        return run / path
+        return (run / path).resolve()
     return path.resolve()
 
 

@@ -43,10 +43,12 @@ def write_frames_json(problem: TrackingProblem, path: Path) -> None:
     """Image/alpha paths are written relative to the run folder (``paths_relative_to: run_folder``), so readers
     find them from any working directory (#17 item 2)."""
     seq = problem.seq
-    run = os.path.abspath(path.parent)
+    # real paths on both sides: the kernel resolves "run/../.." physically, so a symlinked folder on the way
+    # (results -> /scratch/...) must not be undone lexically
+    run = os.path.realpath(path.parent)
 
     def rel(p) -> str:
-        return os.path.relpath(os.path.abspath(p), run)
+        return os.path.relpath(os.path.realpath(p), run)
 
     frames = []
     for t, ts in enumerate(seq.timestep_ids):
