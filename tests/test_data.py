@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
 import pytest
+import torch
 
 from tests.fixtures_nersemble import SERIALS, WORLD_TILT, arc_cameras, camera_params
 from vhap.data import (
@@ -258,3 +260,91 @@ def test_sequence_dir_is_enough_to_address_a_sequence(tmp_path):
     (mono / "new.mp4").touch()
     with pytest.raises(VhapError, match="(?s)sequence folder .*new does not exist yet.*vhap preprocess"):
         resolve_sequence_dir(DataConfig(sequence_dir=mono / "new.mp4"))
+
+# ---------------------------------------------------------------- garbage landmarks (#17 items 9, 10)
+
+
+def _mono_with_landmarks(root, lmk, **extra):
+    """A 3-frame monocular sequence folder whose landmark file holds ``lmk`` (T,68,3) and ``extra`` arrays."""
+    from vhap.data.images import write_rgb_jpeg
+
+    seq = root / "clip"
+    (seq / "images").mkdir(parents=True)
+    for t in range(3):
+        write_rgb_jpeg(seq / "images" / f"{t:06d}.jpg", np.full((16, 20, 3), 100, np.uint8))
+    (seq / "landmark2d").mkdir()
+    np.savez(seq / "landmark2d" / "mediapipe.npz", face_landmark_2d=lmk.astype(np.float32),
+             timestep_id=np.array([f"{t:06d}" for t in range(3)]), **extra)  # fmt: skip
+    return seq
+
+
+def _good_lmk():
+    rng = np.random.default_rng(0)
+    lmk = np.concatenate([rng.uniform(0.3, 0.7, (3, 68, 2)), np.ones((3, 68, 1))], -1)
+    return lmk.astype(np.float32)
+
+
+def test_landmark_arrays_of_the_wrong_shape_are_one_clear_error(tmp_path):
+    from vhap.data import DataConfig, load_sequence
+
+    good_mp = np.full((3, 478, 3), 0.5, np.float32)
+    _mono_with_landmarks(tmp_path, _good_lmk(), mediapipe_478=good_mp)
+    assert tuple(load_sequence(DataConfig(root=tmp_path, sequence="clip")).landmarks_mp.shape) == (3, 1, 478, 3)
+    for bad, message in (
+        (np.full((3, 468, 3), 0.5, np.float32), r"mediapipe_478 has shape \(3, 468, 3\), expected \(3,478,3\)"),
+        (np.full((2, 478, 3), 0.5, np.float32), r"mediapipe_478 has shape \(2, 478, 3\)"),
+        (np.full((3, 478), 0.5, np.float32), "mediapipe_478 has shape"),
+    ):
+        shutil.rmtree(tmp_path / "clip")
+        _mono_with_landmarks(tmp_path, _good_lmk(), mediapipe_478=bad)
+        with pytest.raises(VhapError, match=message):
+            load_sequence(DataConfig(root=tmp_path, sequence="clip"))
+
+
+def test_nan_and_pixel_unit_landmarks(tmp_path):
+    from vhap.data import DataConfig, load_sequence, require_fit_landmarks
+
+    lmk = _good_lmk()
+    lmk[1, 5, 0] = np.nan  # one frame with a NaN: that frame is invalid, the others stay
+    _mono_with_landmarks(tmp_path, lmk)
+    seq = load_sequence(DataConfig(root=tmp_path, sequence="clip"))
+    assert seq.landmark_valid[:, 0].tolist() == [True, False, True] and torch.isfinite(seq.landmarks).all()
+    require_fit_landmarks(seq, "mediapipe")
+    # all NaN: the sequence loads, but there is nothing to fit
+    shutil.rmtree(tmp_path / "clip")
+    _mono_with_landmarks(tmp_path, np.full((3, 68, 3), np.nan))
+    seq = load_sequence(DataConfig(root=tmp_path, sequence="clip"))
+    with pytest.raises(VhapError, match="no frame has valid 'mediapipe' landmarks"):
+        require_fit_landmarks(seq, "mediapipe")
+    # pixel units instead of fractions of the image size
+    shutil.rmtree(tmp_path / "clip")
+    _mono_with_landmarks(tmp_path, _good_lmk() * [20, 16, 1])
+    with pytest.raises(VhapError, match="look like pixel coordinates"):
+        load_sequence(DataConfig(root=tmp_path, sequence="clip"))
+
+
+def test_absent_landmarks_leave_nothing_to_fit(tmp_path):
+    from vhap.data import DataConfig, load_sequence, require_fit_landmarks
+
+    _mono_with_landmarks(tmp_path, _good_lmk())
+    shutil.rmtree(tmp_path / "clip" / "landmark2d")
+    seq = load_sequence(DataConfig(root=tmp_path, sequence="clip", require_landmarks=False))
+    with pytest.raises(VhapError, match="nothing to fit"):
+        require_fit_landmarks(seq, "mediapipe")
+
+
+def test_camera_to_world_given_as_world_to_camera_is_caught(tmp_path):
+    """The inverse of every matrix is still rigid, in metres, det +1 - only the rig geometry gives it away: the
+    optical axes of a head rig meet at the head in front of the cameras."""
+    d = camera_params((144, 176))
+    load_camera_params(_write(tmp_path, d))  # the real rig passes
+    d["world_2_cam"] = {k: np.linalg.inv(np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
+    with pytest.raises(VhapError, match="optical axes do not meet in front") as e:
+        load_camera_params(_write(tmp_path, d))
+    assert "camera-to-world matrices: store their inverses" in str(e.value)
+    # the same rig looking away from the head (another axis convention): the error without the inverse hint
+    d = camera_params((144, 176))
+    flip = np.diag([-1.0, 1, -1, 1])  # rotate every camera 180 degrees about its y axis
+    d["world_2_cam"] = {k: (flip @ np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
+    with pytest.raises(VhapError, match="optical axes do not meet in front"):
+        load_camera_params(_write(tmp_path, d))

@@ -279,3 +279,98 @@ def test_test_sequence_selection():
     assert len(select_test_sequences(names, "random_single", seed="x")) == 1
     with pytest.raises(VhapError):
         select_test_sequences(names, "bogus", seed="x")
+
+
+# ------------------------------------------------------------------ geometry and GaussianAvatars gaps (#17 13, 14)
+
+SPLIT_FILES = ("transforms", "transforms_train", "transforms_val", "transforms_test")
+
+
+def _edit_frames(root: Path, fn) -> None:
+    for name in SPLIT_FILES:
+        _edit_json(root / f"{name}.json", lambda d: [fn(f) for f in d["frames"]])
+
+
+def _edit_npz(path: Path, fn) -> None:
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    fn(d)
+    np.savez(path, **d)
+
+
+def test_head_in_view_holds_for_valid_exports(exports):
+    for path in exports.values():
+        stats = validate_export(path).stats["head_in_view"]
+        assert stats["frames"] > 0 and stats["behind"] == stats["outside"] == stats["off_mask"] == 0
+
+
+def test_wrong_axis_convention_puts_the_head_behind_every_camera(broken):
+    """OpenCV camera-to-world written where GaussianAvatars reads OpenGL: still rigid, det +1 - but the head is
+    behind each camera and GA renders nothing."""
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])
+
+    def opencv(f):
+        f["transform_matrix"] = (np.asarray(f["transform_matrix"]) @ flip).tolist()
+
+    _edit_frames(broken, opencv)
+    rep = validate_export(broken)
+    _only(rep, "head_in_view", "the tracked head is behind the camera")
+    assert rep.stats["head_in_view"]["behind"] == rep.stats["head_in_view"]["frames"]
+
+
+def test_head_off_the_foreground_mask_and_out_of_the_image(broken):
+    for p in (broken / "fg_masks").glob("*_00.png"):
+        Image.fromarray(np.zeros((64, 48), np.uint8)).save(p)
+    rep = validate_export(broken)
+    _only(rep, "head_in_view", "where the foreground mask is empty")
+
+    def shift(f):  # the principal point far off: the head lands outside the picture
+        f["cx"] = f["cx"] + 10 * f["w"]
+
+    _edit_frames(broken, shift)
+    assert validate_export(broken).has("head_in_view", "outside the 48x64 image")
+
+
+def test_camera_absurdly_far(broken):
+    def far(f):
+        m = np.asarray(f["transform_matrix"])
+        m[:3, 3] *= 500.0  # the camera 500 x further out from the relocated head at the origin
+        f["transform_matrix"] = m.tolist()
+
+    _edit_frames(broken, far)
+    _only(validate_export(broken), "camera_distance", "m from the head")
+
+
+def test_nan_offsets(broken):
+    _edit_npz(broken / "flame_param" / "00001.npz", lambda d: d["static_offset"].__setitem__((0, 7, 1), np.nan))
+    _only(validate_export(broken), "static_offset", "'static_offset' has NaN/Inf")
+    path = broken / "flame_param" / "00002.npz"
+    _edit_npz(path, lambda d: d.__setitem__("dynamic_offset", np.full_like(d["static_offset"], np.inf)))
+    assert validate_export(broken).has("static_offset", "'dynamic_offset' has NaN/Inf")
+
+
+def test_truncated_image_found_by_default(broken, capsys):
+    from vhap.cli import main
+
+    img = broken / "images" / "00001_01.png"
+    img.write_bytes(img.read_bytes()[:-200])  # the header (and so the size) intact
+    assert validate_export(broken, decode_images=False).ok  # headers alone cannot tell
+    _only(validate_export(broken), "image", "unreadable image")
+    assert main(["validate-export", str(broken)]) == 1
+    assert main(["validate-export", str(broken), "--no-decode-images"]) == 0
+    capsys.readouterr()
+
+
+def test_non_flame_vertex_count_and_tiny_splits_for_gaussian_avatars(broken):
+    for name in SPLIT_FILES:
+        _edit_json(broken / f"{name}.json", lambda d: d["head_model"].update(num_verts=6765, num_verts_base=6645))
+    for p in [*(broken / "flame_param").glob("*.npz"), broken / "canonical_flame_param.npz"]:
+        _edit_npz(p, lambda d: d.__setitem__("static_offset", np.zeros((1, 6765, 3), np.float32)))
+    rep = validate_export(broken, head_model="unknown-model")
+    _only(rep, "gaussian_avatars", "crops static_offset to 5143 rows")
+    rep = validate_export(broken, head_model="unknown-model", for_gaussian_avatars=False)
+    assert rep.ok, [(i.check, i.message) for i in rep.errors]
+    # a val split of 1-9 frames: GA's evaluation takes every len//10-th frame
+    n_val = len(json.loads((broken / "transforms_val.json").read_text())["frames"])
+    assert 1 <= n_val <= 9
+    assert validate_export(broken, head_model="unknown-model").has("gaussian_avatars", f"{n_val} frames")

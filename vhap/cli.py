@@ -8,7 +8,9 @@ others down.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 from vhap.errors import VhapError
@@ -27,6 +29,31 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "view": ("vhap.viewer.cli:view_main", "web viewer of a tracking run"),
     "regions": ("vhap.viewer.cli:regions_main", "web region inspector / editor of the head model"),
 }
+
+
+#: errno → (words, fix) for the OS failures users meet with outputs; others print the system's own words
+_OS_ERRORS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("disk full", "free space on that disk or write the outputs to another one"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota or write the outputs elsewhere"),
+    errno.EROFS: ("read-only file system", "write the outputs to a writable folder"),
+    errno.EACCES: ("permission denied", "check the permissions of that path or choose another folder"),
+    errno.EPERM: ("operation not permitted", "check the permissions of that path or choose another folder"),
+    errno.ENOENT: ("no such file or directory", "check the path"),
+    errno.EIO: ("input/output error", "check the disk (dmesg) and run again"),
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """``<path>: <words> (<ERRNO>). <fix>`` for an OSError (the path is omitted when the error names none)."""
+    code = e.errno
+    words, fix = _OS_ERRORS.get(code, (e.strerror or str(e), "")) if code is not None else (str(e), "")
+    name = errno.errorcode.get(code, "") if code is not None else ""
+    text = f"{words} ({name})" if name else words
+    if e.filename is not None:
+        text = f"{e.filename}: {text}"
+    if e.filename2 is not None:
+        text += f" (with {e.filename2})"
+    return f"{text}. {fix}" if fix else text
 
 
 def _usage() -> str:
@@ -57,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(func(rest) or 0)
     except VhapError as e:
         print(f"vhap {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if os.environ.get("VHAP_TRACEBACK"):
+            raise
+        print(f"vhap {name}: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vhap {name}: interrupted", file=sys.stderr)

@@ -49,6 +49,7 @@ __all__ = [
     "locate",
     "parse_subset",
     "pick_images_dir",
+    "require_fit_landmarks",
     "resolve_name",
     "resolve_sequence_dir",
     "scale_intrinsics",
@@ -58,7 +59,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("SequenceData", "load_sequence"):
+    if name in ("SequenceData", "load_sequence", "require_fit_landmarks"):
         from vhap.data import sequence
 
         return getattr(sequence, name)

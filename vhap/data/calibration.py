@@ -127,6 +127,51 @@ def validate_world_to_camera(M: np.ndarray, path: Path, what: str) -> None:
         raise VhapError(f"{what}: camera is {dist:.4g} units from the world origin{unit}", path=path)
 
 
+def rig_meeting_point(w2c: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+    """Where the optical axes of a rig of OpenCV world-to-camera matrices (C,4,4) meet best (least squares).
+
+    Returns ``(point, in_front, miss)``: the fraction of cameras that have the point in front of them, and the
+    median distance of the point from an axis relative to its distance from that camera. ``None`` when the axes
+    fix no point (fewer than 3 cameras, or near-parallel axes).
+    """
+    if len(w2c) < 3:
+        return None
+    R, t = w2c[:, :3, :3], w2c[:, :3, 3]
+    centres = -np.einsum("nji,nj->ni", R, t)
+    axes = R[:, 2, :]  # OpenCV +z (forward) in world coordinates
+    proj = np.eye(3)[None] - axes[:, :, None] * axes[:, None, :]
+    A, b = proj.sum(0), np.einsum("nij,nj->i", proj, centres)
+    if np.linalg.eigvalsh(A).min() < 0.02 * len(w2c):
+        return None
+    point = np.linalg.solve(A, b)
+    along = np.einsum("ni,ni->n", point - centres, axes)
+    off = np.linalg.norm(point - centres - along[:, None] * axes, axis=1)
+    dist = np.maximum(np.linalg.norm(point - centres, axis=1), 1e-12)
+    return point, float((along > 0).mean()), float(np.median(off / dist))
+
+
+def check_rig_converges(w2c: np.ndarray, path: Path) -> None:
+    """Raise when the cameras of a rig do not look at a common point in front of them - what camera-to-world
+    matrices given as world-to-camera (or another axis convention) look like; a head rig's axes meet at the head."""
+    found = rig_meeting_point(w2c)
+    if found is None:
+        return
+    _, in_front, miss = found
+    if in_front >= 0.5 and miss <= 0.2:
+        return
+    inverted = rig_meeting_point(np.linalg.inv(w2c))
+    if inverted is not None and inverted[1] >= 0.5 and inverted[2] <= 0.2:
+        fix = "these are camera-to-world matrices: store their inverses in 'world_2_cam'"
+    else:
+        fix = "world_2_cam must map world points to OpenCV camera coordinates (x right, y down, z forward)"
+    raise VhapError(
+        f"world_2_cam: the cameras' optical axes do not meet in front of them ({100 * in_front:.0f} % of the "
+        f"cameras have the closest common point in front, median miss {100 * miss:.0f} % of its distance)",
+        path=path,
+        fix=fix,
+    )
+
+
 def load_camera_params(path: str | Path, default_size: tuple[int, int] = NERSEMBLE_CALIBRATION_SIZE) -> CameraRig:
     """Read and validate ``camera_params.json`` (see module docstring)."""
     path = Path(path)
@@ -169,6 +214,7 @@ def load_camera_params(path: str | Path, default_size: tuple[int, int] = NERSEMB
         ids.append(str(serial))
         mats.append(M)
     C = len(ids)
+    check_rig_converges(np.stack(mats), path)
     return CameraRig(ids, np.repeat(K[None], C, 0), np.stack(mats), size, path)
 
 

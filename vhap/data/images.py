@@ -13,11 +13,41 @@ from vhap.errors import VhapError
 cv2.setNumThreads(1)
 
 
+#: the last bytes of a complete file: JPEG's end-of-image marker, PNG's IEND chunk (type + CRC)
+_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+
+
+def check_complete(path: str | Path) -> None:
+    """Raise when a JPEG/PNG file lacks its end marker: a truncated file (an interrupted copy, a full disk).
+
+    OpenCV decodes such a file without an error (the missing rows grey), PIL only with LOAD_TRUNCATED_IMAGES;
+    both would hand a half-grey frame to matting, landmarks and tracking. Trailing zero padding is tolerated.
+    """
+    marker = _END_MARKERS.get(Path(path).suffix.lower())
+    if marker is None:
+        return
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 4096))
+            tail = fh.read().rstrip(b"\x00")
+    except FileNotFoundError:
+        return  # reported by the reader
+    if not tail.endswith(marker):
+        raise VhapError(
+            "image file is truncated (no end-of-image marker)",
+            path=path,
+            fix="re-run `vhap preprocess` (or restore the file)",
+        )
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """(H,W,3) uint8 RGB, row 0 = top."""
+    """(H,W,3) uint8 RGB, row 0 = top. A truncated JPEG/PNG is an error (:func:`check_complete`)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise VhapError("cannot read image (missing or corrupt)", path=path, fix="re-run `vhap preprocess`")
+    check_complete(path)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -26,6 +56,7 @@ def read_alpha(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise VhapError("cannot read alpha map (missing or corrupt)", path=path, fix="re-run `vhap matting`")
+    check_complete(path)
     if img.ndim == 3:
         img = img[..., 0]
     if img.dtype != np.uint8:

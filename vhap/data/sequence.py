@@ -92,10 +92,25 @@ def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_id
             mp = z["mediapipe_478"].astype(np.float32) if "mediapipe_478" in z else None
     except Exception as e:  # noqa: BLE001 - any unreadable npz is the same user error
         raise VhapError(f"cannot read landmark file: {e}", path=path, fix="re-run `vhap landmarks`") from e
+    fix = "re-run `vhap landmarks` (it writes these arrays)"
     if lmk.ndim != 3 or lmk.shape[1:] != (68, 3):
-        raise VhapError(f"face_landmark_2d has shape {lmk.shape}, expected (T,68,3)", path=path)
+        raise VhapError(f"face_landmark_2d has shape {lmk.shape}, expected (T,68,3)", path=path, fix=fix)
+    N = len(lmk)
+    if mp is not None and (mp.ndim != 3 or mp.shape != (N, 478, 3)):
+        raise VhapError(f"mediapipe_478 has shape {mp.shape}, expected ({N},478,3)", path=path, fix=fix)
+    if valid is not None and valid.shape != (N,):
+        raise VhapError(f"valid has shape {valid.shape}, expected ({N},)", path=path, fix=fix)
+    if ids is not None and len(ids) != N:
+        raise VhapError(f"{len(ids)} timestep ids for {N} landmark frames", path=path, fix=fix)
     if valid is None:
         valid = ~np.any(lmk[..., :2] == -1, axis=(1, 2))
+    # NaN/Inf coordinates: that frame has no usable landmarks
+    valid = valid & np.isfinite(lmk).all(axis=(1, 2))
+    if mp is not None:
+        valid = valid & np.isfinite(mp).all(axis=(1, 2))
+    _check_normalised(lmk[valid], path, "face_landmark_2d")
+    if mp is not None:
+        _check_normalised(mp[valid], path, "mediapipe_478")
     if ids is None:  # VHAP files carry no ids: they follow the sorted frames of the full sequence
         if len(lmk) != T:
             raise VhapError(
@@ -119,6 +134,37 @@ def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_id
         mp[~valid] = -1
         mp[~valid, :, 2] = 0
     return lmk, mp, valid
+
+
+#: landmark coordinates are fractions of the image size; a face reaching past this is not one that can be tracked,
+#: while pixel units exceed it on any image larger than 2 px
+NORMALISED_LIMIT = 2.0
+
+
+def _check_normalised(points: np.ndarray, path: Path, key: str) -> None:
+    """Raise when the x/y of ``points`` (N,K,3) are not fractions of the image size (pixel units, say)."""
+    if points.size == 0:
+        return
+    xy = np.abs(points[..., :2])
+    if float(xy.max()) > NORMALISED_LIMIT:
+        raise VhapError(
+            f"{key} coordinates reach {float(xy.max()):.1f}: they must be x/W, y/H in [0, 1] "
+            "(these look like pixel coordinates)",
+            path=path,
+            fix="divide x by the image width and y by its height, or re-run `vhap landmarks`",
+        )
+
+
+def require_fit_landmarks(seq: SequenceData, detector: str) -> None:
+    """Raise when no frame of ``seq`` has valid landmarks: tracking then has nothing to place the head with and
+    would 'finish' with garbage (all NaN, no face found, or no landmark file with --data.no-require-landmarks)."""
+    if seq.landmark_valid is not None and bool(seq.landmark_valid.any()):
+        return
+    raise VhapError(
+        f"no frame has valid '{detector}' landmarks (all missing, NaN, or no face found): nothing to fit the head to",
+        path=seq.folder / "landmark2d",
+        fix=f"run `vhap landmarks {seq.folder} --detector {detector}` and check that the frames show a face",
+    )
 
 
 def load_sequence(cfg: DataConfig) -> SequenceData:

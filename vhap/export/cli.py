@@ -37,7 +37,12 @@ def validate_main(argv: list[str]) -> int:
     from vhap.export.validate import print_report, validate_export
 
     cfg = parse_config(ValidateConfig, argv, prog="vhap validate-export")
-    rep = validate_export(cfg.dir, decode_images=cfg.decode_images, head_model=cfg.head_model)
+    rep = validate_export(
+        cfg.dir,
+        decode_images=cfg.decode_images,
+        head_model=cfg.head_model,
+        for_gaussian_avatars=cfg.for_gaussian_avatars,
+    )
     if cfg.json:
         print(json.dumps(rep.to_dict(), indent=2))
     else:

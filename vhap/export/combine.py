@@ -26,6 +26,7 @@ from pathlib import Path
 from vhap.config import save_config
 from vhap.errors import VhapError
 from vhap.export.config import CombineConfig
+from vhap.export.paths import check_target_apart
 from vhap.export.splits import select_test_sequences, split_cameras
 from vhap.utils.atomic import atomic_dir
 
@@ -79,10 +80,9 @@ def combine_datasets(cfg: CombineConfig) -> CombineSummary:
     names = [s.resolve().name for s in sources]
     if len(set(names)) != len(names):
         raise VhapError(f"sources repeat a folder name: {names}", fix="pass each export once")
+    check_target_apart(tgt, sources, what="source export")
     if tgt.exists() and not cfg.overwrite:
         raise VhapError("the union folder already exists", path=tgt, fix="pass --overwrite or choose another --tgt")
-    if tgt.resolve() in [s.resolve() for s in sources]:
-        raise VhapError("the union folder cannot be one of the sources", path=tgt)
     subjects = {subject_of(n) for n in names}
     if cfg.check_subject and len(subjects) > 1:
         raise VhapError(

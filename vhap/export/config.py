@@ -77,7 +77,10 @@ class ValidateConfig:
     """the export or union folder"""
     json: bool = False
     """print the report as JSON instead of a table"""
-    decode_images: bool = False
-    """fully decode every image (default: read headers only — sizes, formats)"""
+    decode_images: bool = True
+    """fully decode every image (a truncated file has an intact header); --no-decode-images reads headers only"""
+    for_gaussian_avatars: bool = True
+    """the export is for GaussianAvatars: what it silently mishandles (vertex counts other than FLAME's, val/test
+    splits of 1-9 frames) is reported; --no-for-gaussian-avatars for other readers"""
     head_model: str | None = None
     """head model to check vertex counts against (default: the one the export records)"""

@@ -40,6 +40,7 @@ from vhap.export import flame as flame_io
 from vhap.export import images as imgio
 from vhap.export.config import ExportConfig
 from vhap.export.neck_mask import NECK_LINE_REGIONS, neck_line_keep_mask
+from vhap.export.paths import check_target_apart
 from vhap.export.run import FrameRecord, TrackedRun, load_tracked_run
 from vhap.export.splits import split_frames
 from vhap.utils.atomic import atomic_dir
@@ -208,9 +209,16 @@ def export_nerf_dataset(cfg: ExportConfig) -> ExportSummary:
     tgt = Path(cfg.tgt)
     if str(cfg.tgt) in ("", ".") or str(cfg.src) in ("", "."):
         raise VhapError("both --src (tracking run) and --tgt (export folder) are required")
+    check_target_apart(tgt, [cfg.src], what="tracking run")
     if tgt.exists() and not cfg.overwrite:
         raise VhapError("the export folder already exists", path=tgt, fix="pass --overwrite or choose another --tgt")
     run = load_tracked_run(cfg.src, cfg.epoch, require_done=not cfg.allow_incomplete, head_model=cfg.head_model)
+    check_target_apart(tgt, [run.root], what="tracking run")
+    # the input frames and mattes too: a target holding one of them would delete it on --overwrite
+    inputs = {p.parent for f in run.frames for p in (f.image_path, f.alpha_path) if p is not None}
+    for folder in inputs:
+        if folder.resolve().is_relative_to(tgt.resolve()):
+            check_target_apart(tgt, [folder], what="folder of input frames")
     _check_request(cfg, run)
     H, W = run.image_size
     T, C = run.num_timesteps, run.num_cameras

@@ -179,17 +179,17 @@ def _check_params(params: dict[str, np.ndarray], path: Path) -> int:
     return T
 
 
-def _resolve(run: Path, p: str | None) -> Path | None:
+def _resolve(run: Path, p: str | None, relative_to_run: bool) -> Path | None:
+    """The path of a frames.json entry. Runs since #17 write paths relative to the run folder and say so; older
+    runs wrote them relative to the tracking process's working directory, tried there when not under the run."""
     if p is None or p == "":
         return None
     path = Path(p)
     if path.is_absolute():
         return path
-    # relative paths are relative to the run folder; a path relative to the working directory of the
-    # tracking process is accepted when that is where the file is
-    if not (run / path).exists() and path.exists():
-        return path.resolve()
-    return run / path
+    if relative_to_run or (run / path).exists() or not path.exists():
+        return (run / path).resolve()
+    return path.resolve()
 
 
 def _first(d: dict, keys: tuple[str, ...]) -> Any:
@@ -210,6 +210,7 @@ def _read_frames(run: Path, camera_ids: list[str], timestep_ids: list[str]) -> l
     except json.JSONDecodeError as e:
         raise VhapError(f"invalid JSON ({e})", path=path, fix="re-run `vhap track`") from e
     entries = data.get("frames", data) if isinstance(data, dict) else data
+    relative_to_run = isinstance(data, dict) and data.get("paths_relative_to") == "run_folder"
     cam_index = {c: i for i, c in enumerate(camera_ids)}
     ts_index = {t: i for i, t in enumerate(timestep_ids)}
     flat: list[tuple[dict, int | None, int | None]] = []
@@ -246,7 +247,7 @@ def _read_frames(run: Path, camera_ids: list[str], timestep_ids: list[str]) -> l
                 path=path,
                 fix="the run folder is inconsistent; re-run `vhap track`",
             )
-        image = _resolve(run, _first(d, _IMAGE_KEYS))
+        image = _resolve(run, _first(d, _IMAGE_KEYS), relative_to_run)
         if image is None:
             raise VhapError(f"frames.json: entry {d!r} names no image path", path=path, fix="re-run `vhap track`")
         frames.append(
@@ -256,9 +257,19 @@ def _read_frames(run: Path, camera_ids: list[str], timestep_ids: list[str]) -> l
                 camera_index=c,
                 camera_id=camera_ids[c],
                 image_path=image,
-                alpha_path=_resolve(run, _first(d, _ALPHA_KEYS)),
+                alpha_path=_resolve(run, _first(d, _ALPHA_KEYS), relative_to_run),
             )
         )
+    # a missing input is an error here, for every reader (export, viewer), not a grey picture later
+    for f in frames:
+        for what, p in (("image", f.image_path), ("alpha matte", f.alpha_path)):
+            if p is not None and not p.is_file():
+                raise VhapError(
+                    f"input {what} not found: {p} (timestep {f.timestep_id}, camera {f.camera_id})",
+                    path=path,
+                    fix="restore the preprocessed sequence folder at that place (frames.json paths are relative to "
+                    "the run folder), or re-run `vhap track`",
+                )
     frames.sort(key=lambda f: (f.timestep_index, f.camera_index))
     seen = {(f.timestep_index, f.camera_index) for f in frames}
     if len(seen) != len(frames):

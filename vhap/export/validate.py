@@ -20,6 +20,12 @@ Checks (code → what):
                      file per timestep
   static_offset      (1, V, 3) with V = the recorded head model's vertex count (V0 + 120 with teeth)
   head_model         recorded head-model facts are consistent (and GA needs FLAME 2023: warning otherwise)
+  gaussian_avatars   the export is for GaussianAvatars (default): its vertex count must be FLAME's 5143 (GA
+                     crops static_offset to 5143 rows); a val/test split of 1-9 frames (GA evaluates every
+                     len//10-th frame: none)
+  head_in_view       the tracked head (the FLAME translation of its timestep) lies in front of each camera,
+                     projects into the image and onto the foreground mask (catches a wrong axis convention)
+  camera_distance    camera centres within MAX_CAMERA_DISTANCE_M of the head
 """
 
 from __future__ import annotations
@@ -41,6 +47,14 @@ PATH_KEYS = ("file_path", "fg_mask_path", "flame_param_path", "exp_path", "mesh_
 MAX_ISSUES_PER_CHECK = 20
 RIGID_TOL = 1e-4
 FOV_TOL = 1e-5
+#: FLAME 2023 + 120 teeth vertices: GaussianAvatars reads this many static_offset rows
+GA_NUM_VERTS = FLAME_NUM_VERTS + NUM_TEETH_VERTS
+#: a camera further from the head than this is a unit or convention mistake (head rigs: ~1 m, phones: < 3 m)
+MAX_CAMERA_DISTANCE_M = 20.0
+#: projected head points may lie this fraction of the image size outside it (a face at the border)
+IN_VIEW_MARGIN = 0.1
+#: frames whose foreground mask is read for the head-on-mask check (evenly spread)
+MAX_MASK_CHECKS = 64
 
 
 @dataclass
@@ -290,6 +304,8 @@ def _check_npz(path: Path, expected_verts: int | None, canonical: bool) -> list[
         arr = arrays[key]
         if arr.ndim != 3 or arr.shape[0] != 1 or arr.shape[2] != 3:
             out.append(("error", "static_offset", f"'{key}' has shape {arr.shape}, expected (1, V, 3)"))
+        elif not np.all(np.isfinite(arr)):
+            out.append(("error", "static_offset", f"'{key}' has NaN/Inf"))
         elif expected_verts is not None and arr.shape[1] != expected_verts:
             out.append(
                 (
@@ -324,10 +340,106 @@ def _check_image(path: Path, size: tuple[int, int] | None, decode: bool) -> str 
     return None
 
 
+def _camera(frame: dict, top: dict) -> tuple[np.ndarray, np.ndarray, float, float, float, float, int, int] | None:
+    """(R c2w OpenCV, centre, fx, fy, cx, cy, w, h) of a frame, or None when its numbers are unusable."""
+    try:
+        m = np.asarray(frame["transform_matrix"], dtype=np.float64).reshape(4, 4)
+    except (KeyError, TypeError, ValueError):
+        return None
+    w, h = frame.get("w", top.get("w")), frame.get("h", top.get("h"))
+    angle = frame.get("camera_angle_x", top.get("camera_angle_x"))
+    if not (_is_int(w) and _is_int(h) and _is_num(angle) and 0 < angle < math.pi) or not np.all(np.isfinite(m)):
+        return None
+    fx = frame.get("fl_x", top.get("fl_x"))
+    fx = fx if _is_num(fx) and fx > 0 else w / (2.0 * math.tan(angle / 2.0))
+    fy = frame.get("fl_y", top.get("fl_y"))
+    fy = fy if _is_num(fy) and fy > 0 else fx
+    cx, cy = frame.get("cx", top.get("cx")), frame.get("cy", top.get("cy"))
+    cx = cx if _is_num(cx) else w / 2.0
+    cy = cy if _is_num(cy) else h / 2.0
+    c2w = m @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenGL (y up, looking down -z) -> OpenCV (y down, +z forward)
+    return c2w[:3, :3], c2w[:3, 3], fx, fy, cx, cy, w, h
+
+
+def _check_head_in_view(rep: ValidationReport, root: Path, frames: list[tuple[str, dict, dict]], heads: dict) -> None:
+    """The head point of each frame's timestep in front of its camera, in the image, on the foreground mask."""
+    from PIL import Image
+
+    behind = outside = far = 0
+    checked: list[tuple[str, dict, float, float]] = []
+    for where, f, top in frames:
+        head = heads.get(f.get("flame_param_path"))
+        cam = _camera(f, top)
+        if head is None or cam is None:
+            continue
+        R, centre, fx, fy, cx, cy, w, h = cam
+        x = R.T @ (head - centre)
+        dist = float(np.linalg.norm(head - centre))
+        if dist > MAX_CAMERA_DISTANCE_M:
+            far += 1
+            rep.error(
+                "camera_distance",
+                where,
+                f"camera is {dist:.1f} m from the head (more than {MAX_CAMERA_DISTANCE_M:g} m: a unit or convention "
+                "mistake)",
+            )
+            continue
+        if x[2] <= 0:
+            behind += 1
+            rep.error(
+                "head_in_view",
+                where,
+                "the tracked head is behind the camera (transform_matrix must be OpenGL camera-to-world: x right, "
+                "y up, looking down -z)",
+            )
+            continue
+        u, v = fx * x[0] / x[2] + cx, fy * x[1] / x[2] + cy
+        mu, mv = IN_VIEW_MARGIN * w, IN_VIEW_MARGIN * h
+        if not (-mu <= u <= w + mu and -mv <= v <= h + mv):
+            outside += 1
+            rep.error(
+                "head_in_view", where, f"the tracked head projects to ({u:.0f}, {v:.0f}), outside the {w}x{h} image"
+            )
+            continue
+        if isinstance(f.get("fg_mask_path"), str):
+            checked.append((where, f, u, v))
+    rep.stats["head_in_view"] = {"frames": len(frames), "behind": behind, "outside": outside, "far": far}
+    # the head point on the foreground mask: a few pixels around it, on an even sample of the frames
+    step = max(1, len(checked) // MAX_MASK_CHECKS)
+    off_mask = 0
+    for where, f, u, v in checked[::step]:
+        path = root / f["fg_mask_path"]
+        try:
+            with Image.open(path) as img:
+                mask = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        except Exception:  # unreadable masks are reported by file_exists / image
+            continue
+        H, W = mask.shape
+        r = max(1, round(0.02 * max(H, W)))
+        ui, vi = int(np.clip(round(u), 0, W - 1)), int(np.clip(round(v), 0, H - 1))
+        patch = mask[max(0, vi - r) : vi + r + 1, max(0, ui - r) : ui + r + 1]
+        if float(patch.max()) < 0.5:
+            off_mask += 1
+            rep.error(
+                "head_in_view",
+                where,
+                f"the tracked head projects to ({u:.0f}, {v:.0f}), where the foreground mask is empty: the camera or "
+                "the head is misplaced",
+            )
+    rep.stats["head_in_view"]["off_mask"] = off_mask
+
+
 def validate_export(
-    root: str | Path, decode_images: bool = False, head_model: str | None = None, workers: int = 4
+    root: str | Path,
+    decode_images: bool = True,
+    head_model: str | None = None,
+    workers: int = 4,
+    for_gaussian_avatars: bool = True,
 ) -> ValidationReport:
-    """Validate the dataset folder ``root``; never raises for dataset problems (they become issues)."""
+    """Validate the dataset folder ``root``; never raises for dataset problems (they become issues).
+
+    ``decode_images``: fully decode every image (a truncated file has an intact header); ``for_gaussian_avatars``:
+    what GaussianAvatars silently mishandles is an error (vertex counts other than FLAME's) or a warning."""
     root = Path(root)
     rep = ValidationReport(root=root)
     if not root.is_dir():
@@ -343,6 +455,13 @@ def validate_export(
     expected_verts, model_name = _expected_verts(rep, docs, head_model)
     rep.stats["head_model"] = model_name
     rep.stats["expected_num_verts"] = expected_verts
+    if for_gaussian_avatars and expected_verts is not None and expected_verts != GA_NUM_VERTS:
+        rep.error(
+            "gaussian_avatars",
+            "head_model",
+            f"the export has {expected_verts} vertices; GaussianAvatars poses FLAME ({GA_NUM_VERTS} with teeth) and "
+            f"crops static_offset to {GA_NUM_VERTS} rows. Pass --no-for-gaussian-avatars if it is for another reader",
+        )
 
     # ---- per-frame keys
     usable: dict[str, list[dict]] = {}
@@ -352,6 +471,14 @@ def validate_export(
             if _check_frame(rep, f"{name}.json frame {i}", frame, doc):
                 usable[name].append(frame)
     rep.stats["frames"] = {name: len(doc["frames"]) for name, doc in docs.items()}
+    for split in ("val", "test"):
+        n = len(docs.get(f"transforms_{split}", {}).get("frames", []))
+        if for_gaussian_avatars and 1 <= n <= 9:
+            rep.warn(
+                "gaussian_avatars",
+                f"transforms_{split}.json",
+                f"{n} frames: GaussianAvatars evaluates every (len // 10)-th {split} frame, i.e. none (or fails)",
+            )
 
     # ---- timesteps and splits
     ts = {s: {f["timestep_index"] for f in usable.get(f"transforms_{s}", [])} for s in SPLITS}
@@ -423,6 +550,8 @@ def validate_export(
     # ---- flame parameter files
     npz_paths = sorted({root / p for paths in by_ts.values() for p in paths} & existing)
     shapes = set()
+    heads: dict[str, np.ndarray] = {}  # flame_param_path -> the head's world position (FLAME translation)
+    rel_of = {root / p: p for paths in by_ts.values() for p in paths}
     for path in npz_paths:
         for severity, check, msg in _check_npz(path, expected_verts, canonical=False):
             rep.add(severity, check, str(path.relative_to(root)) if path.is_relative_to(root) else str(path), msg)
@@ -430,8 +559,19 @@ def validate_export(
             with np.load(path) as d:
                 if "shape" in d.files:
                     shapes.add(d["shape"].tobytes())
+                if "translation" in d.files and d["translation"].size == 3:
+                    t = np.asarray(d["translation"], dtype=np.float64).reshape(3)
+                    if np.all(np.isfinite(t)):
+                        heads[rel_of[path]] = t
         except Exception:
             pass
+    frames_for_view = [
+        (f"{name}.json frame {i}", f, docs[name])
+        for name, frames in usable.items()
+        if name != "transforms"  # the union of the split files: checked there
+        for i, f in enumerate(frames)
+    ]
+    _check_head_in_view(rep, root, frames_for_view, heads)
     if len(shapes) > 1:
         rep.warn(
             "flame_param",

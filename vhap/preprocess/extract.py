@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,8 +16,8 @@ from vhap.config.core import AT_LEAST_ONE, Range
 from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
-from vhap.preprocess.video import extract_frames, output_size, probe_video
-from vhap.utils.atomic import write_text_atomic
+from vhap.preprocess.video import VideoInfo, extract_frames, output_size, probe_video
+from vhap.utils.atomic import make_temp_dir, write_text_atomic
 
 
 @dataclass
@@ -39,6 +38,8 @@ class PreprocessConfig:
     """sequence folder to write into (default: next to the video / the input folder itself)"""
     cameras: tuple[str, ...] = ()
     """only these camera serials (default: all)"""
+    allow_truncated_video: bool = False
+    """keep the frames of a video that ends before its header's frame count (a warning, recorded in meta.json)"""
 
 
 def _commit(tmp: Path, out: Path) -> None:
@@ -59,6 +60,44 @@ def _commit(tmp: Path, out: Path) -> None:
     for p in sorted(tmp.iterdir(), key=lambda p: p.name == "meta.json"):
         os.replace(p, out / p.name)
     tmp.rmdir()
+
+
+def expected_frame_count(info: VideoInfo, fps: float | None) -> int:
+    """Frames a complete video gives: the header's count, resampled to ``fps`` when that is below the source's."""
+    if fps and fps < info.fps - 1e-3:
+        return int(info.num_frames * fps / info.fps)
+    return info.num_frames
+
+
+def check_frame_counts(
+    counts: dict, infos: dict, videos: dict, fps: float | None, allow: bool
+) -> dict[str, dict[str, int]]:
+    """Compare decoded frames with what each video's header promises; a video that ends early (a truncated
+    file whose index is intact) is an error, or with ``allow`` a loud warning. Returns the short ones."""
+    short = {}
+    for cam, k in counts.items():
+        want = expected_frame_count(infos[cam], fps)
+        # the fps filter may round a frame or two either way; a count estimated from rate x duration is looser
+        slack = max(2, int((0.02 if infos[cam].counted else 0.1) * want))
+        if k < want - slack:
+            short[cam] = {"expected": want, "decoded": k}
+    for cam, c in short.items():
+        video = videos[cam]
+        if not allow:
+            raise VhapError(
+                f"video ends early: {c['decoded']} frames decoded, its header promises {c['expected']} "
+                "(a truncated file)",
+                path=video,
+                fix="re-copy the complete video, or pass --allow-truncated-video to keep the decoded frames",
+            )
+        import sys
+
+        print(
+            f"vhap preprocess: warning: {video}: truncated - {c['decoded']} of {c['expected']} frames decoded; "
+            "kept (recorded as truncated_videos in meta.json)",
+            file=sys.stderr,
+        )
+    return short
 
 
 def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
@@ -95,7 +134,7 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
         for s in sorted(set(cfg.downsample)):
             out = folder / images_dir_name(s)
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmpdir", dir=out.parent))
+            tmp = make_temp_dir(out.parent, prefix=f".{out.name}.", suffix=".tmpdir")
             try:
                 cams_meta = {}
                 counts = {}
@@ -124,6 +163,7 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
                         "num_frames": counts[cam],
                         "colour_correction": None if corr is None else corr.describe(),
                     }
+                truncated = check_frame_counts(counts, infos, videos, fps, cfg.allow_truncated_video)
                 n = min(counts.values())
                 trimmed = {c: k - n for c, k in counts.items() if k > n}
                 for cam, k in counts.items():  # cameras must share timesteps: drop a longer camera's tail
@@ -148,6 +188,7 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
                         else ("nersemble_v1_affine" if entry.layout == "nersemble_v1" else "nersemble_v2_ccm")
                     ),
                     "jpeg_quality": cfg.quality,
+                    "truncated_videos": truncated,
                 }
                 write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1))
                 _commit(tmp, out)

@@ -24,6 +24,8 @@ class VideoInfo:
     duration_s: float
     codec: str
     rotation: int = 0
+    counted: bool = True
+    """``num_frames`` is the container's frame count (False: estimated from the rate and the duration)"""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +65,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             rate = s.average_rate or s.guessed_rate or s.base_rate
             duration = float(s.duration * s.time_base) if s.duration else (container.duration or 0) / 1e6
             n = int(s.frames or 0)
+            counted = n > 0
             first = next(container.decode(s), None)
             if first is None:
                 raise VhapError("video contains no decodable frame", path=path, fix=fix)
@@ -79,7 +82,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         w, h = h, w
     if fps <= 0:
         raise VhapError("cannot determine the frame rate", path=path, fix=fix)
-    return VideoInfo(str(path), w, h, fps, n, duration, cc.name, rotation)
+    return VideoInfo(str(path), w, h, fps, n, duration, cc.name, rotation, counted)
 
 
 def output_size(info: VideoInfo, downsample: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ import torch
 
 from vhap.config import config_to_dict
 from vhap.errors import VhapError
-from vhap.utils.atomic import atomic_path
+from vhap.utils.atomic import atomic_path, save_torch
 
 CHECKPOINT_VERSION = 1
 
@@ -176,7 +176,7 @@ def snapshot_checkpoint(
 def write_checkpoint(path: str | Path, state: dict) -> None:
     """Write a :func:`snapshot_checkpoint` atomically (a reader never sees a partial file)."""
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        save_torch(state, tmp)  # a full disk stays an OSError (ENOSPC), not torch's "unexpected pos"
 
 
 class BackgroundWriter:

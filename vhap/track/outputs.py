@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vhap.config import save_config
+from vhap.errors import VhapError
 from vhap.utils.atomic import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -39,7 +40,16 @@ def write_run_inputs(problem: TrackingProblem, out: Path, fresh: bool) -> None:
 
 
 def write_frames_json(problem: TrackingProblem, path: Path) -> None:
+    """Image/alpha paths are written relative to the run folder (``paths_relative_to: run_folder``), so readers
+    find them from any working directory (#17 item 2)."""
     seq = problem.seq
+    # real paths on both sides: the kernel resolves "run/../.." physically, so a symlinked folder on the way
+    # (results -> /scratch/...) must not be undone lexically
+    run = os.path.realpath(path.parent)
+
+    def rel(p) -> str:
+        return os.path.relpath(os.path.realpath(p), run)
+
     frames = []
     for t, ts in enumerate(seq.timestep_ids):
         for c, cam in enumerate(seq.camera_ids):
@@ -50,11 +60,12 @@ def write_frames_json(problem: TrackingProblem, path: Path) -> None:
                     "timestep_id": ts,
                     "camera_index": c,
                     "camera_id": cam,
-                    "image": str(seq.frame_paths[t][c]),
-                    "alpha": None if alpha is None else str(alpha),
+                    "image": rel(seq.frame_paths[t][c]),
+                    "alpha": None if alpha is None else rel(alpha),
                 }
             )
     doc = {
+        "paths_relative_to": "run_folder",
         "timestep_ids": list(seq.timestep_ids),
         "camera_ids": list(seq.camera_ids),
         "image_size": list(seq.image_size),
@@ -144,6 +155,17 @@ def build_metrics(problem: TrackingProblem, log: RunLog, per_frame: dict[str, np
         "head_model": problem.cfg.model.head_model,
         "photometric": problem.cfg.exp.photometric,
     }
+
+
+def non_finite_results(problem: TrackingProblem, log: RunLog) -> list[str]:
+    """Names of the tracked parameters, and ``loss`` when a logged loss, holding NaN/Inf (a diverged run)."""
+    seq = problem.seq
+    data = problem.params.to_npz_dict(seq.timestep_ids, seq.image_size, problem.cfg.model.head_model)
+    bad = [k for k, v in data.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    losses = [v for e in log.state.loss_history for k, v in e.items() if k not in ("stage", "step")]
+    if not all(math.isfinite(v) for v in losses):
+        bad.append("loss")
+    return bad
 
 
 #: overhead kinds booked while the Tracker is built (before run() starts its clock)
@@ -339,6 +361,7 @@ def write_final_outputs(
     cfg = problem.cfg
     t0 = time.perf_counter()
     media = cfg.exp.write_media and cfg.exp.photometric
+    diverged = non_finite_results(problem, log)
     ev = evaluate(problem, collect_images=media)
     log.add_stage_time("final_evaluation", time.perf_counter() - t0)
     rs = log.state
@@ -391,8 +414,16 @@ def write_final_outputs(
     timing["outputs_jobs_s"] = {k: round(v, 3) for k, v in job_seconds.items()}  # summed per kind; they overlap
     timing["resumed"] = resumed
     metrics = build_metrics(problem, log, ev.per_frame, timing)
+    metrics["diverged"] = bool(diverged)
+    metrics["diverged_in"] = diverged
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
     log.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
+    if diverged:  # no DONE: the run failed (#17 item 9)
+        raise VhapError(
+            f"tracking diverged: non-finite {', '.join(diverged)} (recorded as diverged in metrics.json)",
+            path=out,
+            fix="lower the learning rates or check the inputs (landmarks, calibration), then track again",
+        )
     write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
     return metrics
 

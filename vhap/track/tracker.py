@@ -40,6 +40,9 @@ class Tracker:
 
             with self.log.overhead_timer("load_sequence"):
                 seq = load_sequence(cfg.data)
+        from vhap.data import require_fit_landmarks
+
+        require_fit_landmarks(seq, cfg.data.landmark_detector)  # nothing to fit: fail now, not finish with garbage
         with self.log.overhead_timer("head_model"):
             if model is None:
                 assets = load_head_assets(cfg.model.head_model)

@@ -12,6 +12,7 @@ file serves every resolution. An overlay PNG of a few frames is written next to 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -173,6 +174,16 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
                         path=where,
                         fix="check that the frames show a face (try --detector dlib68, or a higher resolution "
                         "with --downsample)",
+                    )
+                n_missing = int((~arrays["valid"]).sum())
+                if n_missing:  # kept as valid=False in the npz; said loudly, as the fit ignores those frames
+                    missing = [t for t, ok in zip(sorted(frames[cam]), arrays["valid"], strict=True) if not ok]
+                    shown_ids = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+                    print(
+                        f"vhap landmarks: warning: {'' if cam is None else f'camera {cam}: '}no face found in "
+                        f"{n_missing} of {len(missing) + int(arrays['valid'].sum())} frames ({shown_ids}); "
+                        "they are marked valid=False",
+                        file=sys.stderr,
                     )
                 results[cam] = (arrays, shown)
     finally:

@@ -108,6 +108,35 @@ def load_plate(cfg: MattingConfig, folder: Path, camera: str | None, size: tuple
     return plate
 
 
+#: a matte is empty when fewer than this fraction of its pixels are foreground (alpha >= 0.5)
+EMPTY_MATTE_FRACTION = 1e-3
+
+
+def is_empty_matte(alpha: np.ndarray) -> bool:
+    """Whether an (H,W) uint8 matte shows no foreground (a faceless frame, or a failed matting)."""
+    return float((alpha >= 128).mean()) < EMPTY_MATTE_FRACTION
+
+
+def report_empty_mattes(empty: list[str], total: int, images_dir: Path) -> None:
+    """All mattes empty: an error (the result is garbage); some: a loud warning (recorded in meta.json)."""
+    if not empty:
+        return
+    if len(empty) == total:
+        raise VhapError(
+            f"every one of the {total} mattes is empty: no person found in any frame",
+            path=images_dir,
+            fix="check that the frames show the subject (and the --method / background plates)",
+        )
+    import sys
+
+    shown = ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else "")
+    print(
+        f"vhap matting: warning: {len(empty)} of {total} frames have an empty matte (no person found): {shown}; "
+        "listed as empty_frames in alpha_maps/meta.json",
+        file=sys.stderr,
+    )
+
+
 def run_matting(cfg: MattingConfig) -> Path:
     """Write ``<folder>/alpha_maps/*.png``; returns the alpha folder."""
     if cfg.folder is None:
@@ -134,6 +163,7 @@ def run_matting(cfg: MattingConfig) -> Path:
                     cam = p.stem.split("_")[1] if p.stem.startswith("cam_") else None
                     if cam not in cfg.cameras:
                         (tmp / p.name).write_bytes(p.read_bytes())
+            empty: list[str] = []
             total = sum(len(frames[c]) for c in cams)
             with tqdm(total=total, desc=f"matting {cfg.method}", unit="frame", disable=None) as bar:
                 for cam in cams:
@@ -145,11 +175,14 @@ def run_matting(cfg: MattingConfig) -> Path:
                         if matter.needs_background and plate is None:
                             plate = load_plate(cfg, folder, cam, rgb.shape[:2], frames_meta)
                         alpha = matter(rgb, plate)
+                        if is_empty_matte(alpha):
+                            empty.append(path.stem)
                         write_alpha_png(tmp / f"{path.stem}.png", alpha)
                         bar.update(1)
-            (tmp / "meta.json").write_text(
-                json.dumps({"method": cfg.method, "images": images_dir.name, "cameras": [str(c) for c in cams]})
-            )
+            report_empty_mattes(empty, total, images_dir)
+            meta = {"method": cfg.method, "images": images_dir.name, "cameras": [str(c) for c in cams]}
+            meta["empty_frames"] = empty  # no foreground found (no person in view, or the matting failed)
+            (tmp / "meta.json").write_text(json.dumps(meta))
     finally:
         matter.close()
     return target
