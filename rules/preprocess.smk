@@ -1,12 +1,15 @@
 # Frames: video(s) -> <sequence folder>/images[_<n>]/ (VHAP layout, in place next to the raw videos;
 # the demo's frames go to results/data/demo). The output is a stamp under results/stamps/: the frames
 # live in the dataset and the subcommand writes them atomically.
+#
+# preprocess -> matting -> landmarks form group `prep`: under SLURM the three jobs of one sequence are
+# one SLURM job (a connected component of the group), and a failure stays within its sequence.
 
 
 def preprocess_source(wildcards):
     """A video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)."""
     rec = seq_record(wildcards)
-    return rec["videos"][0] if rec["layout"] == "monocular" else rec["folder"]
+    return rec.videos[0] if rec.layout == "monocular" else rec.folder
 
 
 @job_function
@@ -16,26 +19,17 @@ def preprocess_input(wildcards):
     A multi-view sequence folder is an input only to require that it exists: the later steps write
     alpha_maps/ and landmark2d/ into it, which makes it newer than the frames' stamp, so its mtime must
     not count. Its videos are not inputs one by one either (16 file lookups per job, ~12 s of a
-    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
+    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.videos`` instead.
     """
     rec = seq_record(wildcards)
-    return rec["videos"][0] if rec["layout"] == "monocular" else ancient(rec["folder"])
+    return rec.videos[0] if rec.layout == "monocular" else ancient(rec.folder)
 
 
 def video_stamp(wildcards):
-    """Digest of name, size and mtime of a scanned multi-view sequence's videos ('' otherwise: a
-    monocular video is the input itself; a listing's folders are taken on trust)."""
-    rec = seq_record(wildcards)
-    if rec["layout"] == "monocular" or rec["listed"]:
-        return ""
-    stats = []
-    for path in rec["videos"]:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise WorkflowError(f"{path}: video found by the scan is gone (fix: rerun, or restore it)")
-        stats.append((os.path.basename(path), st.st_size, st.st_mtime_ns))
-    return hashlib.sha1(repr(stats).encode()).hexdigest()[:16]
+    try:
+        return wf_plan.video_stamp(seq_record(wildcards))
+    except VhapError as e:
+        raise WorkflowError(str(e))
 
 
 rule preprocess:
@@ -46,16 +40,18 @@ rule preprocess:
     params:
         **step_params(
             "preprocess",
-            folder=lambda w: seq_record(w)["folder"],
+            folder=lambda w: seq_record(w).folder,
             source=preprocess_source,
             videos=video_stamp,
         ),
     log:
         log_of("preprocess"),
+    group:
+        "prep"
     threads: step_threads("preprocess")
     resources:
         **step_resources("preprocess"),
     conda:
         conda_env("preprocess")
     shell:
-        vhap_shell("preprocess") + '{params.job[source]:q} --output {params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'
+        vhap_shell("preprocess") + '{params.source:q} --output {params.folder:q} > {log} 2>&1 && cp "$cfg" {output}'

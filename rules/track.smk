@@ -1,11 +1,12 @@
 # Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/).
+# Under SLURM, track jobs go out as job arrays (profiles/slurm: slurm-array-jobs).
 
 
 def track_data_args(wildcards):
     """`--data.*` arguments of a sequence: dataset root, layout and (multi-view) subject."""
     rec = seq_record(wildcards)
-    subject = f" --data.subject {shlex.quote(rec['subject'])}" if rec["layout"] != "monocular" else ""
-    return f"--data.root {shlex.quote(rec['root'])} --data.layout {rec['layout']}{subject}"
+    subject = f" --data.subject {shlex.quote(rec.subject)}" if rec.layout != "monocular" else ""
+    return f"--data.root {shlex.quote(rec.root)} --data.layout {rec.layout}{subject}"
 
 
 rule track:
@@ -22,10 +23,7 @@ rule track:
             labels={"dataset": "{ds}", "subject": "{subject}", "sequence": "{seq}", "file": "{name}"},
         ),
     params:
-        **step_params(
-            "track",
-            data=track_data_args,
-        ),
+        **step_params("track", data=track_data_args),
     log:
         log_of("track"),
     threads: step_threads("track")
@@ -35,5 +33,5 @@ rule track:
         conda_env("track")
     shell:
         vhap_shell("track")
-        + "{params.job[data]} --data.sequence {wildcards.seq:q} "
+        + "{params.data} --data.sequence {wildcards.seq:q} "
         + "--exp.output_folder {output.run:q} > {log} 2>&1"

@@ -163,9 +163,10 @@ def test_dry_run_lists_pending_jobs(tmp_path):
         "landmarks": 6,
         "track": 6,
         "export": 6,
-        "validate_export": 4,
+        "gate": 4,
         "combine": 2,
         "report": 4,
+        "dashboard": 2,
         "all": 1,
     }
     jobs = pending_jobs(out)
@@ -182,6 +183,13 @@ def test_dry_run_lists_pending_jobs(tmp_path):
     # runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
     v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.subject 074 --data\.sequence EMO-1", out)
     assert v2_track, out[-3000:]
+    # the layouts' default presets: NeRSemble frames at 1/4 resolution, matting and landmarks on them;
+    # monocular videos keep every frame and track with the monocular preset
+    assert re.search(r"'downsample: 4'.*vhap\.cli matting .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"'downsample: 4'.*vhap\.cli landmarks .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"vhap\.cli preprocess --preset nersemble .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"vhap\.cli preprocess --preset monocular .*/mono/alice\.mp4", out)
+    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence alice", out)
     track_block = out[out.index("rule track:") :].split("\n\n", 1)[0]
     assert "gpu=1" in track_block
     runtimes = {int(m) for m in re.findall(r"rule track:.*?runtime=(\d+)", out, re.S)}
@@ -252,6 +260,241 @@ def test_listing_replaces_the_scan(tmp_path):
     assert runtimes == [30 + round(0.05 * 120 * 16), 30 + round(0.05 * 300 * 16)]
 
 
+def test_every_bad_step_key_is_listed_before_anything_runs(tmp_path):
+    """One error names every unknown or ill-typed key of every step, wherever it is set; nothing is queued."""
+    data = _placeholder_datasets(tmp_path / "data")
+    v2 = dict(
+        data["v2"], steps={"preprocess": {"config": {"downsample_scales": [4]}}, "matting": {"preset": "nersemble"}}
+    )
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "074.yaml").write_text(
+        "sequences: {EMO-1: {steps: {track: {config: {exp: {batch_sise: 2}}}}}}\n"
+    )
+    cfg = {
+        "datasets": {"v2": v2},
+        "subjects_dir": "subjects",
+        "steps": {
+            "track": {"config": {"w": {"reg_exprr": 1.0}, "modle": {}}},
+            "export": {"config": {"jpeg_quality": "high"}},
+        },
+    }
+    res = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, cfg)), "--cores", "1", check=False)
+    assert res.returncode != 0
+    out = res.stdout
+    assert "the config has 5 problem(s); nothing was run" in out, out[-3000:]
+    assert "config: steps: steps.track.config: unknown key(s) ['w.reg_exprr', 'modle']" in out
+    assert "config: steps: steps.export.config: config key 'jpeg_quality'" in out
+    assert "config: datasets.v2.steps: steps.preprocess.config: unknown key(s) ['downsample_scales']" in out
+    assert "config: datasets.v2.steps: steps.matting.preset = 'nersemble', but `vhap matting` has no presets" in out
+    assert "074.yaml: sequences.EMO-1: steps.track.config: unknown key(s) ['exp.batch_sise']" in out
+    assert "rule preprocess" not in out and not (tmp_path / "results" / ".plan").exists()
+
+
+def test_missing_union_member_is_a_warning_naming_subject_and_sequences(tmp_path):
+    data = _placeholder_datasets(tmp_path / "data")
+    shutil.rmtree(tmp_path / "data" / "v2" / "104" / "sequences" / "EXP-2")
+    v2 = dict(data["v2"], combine={"BOTH": ["EMO-1", "EXP-2"], "THREE": ["EMO-1", "EXP-2", "EXP-9"]})
+    cfg = write_config(tmp_path, {"datasets": {"v2": v2}, "vhap": VHAP_CMD})
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
+    assert "vhap workflow: warning: 3 union(s) cannot be built" in out
+    assert "v2/104: union BOTH left out, missing sequence(s): EXP-2" in out
+    assert "v2/074: union THREE left out, missing sequence(s): EXP-9" in out
+    assert "v2/104: union THREE left out, missing sequence(s): EXP-2, EXP-9" in out
+    assert job_counts(out)["combine"] == 1  # 074's BOTH
+
+
+def test_slurm_profile_settings_are_in_force(tmp_path):
+    """The workflow profile (profiles/default) must not override what profiles/slurm sets."""
+    from snakemake.cli import parse_args
+
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert not {k for k in default if default[k] != slurm.get(k, default[k])}, "profiles/default overrides slurm"
+    # what snakemake makes of the command line (the workflow profile is found next to the Snakefile)
+    argv = ["-n", "--snakefile", str(SNAKEFILE), "--profile", str(REPO / "profiles" / "slurm")]
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        _, args = parse_args(argv)
+    finally:
+        os.chdir(cwd)
+    assert args.retries == 2 and args.keep_going is True and args.latency_wait == 60
+    assert not args.resources  # no global GPU limit
+    assert args.slurm_status_command == "squeue"  # works with and without accounting
+    # and the running workflow sees no GPU limit (the local profile has one)
+    data = _placeholder_datasets(tmp_path / "data")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "vhap": VHAP_CMD})
+    out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(cfg)).stdout
+    assert "workflow specific profile" in out and "vhap workflow: GPU jobs at once: no limit" in out
+    out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "local"), "--configfile", str(cfg)).stdout
+    assert "vhap workflow: GPU jobs at once: 1" in out
+
+
+def test_cpu_steps_go_to_the_cpu_partition_by_one_setting(tmp_path):
+    data = _placeholder_datasets(tmp_path / "data")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "vhap": VHAP_CMD,
+                                  "slurm_partitions": {"cpu": "cpuq"}})  # fmt: skip
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
+    blocks = dict(re.findall(r"^\s*rule (\w+):\n(.*?)^Shell command", out, re.M | re.S))
+    for rule in ("preprocess", "matting", "landmarks", "export", "gate", "report"):
+        assert "slurm_partition=cpuq" in blocks[rule], rule
+    assert "slurm_partition" not in blocks["track"]  # the profile's default (the GPU partition)
+
+
+def _yaml_examples(path: Path) -> list[str]:
+    return re.findall(r"```ya?ml\n(.*?)```", path.read_text(), re.S)
+
+
+def test_docs_yaml_examples_load_and_pass_the_config_check():
+    """Every YAML example of README.md and docs/workflow.md parses; workflow configs pass the schema and
+    the step-config check the workflow runs when it loads."""
+    from snakemake.utils import validate
+
+    from vhap.workflow.settings import check_settings, sources_of
+
+    schema = str(REPO / "config" / "schema" / "config.schema.yaml")
+    checked = 0
+    for doc in (REPO / "README.md", REPO / "docs" / "workflow.md"):
+        for text in _yaml_examples(doc):
+            data = yaml.safe_load(text)
+            if not isinstance(data, dict) or not ({"datasets", "steps", "qa"} & set(data)) or "executor" in data:
+                continue  # not a workflow config (a profile, a preset, a snippet)
+            validate(copy.deepcopy(data), schema, set_default=True)
+            sources = sources_of(data.get("steps"), f"{doc.name}: steps")
+            for name, spec in (data.get("datasets") or {}).items():
+                sources += sources_of(spec.get("steps"), f"{doc.name}: datasets.{name}.steps")
+            assert check_settings(sources) == [], text
+            checked += 1
+    assert checked >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# library: plan, settings, gates, dashboard, pending summary
+# ---------------------------------------------------------------------------------------------
+
+
+def test_plan_round_trip_and_selection(tmp_path):
+    from vhap.workflow import plan
+
+    data = _placeholder_datasets(tmp_path / "data")
+    recs = plan.scan_dataset("v2", "nersemble_v2", data["v2"]["root"])
+    assert [(r.subject, r.seq, len(r.videos)) for r in recs] == [
+        ("074", "EMO-1", 3), ("074", "EXP-2", 3), ("104", "EMO-1", 3), ("104", "EXP-2", 3)
+    ]  # fmt: skip
+    mono = plan.scan_dataset("mono", "monocular", data["mono"]["root"])
+    assert [(r.subject, r.seq, r.cameras) for r in mono] == [("alice", "alice", 1), ("bob", "bob", 1)]
+    path = plan.plan_path(tmp_path / "results", plan.plan_key({"a": 1}))
+    plan.write_plan(path, recs + mono)
+    assert plan.read_plan(path) == recs + mono
+    kept = plan.select(recs, sequences=["EM*"], skipped=lambda subj, seq: subj == "104")
+    assert [(r.subject, r.seq) for r in kept] == [("074", "EMO-1")]
+    assert plan.plan_key({"a": 1, "b": [2]}) == plan.plan_key({"b": [2], "a": 1}) != plan.plan_key({"a": 2})
+    listing = tmp_path / "l.tsv"
+    listing.write_text("# subject, sequence, frames\n074\tEMO-1\t120\n074\tEXP-2\t\n")
+    listed = plan.read_listing("v2", "nersemble_v2", data["v2"]["root"], listing)
+    assert [(r.seq, r.frames, r.cameras, r.listed) for r in listed] == [
+        ("EMO-1", 120, 16, True),
+        ("EXP-2", None, 16, True),
+    ]
+
+
+def test_config_params_name_their_key_and_round_trip():
+    from vhap.workflow.settings import config_params, param_slots
+
+    cfg = {"w": {"reg_expr": 1.0}, "exp": {"batch_size": 2, "device": "cpu"}, "model": {"head_model": "open"}}
+    slots = config_params("track", cfg)
+    assert set(slots) == set(param_slots("track"))
+    assert slots["cfg_w"] == 'w: {"reg_expr":1.0}' and slots["cfg_data"] == "" and slots["cfg_rest"] == ""
+    assert yaml.safe_load("\n".join(slots.values())) == cfg  # what the job writes as --config
+    flat = config_params("preprocess", {"fps": 25.0, "downsample": [4]})
+    assert flat == {"cfg_rest": "downsample: [4]\nfps: 25.0"}
+    # key order does not change a value
+    assert config_params("track", dict(reversed(list(cfg.items())))) == slots
+
+
+def test_gates_judge_metrics():
+    from vhap.qa.gates import Thresholds, judge
+
+    t = Thresholds(max_nme_percent=3.0, min_face_psnr_db=25.0, min_head_coverage=0.9)
+    good = {"totals": {"nme": 0.0145, "psnr_face": 27.2}, "num_timesteps": 120, "photometric": True}
+    assert judge(good, t)[0] == []
+    assert judge(good, t)[1]["nme_percent"] == pytest.approx(1.45)
+    bad = {"totals": {"nme": 0.04, "psnr_face": 22.0}, "whole_head": {"head_coverage": 0.5}}
+    assert judge(bad, t)[0] == ["NME 4.00 % > 3 %", "face PSNR 22.00 dB < 25 dB", "head coverage 0.500 < 0.9"]
+    assert judge({"totals": {"nme": None, "psnr_face": 27.0}}, t)[0] == ["no landmark NME (no landmarks fitted?)"]
+    assert judge({"totals": {"nme": 0.01, "psnr_face": float("nan")}}, t)[0][0] == "non-finite figures: psnr_face"
+    assert judge(dict(good, diverged=True), t)[0] == ["diverged (metrics.json says so)"]
+    # a landmark-only run has no face PSNR to judge; switched-off gates judge nothing
+    assert judge({"totals": {"nme": 0.01}, "photometric": False}, t)[0] == []
+    assert judge({"totals": {}}, Thresholds(None, None, None))[0] == []
+    with pytest.raises(Exception, match="min_head_coverage"):
+        Thresholds(min_head_coverage=2.0)
+
+
+def _fake_run(folder: Path, nme: float, psnr: float, frames: int = 8) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    (folder / "overlays").mkdir(parents=True)
+    for t in range(frames):
+        img = np.full((64, 96, 3), 30 * t % 255, np.uint8)
+        Image.fromarray(img).save(folder / "overlays" / f"{t:05d}.jpg")
+    metrics = {"totals": {"nme": nme, "psnr_face": psnr}, "num_timesteps": frames, "num_cameras": 1}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_gate_cli_marks_failures_and_dashboard_lists_them_first(tmp_path):
+    from vhap.qa.gates import failed_members
+
+    runs = [_fake_run(tmp_path / "runs" / n, nme, psnr) for n, nme, psnr in
+            (("good", 0.012, 28.0), ("blurry", 0.015, 14.0), ("lost", 0.2, 26.0))]  # fmt: skip
+    out = tmp_path / "qa" / "s1"
+    cmd = [sys.executable, "-m", "vhap.cli", "qa", "gate", "--runs", *map(str, runs), "--output", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr  # failed gates are verdicts, not a failed job
+    assert "1 passed, 2 failed" in res.stdout
+    assert failed_members(out, ["good", "blurry", "lost"]) == ["blurry", "lost"]
+    assert (out / "lost.FAILED").read_text() == "NME 20.00 % > 5 %\n"
+    verdict = json.loads((out / "good.json").read_text())
+    assert verdict["passed"] and len(verdict["thumbnails"]) == 4 and verdict["thumbnails"][-1] == "overlays/00007.jpg"
+    page = tmp_path / "site" / "qa.html"
+    cmd = [sys.executable, "-m", "vhap.cli", "qa", "dashboard", "--verdicts", str(out), "--output", str(page)]
+    assert "3 sequences, 2 failed" in subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    html_text = page.read_text()
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', html_text, re.S).group(1))
+    assert [r["name"] for r in data["rows"]] == ["blurry", "good", "lost"]
+    assert data["rows"][0]["thumbs"][0] == "../runs/blurry/overlays/00000.jpg"  # relative to the page
+    assert (page.parent / data["rows"][0]["thumbs"][0]).is_file()
+    assert "sortKey = 'passed'" in html_text and "loading = 'lazy'" in html_text  # failures first, lazy images
+
+
+def test_pending_table_folds_a_dry_run():
+    from vhap.workflow.summary import parse_dry_run, pending_table
+
+    text = """
+[Sat Dec  5 09:18:54 2026]
+rule track:
+    output: results/track/v2/074/EMO-1
+    reason: Params have changed since last execution: Union of exclusive params before and now across all output: \
+before: 'w: {"reg_expr":1.0}' now: 'w: {"reg_expr":2.0}'
+    wildcards: ds=v2, subject=074, seq=EMO-1
+rule track:
+    reason: Missing output files: results/track/v2/074/EXP-2
+    wildcards: ds=v2, subject=074, seq=EXP-2
+[Sat Dec  5 09:18:54 2026] Group job prep (jobs in lexicogr. order):
+    rule matting:
+        reason: Missing output files: x
+        wildcards: ds=v2, subject=104, seq=EMO-1
+localrule all:
+    reason: Input files updated by another job
+"""
+    table = pending_table(parse_dry_run(text))
+    assert re.search(r"^track\s+v2\s+074\s+2\s+params: w \(1\), missing output \(1\)$", table, re.M), table
+    assert re.search(r"^matting\s+v2\s+104\s+1\s+missing output$", table, re.M), table
+    assert table.splitlines()[-1] == "total: matting 1, track 2"
+
+
 # ---------------------------------------------------------------------------------------------
 # real runs on tiny fixtures
 # ---------------------------------------------------------------------------------------------
@@ -299,8 +542,10 @@ def test_tiny_run_produces_every_output(tiny_run):
         assert (run / "DONE").is_file() and (run / "tracked_flame_params.npz").is_file()
         export = wd / "results" / "export" / "mono" / name / f"{name}_{name}"
         assert len(json.loads((export / "transforms.json").read_text())["frames"]) == 3
-        validation = json.loads((wd / "results" / "validate" / "mono" / name / f"{name}.json").read_text())
-        assert validation["ok"] is True and validation["num_errors"] == 0
+        verdict = json.loads((wd / "results" / "qa" / "mono" / name / f"{name}.json").read_text())
+        assert verdict["export"].endswith(f"{name}_{name}") and verdict["figures"]["frames"] == 3
+        # 3 frames and a few steps: the verdict is whatever the figures say, but never silent
+        assert verdict["passed"] is (not (wd / "results" / "qa" / "mono" / name / f"{name}.FAILED").exists())
         summary = wd / "results" / "report" / "mono" / name
         assert (summary / "summary.png").is_file() and name in (summary / "summary.md").read_text()
     # the subject file reached alice's tracking, and only hers
@@ -330,9 +575,15 @@ def test_editing_one_subject_reruns_only_its_tracking_and_export(tiny_run):
         subject_file.write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 1000.0}\n")
         out = snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
         jobs = pending_jobs(out)
-        assert {r for r, _ in jobs} == {"track", "export", "validate_export", "report", "all"}
-        assert all(w.get("subject") == "alice" for r, w in jobs if r != "all")
-        assert "Params have changed" in out and "reg_tex_tv" in out
+        assert {r for r, _ in jobs} == {"track", "export", "gate", "report", "dashboard", "all"}
+        assert all(w.get("subject") == "alice" for r, w in jobs if r not in ("all", "dashboard"))
+        # the rerun reason names the changed section, not the whole config
+        reason = next(line for line in out.splitlines() if "Params have changed" in line)
+        assert "w: {" in reason and "reg_tex_tv" in reason and "pipeline" not in reason and "model" not in reason
+        # and the pending-work summary says the same, per step and subject
+        table = subprocess.run([sys.executable, "-m", "vhap.cli", "qa", "pending"], input=out, capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        assert re.search(r"^track\s+mono\s+alice\s+1\s+params: w$", table, re.M), table
         # a formatting-only edit (same values, other key order / style) reruns nothing
         subject_file.write_text("steps:\n  track:\n    config:\n      w:\n        reg_tex_tv: 300.0\n")
         assert "Nothing to be done" in snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
@@ -356,8 +607,8 @@ def test_failing_job_leaves_no_partial_output_and_is_reported(tiny_run, tmp_path
     # bob's older export stays, but as outdated: the next dry run still lists the failed chain
     out = snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
     pending = pending_jobs(out)
-    assert {w.get("subject") for r, w in pending if r != "all"} == {"bob"}, out[-4000:]
-    assert {r for r, w in pending if w.get("subject") == "bob"} == {"track", "export", "validate_export", "report"}
+    assert {w.get("subject") for r, w in pending if r not in ("all", "dashboard")} == {"bob"}, out[-4000:]
+    assert {r for r, w in pending if w.get("subject") == "bob"} == {"track", "export", "gate", "report"}
     log = (wd / "results" / "logs" / "track" / "mono" / "bob" / "bob.log").read_text()
     assert "nope" in log
     # alice is untouched and complete
