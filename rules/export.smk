@@ -1,6 +1,6 @@
 # NeRF/3DGS export of a tracking run; then, per subject, the quality gates: each export validated
 # against the GaussianAvatars contract (images decoded) and each run's figures against the thresholds
-# of config `qa`. Under SLURM, export jobs go out as job arrays (profiles/slurm: slurm-array-jobs).
+# of config `qa`.
 
 
 rule export:

@@ -1,5 +1,4 @@
 # Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/).
-# Under SLURM, track jobs go out as job arrays (profiles/slurm: slurm-array-jobs).
 
 
 def track_data_args(wildcards):
