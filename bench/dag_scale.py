@@ -39,7 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERAS = [f"2222000{i:02d}" for i in range(16)]
-LOCAL_RULES = {"all", "demo", "qa", "plan"}
+LOCAL_RULES = {"all", "demo", "qa", "dashboard"}
 
 # Counts directory listings of a Python process (and writes them at exit) without touching its code.
 AUDIT_SITECUSTOMIZE = textwrap.dedent(

@@ -40,10 +40,10 @@ rule combine:
         conda_env("combine")
     shell:
         write_job_config("combine")
-        + "src=(); for pair in {params.members}; do m=${{pair%%=*}}; "
-        + 'if [ -e {input.gates:q}/"$m".FAILED ] && [ {params.force} != 1 ]; then '
+        + "src=(); for pair in {params.job[members]}; do m=${{pair%%=*}}; "
+        + 'if [ -e {input.gates:q}/"$m".FAILED ] && [ {params.job[force]} != 1 ]; then '
         + 'echo "union {wildcards.name}: $m left out (quality gate failed: $(head -1 {input.gates:q}/"$m".FAILED))" | tee -a {log} >&2; '
         + 'else src+=("${{pair#*=}}"); fi; done; '
         + 'if [ ${{#src[@]}} -eq 0 ]; then echo "union {wildcards.name}: every member failed its quality gate" | tee -a {log} >&2; exit 1; fi; '
-        + f'{VHAP} combine {{params.preset}} --config "$cfg" '
+        + f'{VHAP} combine {{params.job[preset]}} --config "$cfg" '
         + '--src "${{src[@]}}" --tgt {output.union:q} >> {log} 2>&1'

@@ -309,37 +309,35 @@ def upstream_digest(ds, subject, seq, step) -> str:
 
 
 def step_params(step, **extra):
-    """The params of a rule: ``preset`` (``--preset NAME`` or empty), one ``cfg_*`` param per config
-    section (``key: <json>`` lines, see vhap.workflow.settings.config_params), ``cfgfile`` (where the
-    job writes them for ``--config``), ``upstream`` (digest of the settings of the steps before it),
-    plus ``extra`` (name -> f(wildcards)) for per-job values.
+    """The params of a rule: one ``cfg_*`` param per config section (``key: <json>`` lines, see
+    vhap.workflow.settings.config_params), and ``job``, a dict of the rest the job's command reads:
+    ``preset`` (``--preset NAME`` or empty), ``cfgfile`` (where the job writes the config for
+    ``--config``), ``upstream`` (digest of the settings of the steps before it), plus ``extra``
+    (name -> f(wildcards)) for per-job values.
 
-    Every value names its key, so snakemake's "Params have changed" reason shows which setting changed.
+    Every config value names its key, so snakemake's "Params have changed" reason shows which setting
+    changed. Few params per job keep a dataset-sized DAG cheap (snakemake evaluates each per job).
     """
     has_upstream = bool(UPSTREAM[step])
     jobconfig = f"{RESULTS}/.jobconfig/{step}/"
 
-    def key(wildcards):
-        return wildcards.ds, wildcards.subject, wildcards.get("seq", "")
-
-    def preset(wildcards):
-        p = step_settings(*key(wildcards), step)[0]
-        return f"--preset {p}" if p else ""
+    def job(wildcards):
+        ds, subject = wildcards.ds, wildcards.subject
+        seq = wildcards.get("seq", "")
+        preset = step_settings(ds, subject, seq, step)[0]
+        leaf = seq or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
+        out = {"preset": f"--preset {preset}" if preset else "", "cfgfile": f"{jobconfig}{ds}/{subject}/{leaf}.yaml"}
+        if has_upstream:
+            out["upstream"] = upstream_digest(ds, subject, seq, step)
+        for k, f in extra.items():
+            out[k] = f(wildcards)
+        return out
 
     def slot(name):
-        return job_function(lambda wildcards: step_settings(*key(wildcards), step)[1][name])
+        return job_function(lambda wildcards: step_settings(wildcards.ds, wildcards.subject, wildcards.get("seq", ""), step)[1][name])
 
-    def cfgfile(wildcards):
-        ds, subject, seq = key(wildcards)
-        leaf = seq or (f"UNION_{wildcards.name}" if "name" in wildcards.keys() else "_subject")
-        return f"{jobconfig}{ds}/{subject}/{leaf}.yaml"
-
-    out = {"preset": job_function(preset), "cfgfile": job_function(cfgfile)}
+    out = {"job": job_function(job)}
     out.update({name: slot(name) for name in wf_settings.param_slots(step)})
-    if has_upstream:
-        out["upstream"] = job_function(lambda wildcards: "upstream settings " + upstream_digest(*key(wildcards), step))
-    for k, f in extra.items():
-        out[k] = job_function(f)
     return out
 
 
@@ -350,12 +348,12 @@ def write_job_config(step):
     trigger); the file is only the transport to the subcommand.
     """
     lines = " ".join(f"{{params.{name}:q}}" for name in wf_settings.param_slots(step))
-    return f'cfg={{params.cfgfile:q}} && mkdir -p "${{{{cfg%/*}}}}" && printf "%s\\n" {lines} > "$cfg" && '
+    return f'cfg={{params.job[cfgfile]:q}} && mkdir -p "${{{{cfg%/*}}}}" && printf "%s\\n" {lines} > "$cfg" && '
 
 
 def vhap_shell(step, subcommand=None):
     """Shell prefix of a rule: write the job's config and call ``vhap <subcommand>`` with it."""
-    return write_job_config(step) + f'{VHAP} {subcommand or step} {{params.preset}} --config "$cfg" '
+    return write_job_config(step) + f'{VHAP} {subcommand or step} {{params.job[preset]}} --config "$cfg" '
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,8 +538,16 @@ def step_resources(step):
     return res
 
 
+from snakemake.settings.types import DeploymentMethod
+
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+
+
 def conda_env(step):
-    """The conda environment file of a step's rule (used with --software-deployment-method conda)."""
+    """The conda environment file of a step's rule with --software-deployment-method conda, else None
+    (snakemake resolves a rule's conda file for every job of a dry run: ~10 s for the whole dataset)."""
+    if not USE_CONDA:
+        return None
     path = Path(config["conda"]["steps"].get(step, config["conda"]["default"]))
     return str(path if path.is_absolute() else WORKFLOW_DIR / path)
 

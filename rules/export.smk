@@ -32,7 +32,8 @@ def gate_args(wildcards):
 
 # One job per subject (~400 for NeRSemble, instead of ~10k: DAG building costs per job). A sequence
 # that fails a gate does not fail the job: its verdict says so and <seq>.FAILED marks it (unions leave
-# it out unless forced; the dashboard lists it first). Group `subject`: with the report, one SLURM job.
+# it out unless forced; the dashboard lists it first). Under SLURM, with the report, one SLURM job
+# (profiles/slurm: group `subject`).
 rule gate:
     input:
         runs=job_function(lambda w: subject_paths(TRACK, w.ds, w.subject)),
@@ -43,12 +44,10 @@ rule gate:
         **step_params("validate", seqs=gate_args, thresholds=qa_args),
     log:
         RESULTS + "/logs/qa/{ds}/{subject}.log",
-    group:
-        "subject"
     threads: step_threads("validate")
     resources:
         **step_resources("validate"),
     conda:
         conda_env("validate")
     shell:
-        vhap_shell("validate", "qa gate") + "{params.seqs} {params.thresholds} --output {output.verdicts:q} > {log} 2>&1"
+        vhap_shell("validate", "qa gate") + "{params.job[seqs]} {params.job[thresholds]} --output {output.verdicts:q} > {log} 2>&1"

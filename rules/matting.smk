@@ -1,4 +1,4 @@
-# Foreground mattes: <sequence folder>/images[_<n>]/ -> <sequence folder>/alpha_maps/ (group `prep`).
+# Foreground mattes: <sequence folder>/images[_<n>]/ -> <sequence folder>/alpha_maps/.
 
 
 rule matting:
@@ -10,12 +10,10 @@ rule matting:
         **step_params("matting", folder=lambda w: seq_record(w).folder),
     log:
         log_of("matting"),
-    group:
-        "prep"
     threads: step_threads("matting")
     resources:
         **step_resources("matting"),
     conda:
         conda_env("matting")
     shell:
-        vhap_shell("matting") + '{params.folder:q} > {log} 2>&1 && cp "$cfg" {output}'
+        vhap_shell("matting") + '{params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

@@ -2,8 +2,10 @@
 # the demo's frames go to results/data/demo). The output is a stamp under results/stamps/: the frames
 # live in the dataset and the subcommand writes them atomically.
 #
-# preprocess -> matting -> landmarks form group `prep`: under SLURM the three jobs of one sequence are
-# one SLURM job (a connected component of the group), and a failure stays within its sequence.
+# Under SLURM, preprocess -> matting -> landmarks of one sequence are one SLURM job: profiles/slurm puts
+# the three rules in group `prep` (each sequence's jobs are their own connected component, so a failure
+# stays within its sequence). Groups live in the cluster profile: local runs ignore them, and a dry run
+# without them is faster.
 
 
 def preprocess_source(wildcards):
@@ -19,7 +21,7 @@ def preprocess_input(wildcards):
     A multi-view sequence folder is an input only to require that it exists: the later steps write
     alpha_maps/ and landmark2d/ into it, which makes it newer than the frames' stamp, so its mtime must
     not count. Its videos are not inputs one by one either (16 file lookups per job, ~12 s of a
-    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.videos`` instead.
+    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
     """
     rec = seq_record(wildcards)
     return rec.videos[0] if rec.layout == "monocular" else ancient(rec.folder)
@@ -46,12 +48,10 @@ rule preprocess:
         ),
     log:
         log_of("preprocess"),
-    group:
-        "prep"
     threads: step_threads("preprocess")
     resources:
         **step_resources("preprocess"),
     conda:
         conda_env("preprocess")
     shell:
-        vhap_shell("preprocess") + '{params.source:q} --output {params.folder:q} > {log} 2>&1 && cp "$cfg" {output}'
+        vhap_shell("preprocess") + '{params.job[source]:q} --output {params.job[folder]:q} > {log} 2>&1 && cp "$cfg" {output}'

@@ -19,8 +19,6 @@ rule report:
         **step_params("report"),
     log:
         RESULTS + "/logs/report/{ds}/{subject}.log",
-    group:
-        "subject"
     threads: step_threads("report")
     resources:
         **step_resources("report"),

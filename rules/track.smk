@@ -32,5 +32,5 @@ rule track:
         conda_env("track")
     shell:
         vhap_shell("track")
-        + "{params.data} --data.sequence {wildcards.seq:q} "
+        + "{params.job[data]} --data.sequence {wildcards.seq:q} "
         + "--exp.output_folder {output.run:q} > {log} 2>&1"

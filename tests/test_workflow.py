@@ -321,6 +321,9 @@ def test_slurm_profile_settings_are_in_force(tmp_path):
     assert args.retries == 2 and args.keep_going is True and args.latency_wait == 60
     assert not args.resources  # no global GPU limit
     assert args.slurm_status_command == "squeue"  # works with and without accounting
+    # job shape: the CPU chain of a sequence is one group (one SLURM job), gates + report of a subject another
+    assert args.groups == {"preprocess": "prep", "matting": "prep", "landmarks": "prep", "gate": "subject",
+                           "report": "subject"}  # fmt: skip
     # and the running workflow sees no GPU limit (the local profile has one)
     data = _placeholder_datasets(tmp_path / "data")
     cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "vhap": VHAP_CMD})
@@ -420,7 +423,7 @@ def test_gates_judge_metrics():
     assert judge(good, t)[0] == []
     assert judge(good, t)[1]["nme_percent"] == pytest.approx(1.45)
     bad = {"totals": {"nme": 0.04, "psnr_face": 22.0}, "whole_head": {"head_coverage": 0.5}}
-    assert judge(bad, t)[0] == ["NME 4.00 % > 3 %", "face PSNR 22.00 dB < 25 dB", "head coverage 0.500 < 0.9"]
+    assert judge(bad, t)[0] == ["NME 4 % > 3 %", "face PSNR 22 dB < 25 dB", "head coverage 0.5 < 0.9"]
     assert judge({"totals": {"nme": None, "psnr_face": 27.0}}, t)[0] == ["no landmark NME (no landmarks fitted?)"]
     assert judge({"totals": {"nme": 0.01, "psnr_face": float("nan")}}, t)[0][0] == "non-finite figures: psnr_face"
     assert judge(dict(good, diverged=True), t)[0] == ["diverged (metrics.json says so)"]
@@ -455,7 +458,7 @@ def test_gate_cli_marks_failures_and_dashboard_lists_them_first(tmp_path):
     assert res.returncode == 0, res.stderr  # failed gates are verdicts, not a failed job
     assert "1 passed, 2 failed" in res.stdout
     assert failed_members(out, ["good", "blurry", "lost"]) == ["blurry", "lost"]
-    assert (out / "lost.FAILED").read_text() == "NME 20.00 % > 5 %\n"
+    assert (out / "lost.FAILED").read_text() == "NME 20 % > 5 %\n"
     verdict = json.loads((out / "good.json").read_text())
     assert verdict["passed"] and len(verdict["thumbnails"]) == 4 and verdict["thumbnails"][-1] == "overlays/00007.jpg"
     page = tmp_path / "site" / "qa.html"

@@ -113,16 +113,16 @@ def judge(metrics: dict, thresholds: Thresholds) -> tuple[list[str], dict]:
         if nme is None:
             failures.append("no landmark NME (no landmarks fitted?)")
         elif nme > t.max_nme_percent:
-            failures.append(f"NME {nme:.2f} % > {t.max_nme_percent:g} %")
+            failures.append(f"NME {nme:.4g} % > {t.max_nme_percent:g} %")
     psnr = figs["face_psnr_db"]
     if t.min_face_psnr_db is not None and metrics.get("photometric", True):
         if psnr is None:
             failures.append("no face PSNR")
         elif psnr < t.min_face_psnr_db:
-            failures.append(f"face PSNR {psnr:.2f} dB < {t.min_face_psnr_db:g} dB")
+            failures.append(f"face PSNR {psnr:.4g} dB < {t.min_face_psnr_db:g} dB")
     cov = figs["head_coverage"]
     if t.min_head_coverage is not None and cov is not None and cov < t.min_head_coverage:
-        failures.append(f"head coverage {cov:.3f} < {t.min_head_coverage:g}")
+        failures.append(f"head coverage {cov:.4g} < {t.min_head_coverage:g}")
     return failures, figs
 
 
