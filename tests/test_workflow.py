@@ -523,7 +523,7 @@ def tiny_run(tmp_path_factory, carphone_path):
     cut_clip(carphone_path, data / "alice.mp4", 0, 3)
     cut_clip(carphone_path, data / "bob.mp4", 60, 3)
     (wd / "subjects").mkdir()
-    (wd / "subjects" / "alice.yaml").write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 300.0}\n")
+    (wd / "subjects" / "alice.yaml").write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 500.0}\n")
     write_config(wd, _tiny_config())
     res = snakemake(wd, "--configfile", "config.yaml", "--cores", "2", timeout=900)
     return wd, res.stdout
@@ -554,7 +554,7 @@ def test_tiny_run_produces_every_output(tiny_run):
     # the subject file reached alice's tracking, and only hers
     alice_cfg = yaml.safe_load((wd / "results" / "track" / "mono" / "alice" / "alice" / "config.yml").read_text())
     bob_cfg = yaml.safe_load((wd / "results" / "track" / "mono" / "bob" / "bob" / "config.yml").read_text())
-    assert alice_cfg["w"]["reg_tex_tv"] == 300.0 and bob_cfg["w"]["reg_tex_tv"] != 300.0
+    assert alice_cfg["w"]["reg_tex_tv"] == 500.0 and bob_cfg["w"]["reg_tex_tv"] != 500.0
     assert alice_cfg["model"]["tex_resolution"] == 32 and alice_cfg["exp"]["device"] == "cpu"
 
 
@@ -588,7 +588,7 @@ def test_editing_one_subject_reruns_only_its_tracking_and_export(tiny_run):
                                text=True, check=True).stdout  # fmt: skip
         assert re.search(r"^track\s+mono\s+alice\s+1\s+params: w$", table, re.M), table
         # a formatting-only edit (same values, other key order / style) reruns nothing
-        subject_file.write_text("steps:\n  track:\n    config:\n      w:\n        reg_tex_tv: 300.0\n")
+        subject_file.write_text("steps:\n  track:\n    config:\n      w:\n        reg_tex_tv: 500.0\n")
         assert "Nothing to be done" in snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
     finally:
         subject_file.write_text(original)
