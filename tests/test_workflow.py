@@ -303,6 +303,39 @@ def test_missing_union_member_is_a_warning_naming_subject_and_sequences(tmp_path
     assert job_counts(out)["combine"] == 1  # 074's BOTH
 
 
+def test_union_leaves_out_members_that_failed_their_gate_unless_forced(tmp_path):
+    """The combine rule's member filter, with a stand-in `vhap` that records what it was asked to combine."""
+    data = _placeholder_datasets(tmp_path / "data")
+    fake = tmp_path / "fake_vhap.sh"
+    fake.write_text('#!/bin/sh\n# record the --src list in the --tgt folder\nsrc=""; tgt=""; mode=""\n'
+                    'for a in "$@"; do case "$a" in --src) mode=s;; --tgt) mode=t;; --*) mode="";; *) '
+                    '[ "$mode" = s ] && src="$src ${a##*/}"; [ "$mode" = t ] && tgt="$a";; esac; done\n'
+                    'mkdir -p "$tgt" && echo $src > "$tgt/members.txt"\n')  # fmt: skip
+    fake.chmod(0o755)
+    for seq in ("EMO-1", "EXP-2"):
+        (tmp_path / "results" / "export" / "v2" / "074" / f"074_{seq}").mkdir(parents=True)
+    gates = tmp_path / "results" / "qa" / "v2" / "074"
+    gates.mkdir(parents=True)
+    (gates / "EXP-2.FAILED").write_text("NME 9 % > 5 %\n")
+    union = "results/export/v2/074/074_UNION_BOTH"
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": str(fake)})
+    out = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union).stdout
+    assert (tmp_path / union / "members.txt").read_text().split() == ["074_EMO-1"]
+    assert "union BOTH: EXP-2 left out (quality gate failed: NME 9 % > 5 %)" in out
+    shutil.rmtree(tmp_path / union)
+    forced = dict(data["v2"], force_unions=True)
+    cfg = write_config(tmp_path, {"datasets": {"v2": forced}, "vhap": str(fake)})
+    snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union)
+    assert (tmp_path / union / "members.txt").read_text().split() == ["074_EMO-1", "074_EXP-2"]
+    # every member failed: no union, and a job that says why
+    (gates / "EMO-1.FAILED").write_text("diverged\n")
+    shutil.rmtree(tmp_path / union)
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": str(fake)})
+    res = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union, check=False)
+    assert res.returncode != 0 and "every member failed its quality gate" in res.stdout
+    assert not (tmp_path / union).exists()
+
+
 def test_slurm_profile_settings_are_in_force(tmp_path):
     """The workflow profile (profiles/default) must not override what profiles/slurm sets."""
     from snakemake.cli import parse_args
