@@ -1,4 +1,7 @@
-# Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/).
+# Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/). Its
+# checkpoints go to results/.resume/<ds>/<subject>/<seq>/, outside the output: snakemake deletes the output
+# of a failed or killed job, and the retry (or the next run) resumes from there; `vhap track` removes
+# them when the run finishes.
 
 
 def track_data_args(wildcards):
@@ -22,7 +25,11 @@ rule track:
             labels={"dataset": "{ds}", "subject": "{subject}", "sequence": "{seq}", "file": "{name}"},
         ),
     params:
-        **step_params("track", data=track_data_args),
+        **step_params(
+            "track",
+            data=track_data_args,
+            resume=lambda w: RESUME.format(ds=w.ds, subject=w.subject, seq=w.seq),
+        ),
     log:
         log_of("track"),
     threads: step_threads("track")
@@ -33,4 +40,4 @@ rule track:
     shell:
         vhap_shell("track")
         + "{params.job[data]} --data.sequence {wildcards.seq:q} "
-        + "--exp.output_folder {output.run:q} > {log} 2>&1"
+        + "--exp.output_folder {output.run:q} --exp.checkpoint-dir {params.job[resume]:q} > {log} 2>&1"

@@ -651,6 +651,45 @@ def test_failing_job_leaves_no_partial_output_and_is_reported(tiny_run, tmp_path
     assert (wd / "results" / "track" / "mono" / "alice" / "alice" / "DONE").is_file()
 
 
+@pytest.mark.slow
+def test_killed_track_job_resumes_from_its_checkpoint(tmp_path, carphone_path):
+    """Issue 17 item 5: a track job killed mid-run (snakemake and all) resumes on the next run from the
+    checkpoint kept outside its output folder, which snakemake deleted; the checkpoint is gone afterwards."""
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    cut_clip(carphone_path, data / "alice.mp4", 0, 3)
+    cfg = _tiny_config()
+    track = copy.deepcopy(TINY_TRACK)
+    track["config"]["pipeline"]["rgb_global_tracking"] = {"num_epochs": 40}  # long enough to be killed in
+    track["config"]["exp"]["checkpoint_every_epochs"] = 1
+    cfg["steps"]["track"] = track
+    write_config(tmp_path, cfg)
+    resume = tmp_path / "results" / ".resume" / "mono" / "alice" / "alice"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
+           "--configfile", "config.yaml", "--cores", "1", "--", "results/track/mono/alice/alice"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (resume / "latest.pt").is_file():
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 600 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we started: snakemake and the track job
+        proc.wait()
+    run = tmp_path / "results" / "track" / "mono" / "alice" / "alice"
+    assert not (run / "DONE").exists() and (resume / "latest.pt").is_file()
+    snakemake(tmp_path, "--unlock", "--configfile", "config.yaml")
+    out = snakemake(tmp_path, "--configfile", "config.yaml", "--cores", "1", "--", str(run.relative_to(tmp_path)))
+    assert "rule track" in out.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["timing"]["resumed"] is True
+    assert not resume.exists()  # removed after the run finished
+
+
 # ---------------------------------------------------------------------------------------------
 # a real SLURM cluster (scripts/slurm-local.sh start)
 # ---------------------------------------------------------------------------------------------
