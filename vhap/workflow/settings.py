@@ -14,7 +14,6 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 
 STEPS = ("preprocess", "matting", "landmarks", "track", "export", "validate", "combine", "report")
 #: Steps whose subcommand takes ``--preset NAME`` (the preset group of vhap.config).
@@ -187,25 +186,20 @@ def unknown_keys(cls: type, data: dict, prefix: str = "") -> list[str]:
     return bad
 
 
-def _preset_problem(step: str, preset: str) -> str | None:
-    from vhap.config import list_presets
+def _load_preset(step: str, preset: str) -> tuple[dict, str | None]:
+    """(the preset's settings, None) or ({}, the problem)."""
+    from vhap.config import load_preset
+    from vhap.errors import VhapError
 
     if step not in PRESET_STEPS:
-        return (
+        return {}, (
             f"steps.{step}.preset = {preset!r}, but `vhap {step}` has no presets (only "
             f"{' and '.join(PRESET_STEPS)} do). Fix: remove the preset and put the settings under steps.{step}.config."
         )
-    if str(preset).endswith((".yaml", ".yml")):
-        return (
-            None if Path(preset).is_file() else f"steps.{step}.preset: preset file {preset} not found (fix: the path)"
-        )
-    known = list_presets(step)
-    if preset not in known:
-        return (
-            f"steps.{step}.preset: unknown preset {preset!r} for `vhap {step}`. "
-            f"Fix: one of {known} or a path to a .yaml file."
-        )
-    return None
+    try:
+        return load_preset(step, str(preset)), None
+    except VhapError as e:
+        return {}, f"steps.{step}.preset: {str(e).replace(chr(10) + '  fix:', ' Fix:')}"
 
 
 def check_settings(sources: list[SettingsSource]) -> list[str]:
@@ -223,8 +217,9 @@ def check_settings(sources: list[SettingsSource]) -> list[str]:
         if src.step not in STEPS:
             problems.append(f"{src.where}: unknown step {src.step!r} (steps: {', '.join(STEPS)})")
             continue
+        preset = {}
         if src.preset:
-            p = _preset_problem(src.step, src.preset)
+            preset, p = _load_preset(src.step, src.preset)
             if p:
                 problems.append(f"{src.where}: {p}")
         if not isinstance(src.config, dict):
@@ -240,7 +235,7 @@ def check_settings(sources: list[SettingsSource]) -> list[str]:
             )
             continue
         try:
-            config_from_dict(cls, src.config)
+            config_from_dict(cls, deep_merge(preset, src.config))
         except (VhapError, ValueError, TypeError) as e:
             problems.append(f"{src.where}: steps.{src.step}.config: {e}")
     return problems
