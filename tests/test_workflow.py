@@ -782,3 +782,62 @@ def test_dataset_through_sbatch_runs_tracks_at_once_and_isolates_a_failure(tmp_p
     (wd / "subjects" / "carol.yaml").unlink()
     out = snakemake(wd, "--profile", str(wd / "profile"), "-n", "--configfile", "config.yaml").stdout
     assert {w.get("subject") for r, w in pending_jobs(out) if r not in ("all", "dashboard")} == {"carol"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_track_job_cancelled_on_slurm_resumes_on_retry(tmp_path, carphone_path):
+    """Issue 17 item 5 on the cluster: `scancel` of a running track job (as a time limit or preemption
+    would end it); snakemake's retry resumes from the checkpoint kept outside the deleted output."""
+    import time
+
+    reason = _slurm_ready()
+    if reason:
+        pytest.skip(reason)
+    wd = tmp_path
+    (wd / "data").mkdir()
+    cut_clip(carphone_path, wd / "data" / "dave.mp4", 0, 3)
+    cfg = _tiny_config()
+    track = copy.deepcopy(TINY_TRACK)
+    track["config"]["pipeline"]["rgb_global_tracking"] = {"num_epochs": 40}
+    track["config"]["exp"]["checkpoint_every_epochs"] = 1
+    cfg["steps"]["track"] = track
+    write_config(wd, cfg)
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.update(
+        {
+            "jobs": 2,
+            "retries": 1,
+            "max-threads": os.cpu_count() or 1,
+            "latency-wait": 5,
+            "slurm-init-seconds-before-status-checks": 2,
+            "default-resources": {"slurm_partition": "debug", "mem_mb": 1000, "runtime": 10},
+        }
+    )
+    (wd / "profile").mkdir()
+    (wd / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    resume = wd / "results" / ".resume" / "mono" / "dave" / "dave"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(wd),
+           "--profile", str(wd / "profile"), "--configfile", "config.yaml",
+           "--", "results/track/mono/dave/dave"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (resume / "latest.pt").is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint of the track job"
+            time.sleep(0.2)
+        running = [
+            j for j in _slurm_jobs().values() if "rule_track" in j.get("Comment", "") and j["JobState"] == "RUNNING"
+        ]
+        assert len(running) == 1
+        subprocess.run(["scancel", running[0]["JobId"]], check=True)
+        out, _ = proc.communicate(timeout=600)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, out[-4000:]
+    assert "CANCELLED" in out  # the first attempt was reported as cancelled, then retried
+    metrics = json.loads((wd / "results" / "track" / "mono" / "dave" / "dave" / "metrics.json").read_text())
+    assert metrics["timing"]["resumed"] is True
+    assert not resume.exists()
