@@ -1,10 +1,12 @@
 # vhap workflow: videos / NeRSemble captures -> frames -> mattes -> landmarks -> tracking -> export
-# (+ validation, unions, reports). One job per (dataset, subject, sequence) per step; every rule calls
-# one `vhap` subcommand. See docs/workflow.md.
+# (+ quality gates, unions, reports, a dataset dashboard). One job per (dataset, subject, sequence) per
+# step; every rule calls one `vhap` subcommand. See docs/workflow.md.
 #
-#   snakemake demo --profile profiles/default        # the carphone demo, CPU, offline
-#   snakemake -n --profile profiles/default           # what is pending for config/config.yaml
+#   snakemake demo --profile profiles/local           # the carphone demo, CPU, offline
+#   snakemake -n --profile profiles/local             # what is pending for config/config.yaml
+#   snakemake -n ... | vhap qa pending                # the same, one line per step and subject
 #   snakemake --profile profiles/slurm                # everything, through sbatch
+#   snakemake qa --profile profiles/local             # one HTML page of every sequence's quality verdict
 #   snakemake --report report.html                    # HTML report of the finished runs (-- demo: of the demo)
 
 from snakemake.utils import min_version
@@ -31,12 +33,24 @@ report: "report/workflow.rst"
 localrules:
     all,
     demo,
+    qa,
+    dashboard,
 
 
 rule all:
-    """Every dataset of the config: validated exports, unions and per-subject reports."""
+    """Every dataset of the config: quality gates, unions, per-subject reports and the dashboards."""
     input:
         [t for ds in DATASETS for t in dataset_targets(ds)],
+        [DASHBOARD.format(ds=ds) for ds in DATASETS],
+
+
+rule qa:
+    """The dashboard of every dataset of the config: results/qa/<ds>.html."""
+    input:
+        [DASHBOARD.format(ds=ds) for ds in DATASETS],
+
+
+warn_unions()
 
 
 rule demo:
@@ -45,10 +59,10 @@ rule demo:
         lambda w: dataset_targets("demo") or raise_(WorkflowError(DEMO_MISSING)),
     params:
         where=lambda w: {
-            "frames": SEQUENCES[("demo", "carphone", "carphone")]["folder"],
+            "frames": SEQUENCES[("demo", "carphone", "carphone")].folder,
             "tracking": TRACK.format(ds="demo", subject="carphone", seq="carphone"),
             "export": EXPORT.format(ds="demo", subject="carphone", seq="carphone"),
-            "validation": VALIDATION.format(ds="demo", subject="carphone", seq="carphone"),
+            "quality gate": GATES.format(ds="demo", subject="carphone") + "/carphone.json",
             "report": REPORT.format(ds="demo", subject="carphone"),
         },
     run:

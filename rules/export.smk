@@ -1,4 +1,6 @@
-# NeRF/3DGS export of a tracking run, then its check against the GaussianAvatars contract.
+# NeRF/3DGS export of a tracking run; then, per subject, the quality gates: each export validated
+# against the GaussianAvatars contract (images decoded) and each run's figures against the thresholds
+# of config `qa`.
 
 
 rule export:
@@ -19,41 +21,33 @@ rule export:
         vhap_shell("export") + "--src {input.run:q} --tgt {output.export:q} > {log} 2>&1"
 
 
-def validation_args(wildcards):
-    """The subject's sequences, quoted for the shell loop of validate_export."""
-    return " ".join(shlex.quote(r["seq"]) for r in sequences_of(wildcards.ds, wildcards.subject))
+def gate_args(wildcards):
+    """--runs/--exports/--names of every sequence of the subject, quoted."""
+    recs = sequences_of(wildcards.ds, wildcards.subject)
+    q = lambda xs: " ".join(shlex.quote(x) for x in xs)
+    runs = subject_paths(TRACK, wildcards.ds, wildcards.subject)
+    exports = subject_paths(EXPORT, wildcards.ds, wildcards.subject)
+    return f"--runs {q(runs)} --exports {q(exports)} --names {q(r.seq for r in recs)}"
 
 
-# One job per subject: `vhap validate-export` on each of its exports, one <seq>.json each, so the DAG
-# holds ~400 validation jobs for NeRSemble instead of ~10k (DAG building costs per job). Every export
-# is checked even after one fails; the job then fails (its folder is removed) and the log names the
-# invalid sequences with their reports.
-rule validate_export:
+# One job per subject (~400 for NeRSemble, instead of ~10k: DAG building costs per job). A sequence
+# that fails a gate does not fail the job: its verdict says so and <seq>.FAILED marks it (unions leave
+# it out unless forced; the dashboard lists it first). Under SLURM, with the report, one SLURM job
+# (profiles/slurm: group `subject`).
+rule gate:
     input:
+        runs=job_function(lambda w: subject_paths(TRACK, w.ds, w.subject)),
         exports=job_function(lambda w: subject_paths(EXPORT, w.ds, w.subject)),
     output:
-        reports=directory(VALIDATIONS),
+        verdicts=directory(GATES),
     params:
-        **step_params(
-            "validate",
-            seqs=validation_args,
-            exports=lambda w: f"{RESULTS}/export/{w.ds}/{w.subject}",
-        ),
+        **step_params("validate", seqs=gate_args, thresholds=qa_args),
     log:
-        RESULTS + "/logs/validate/{ds}/{subject}.log",
-    # tiny CPU jobs: SLURM gets them in bundles (profiles/slurm: group-components)
-    group:
-        "small"
+        RESULTS + "/logs/qa/{ds}/{subject}.log",
     threads: step_threads("validate")
     resources:
         **step_resources("validate"),
     conda:
         conda_env("validate")
     shell:
-        WRITE_JOB_CONFIG
-        + 'out={output.reports:q} && mkdir -p "$out" && rc=0 && '
-        + "for seq in {params.job[seqs]}; do "
-        + f'{VHAP} validate-export {{params.job[preset]}} --config "$cfg" --json '
-        + '{params.job[exports]:q}/{wildcards.subject:q}_"$seq" > "$out/$seq.json" 2>> {log} '
-        + '|| {{ rc=1; echo "invalid export: $seq" >> {log}; cat "$out/$seq.json" >> {log}; }}; '
-        + "done; exit $rc"
+        vhap_shell("validate", "qa gate") + "{params.job[seqs]} {params.job[thresholds]} --output {output.verdicts:q} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# 2D landmarks: <sequence folder>/images/ -> <sequence folder>/landmark2d/<detector>[/<serial>].npz.
+# 2D landmarks: <sequence folder>/images[_<n>]/ -> <sequence folder>/landmark2d/<detector>[/<serial>].npz
+#.
 
 
 rule landmarks:
@@ -10,7 +11,7 @@ rule landmarks:
     output:
         stamp=stamp_of("landmarks"),
     params:
-        **step_params("landmarks", folder=lambda w: seq_record(w)["folder"]),
+        **step_params("landmarks", folder=lambda w: seq_record(w).folder),
     log:
         log_of("landmarks"),
     threads: step_threads("landmarks")

@@ -1,4 +1,4 @@
-# Foreground mattes: <sequence folder>/images/ -> <sequence folder>/alpha_maps/ (GPU when available).
+# Foreground mattes: <sequence folder>/images[_<n>]/ -> <sequence folder>/alpha_maps/.
 
 
 rule matting:
@@ -7,7 +7,7 @@ rule matting:
     output:
         stamp=stamp_of("matting"),
     params:
-        **step_params("matting", folder=lambda w: seq_record(w)["folder"]),
+        **step_params("matting", folder=lambda w: seq_record(w).folder),
     log:
         log_of("matting"),
     threads: step_threads("matting")

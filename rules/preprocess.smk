@@ -1,12 +1,17 @@
 # Frames: video(s) -> <sequence folder>/images[_<n>]/ (VHAP layout, in place next to the raw videos;
 # the demo's frames go to results/data/demo). The output is a stamp under results/stamps/: the frames
 # live in the dataset and the subcommand writes them atomically.
+#
+# Under SLURM, preprocess -> matting -> landmarks of one sequence are one SLURM job: profiles/slurm puts
+# the three rules in group `prep` (each sequence's jobs are their own connected component, so a failure
+# stays within its sequence). Groups live in the cluster profile: local runs ignore them, and a dry run
+# without them is faster.
 
 
 def preprocess_source(wildcards):
     """A video file (monocular) or the folder of cam_<serial>.mp4 files (multi-view)."""
     rec = seq_record(wildcards)
-    return rec["videos"][0] if rec["layout"] == "monocular" else rec["folder"]
+    return rec.videos[0] if rec.layout == "monocular" else rec.folder
 
 
 @job_function
@@ -19,23 +24,14 @@ def preprocess_input(wildcards):
     NeRSemble-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
     """
     rec = seq_record(wildcards)
-    return rec["videos"][0] if rec["layout"] == "monocular" else ancient(rec["folder"])
+    return rec.videos[0] if rec.layout == "monocular" else ancient(rec.folder)
 
 
 def video_stamp(wildcards):
-    """Digest of name, size and mtime of a scanned multi-view sequence's videos ('' otherwise: a
-    monocular video is the input itself; a listing's folders are taken on trust)."""
-    rec = seq_record(wildcards)
-    if rec["layout"] == "monocular" or rec["listed"]:
-        return ""
-    stats = []
-    for path in rec["videos"]:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise WorkflowError(f"{path}: video found by the scan is gone (fix: rerun, or restore it)")
-        stats.append((os.path.basename(path), st.st_size, st.st_mtime_ns))
-    return hashlib.sha1(repr(stats).encode()).hexdigest()[:16]
+    try:
+        return wf_plan.video_stamp(seq_record(wildcards))
+    except VhapError as e:
+        raise WorkflowError(str(e))
 
 
 rule preprocess:
@@ -46,7 +42,7 @@ rule preprocess:
     params:
         **step_params(
             "preprocess",
-            folder=lambda w: seq_record(w)["folder"],
+            folder=lambda w: seq_record(w).folder,
             source=preprocess_source,
             videos=video_stamp,
         ),

@@ -1,11 +1,14 @@
-# Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/).
+# Photometric head tracking: one run folder per sequence (results/track/<ds>/<subject>/<seq>/). Its
+# checkpoints go to results/.resume/<ds>/<subject>/<seq>/, outside the output: snakemake deletes the output
+# of a failed or killed job, and the retry (or the next run) resumes from there; `vhap track` removes
+# them when the run finishes.
 
 
 def track_data_args(wildcards):
     """`--data.*` arguments of a sequence: dataset root, layout and (multi-view) subject."""
     rec = seq_record(wildcards)
-    subject = f" --data.subject {shlex.quote(rec['subject'])}" if rec["layout"] != "monocular" else ""
-    return f"--data.root {shlex.quote(rec['root'])} --data.layout {rec['layout']}{subject}"
+    subject = f" --data.subject {shlex.quote(rec.subject)}" if rec.layout != "monocular" else ""
+    return f"--data.root {shlex.quote(rec.root)} --data.layout {rec.layout}{subject}"
 
 
 rule track:
@@ -25,6 +28,7 @@ rule track:
         **step_params(
             "track",
             data=track_data_args,
+            resume=lambda w: RESUME.format(ds=w.ds, subject=w.subject, seq=w.seq),
         ),
     log:
         log_of("track"),
@@ -36,4 +40,4 @@ rule track:
     shell:
         vhap_shell("track")
         + "{params.job[data]} --data.sequence {wildcards.seq:q} "
-        + "--exp.output_folder {output.run:q} > {log} 2>&1"
+        + "--exp.output_folder {output.run:q} --exp.checkpoint-dir {params.job[resume]:q} > {log} 2>&1"

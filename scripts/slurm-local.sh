@@ -7,12 +7,12 @@
 #   scripts/slurm-local.sh stop     stop what `start` started (by pid file, newest first)
 #   scripts/slurm-local.sh status   print sinfo, exit 0 if the node is usable
 #
-# Environment: FAKE_GPUS=N (default 1) declares N fake GPUs (gres on /dev/null) so `--gpus=N` jobs
+# Environment: FAKE_GPUS=N (default 2, at most 4) declares N fake GPUs (gres on /dev/null) so `--gpus=N` jobs
 # schedule; PARTITION (default debug); WITH_DBD=1 also starts MariaDB + slurmdbd so that sacct works
 # (without it, profiles must set `slurm-status-command: squeue`).
 set -euo pipefail
 WITH_DBD=${WITH_DBD:-0}
-FAKE_GPUS=${FAKE_GPUS:-1}
+FAKE_GPUS=${FAKE_GPUS:-2}
 PARTITION=${PARTITION:-debug}
 STATE_FILE=/run/slurm/slurm-local.started # what `start` started, one pid file per line
 export DEBIAN_FRONTEND=noninteractive
@@ -77,7 +77,9 @@ JobAcctGatherType=jobacct_gather/none"
         GRES_TYPES="GresTypes=gpu"
         {
             echo "AutoDetect=off"
-            for ((g = 0; g < FAKE_GPUS; g++)); do echo "NodeName=${H} Name=gpu File=/dev/null"; done
+            # one distinct device file per fake GPU (slurmd refuses a name twice); nothing opens them
+            local devs=(/dev/null /dev/zero /dev/full /dev/urandom)
+            for ((g = 0; g < FAKE_GPUS && g < ${#devs[@]}; g++)); do echo "NodeName=${H} Name=gpu File=${devs[g]}"; done
         } >/etc/slurm/gres.conf
     else
         rm -f /etc/slurm/gres.conf

@@ -163,9 +163,10 @@ def test_dry_run_lists_pending_jobs(tmp_path):
         "landmarks": 6,
         "track": 6,
         "export": 6,
-        "validate_export": 4,
+        "gate": 4,
         "combine": 2,
         "report": 4,
+        "dashboard": 2,
         "all": 1,
     }
     jobs = pending_jobs(out)
@@ -182,6 +183,13 @@ def test_dry_run_lists_pending_jobs(tmp_path):
     # runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
     v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.subject 074 --data\.sequence EMO-1", out)
     assert v2_track, out[-3000:]
+    # the layouts' default presets: NeRSemble frames at 1/4 resolution, matting and landmarks on them;
+    # monocular videos keep every frame and track with the monocular preset
+    assert re.search(r"'downsample: 4'.*vhap\.cli matting .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"'downsample: 4'.*vhap\.cli landmarks .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"vhap\.cli preprocess --preset nersemble .*/v2/074/sequences/EMO-1", out)
+    assert re.search(r"vhap\.cli preprocess --preset monocular .*/mono/alice\.mp4", out)
+    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence alice", out)
     track_block = out[out.index("rule track:") :].split("\n\n", 1)[0]
     assert "gpu=1" in track_block
     runtimes = {int(m) for m in re.findall(r"rule track:.*?runtime=(\d+)", out, re.S)}
@@ -252,6 +260,277 @@ def test_listing_replaces_the_scan(tmp_path):
     assert runtimes == [30 + round(0.05 * 120 * 16), 30 + round(0.05 * 300 * 16)]
 
 
+def test_every_bad_step_key_is_listed_before_anything_runs(tmp_path):
+    """One error names every unknown or ill-typed key of every step, wherever it is set; nothing is queued."""
+    data = _placeholder_datasets(tmp_path / "data")
+    v2 = dict(
+        data["v2"], steps={"preprocess": {"config": {"downsample_scales": [4]}}, "matting": {"preset": "nersemble"}}
+    )
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "074.yaml").write_text(
+        "sequences: {EMO-1: {steps: {track: {config: {exp: {batch_sise: 2}}}}}}\n"
+    )
+    cfg = {
+        "datasets": {"v2": v2},
+        "subjects_dir": "subjects",
+        "steps": {
+            "track": {"config": {"w": {"reg_exprr": 1.0}, "modle": {}}},
+            "export": {"config": {"jpeg_quality": "high"}},
+        },
+    }
+    res = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, cfg)), "--cores", "1", check=False)
+    assert res.returncode != 0
+    out = res.stdout
+    assert "the config has 5 problem(s); nothing was run" in out, out[-3000:]
+    assert "config: steps: steps.track.config: unknown key(s) ['w.reg_exprr', 'modle']" in out
+    assert "config: steps: steps.export.config: config key 'jpeg_quality'" in out
+    assert "config: datasets.v2.steps: steps.preprocess.config: unknown key(s) ['downsample_scales']" in out
+    assert "config: datasets.v2.steps: steps.matting.preset = 'nersemble', but `vhap matting` has no presets" in out
+    assert "074.yaml: sequences.EMO-1: steps.track.config: unknown key(s) ['exp.batch_sise']" in out
+    assert "rule preprocess" not in out and not (tmp_path / "results" / ".plan").exists()
+
+
+def test_missing_union_member_is_a_warning_naming_subject_and_sequences(tmp_path):
+    data = _placeholder_datasets(tmp_path / "data")
+    shutil.rmtree(tmp_path / "data" / "v2" / "104" / "sequences" / "EXP-2")
+    v2 = dict(data["v2"], combine={"BOTH": ["EMO-1", "EXP-2"], "THREE": ["EMO-1", "EXP-2", "EXP-9"]})
+    cfg = write_config(tmp_path, {"datasets": {"v2": v2}, "vhap": VHAP_CMD})
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
+    assert "vhap workflow: warning: 3 union(s) cannot be built" in out
+    assert "v2/104: union BOTH left out, missing sequence(s): EXP-2" in out
+    assert "v2/074: union THREE left out, missing sequence(s): EXP-9" in out
+    assert "v2/104: union THREE left out, missing sequence(s): EXP-2, EXP-9" in out
+    assert job_counts(out)["combine"] == 1  # 074's BOTH
+
+
+def test_union_leaves_out_members_that_failed_their_gate_unless_forced(tmp_path):
+    """The combine rule's member filter, with a stand-in `vhap` that records what it was asked to combine."""
+    data = _placeholder_datasets(tmp_path / "data")
+    fake = tmp_path / "fake_vhap.sh"
+    fake.write_text('#!/bin/sh\n# record the --src list in the --tgt folder\nsrc=""; tgt=""; mode=""\n'
+                    'for a in "$@"; do case "$a" in --src) mode=s;; --tgt) mode=t;; --*) mode="";; *) '
+                    '[ "$mode" = s ] && src="$src ${a##*/}"; [ "$mode" = t ] && tgt="$a";; esac; done\n'
+                    'mkdir -p "$tgt" && echo $src > "$tgt/members.txt"\n')  # fmt: skip
+    fake.chmod(0o755)
+    for seq in ("EMO-1", "EXP-2"):
+        (tmp_path / "results" / "export" / "v2" / "074" / f"074_{seq}").mkdir(parents=True)
+    gates = tmp_path / "results" / "qa" / "v2" / "074"
+    gates.mkdir(parents=True)
+    (gates / "EXP-2.FAILED").write_text("NME 9 % > 5 %\n")
+    union = "results/export/v2/074/074_UNION_BOTH"
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": str(fake)})
+    out = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union).stdout
+    assert (tmp_path / union / "members.txt").read_text().split() == ["074_EMO-1"]
+    assert "union BOTH: EXP-2 left out (quality gate failed: NME 9 % > 5 %)" in out
+    shutil.rmtree(tmp_path / union)
+    forced = dict(data["v2"], force_unions=True)
+    cfg = write_config(tmp_path, {"datasets": {"v2": forced}, "vhap": str(fake)})
+    snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union)
+    assert (tmp_path / union / "members.txt").read_text().split() == ["074_EMO-1", "074_EXP-2"]
+    # every member failed: no union, and a job that says why
+    (gates / "EMO-1.FAILED").write_text("diverged\n")
+    shutil.rmtree(tmp_path / union)
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": str(fake)})
+    res = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "--", union, check=False)
+    assert res.returncode != 0 and "every member failed its quality gate" in res.stdout
+    assert not (tmp_path / union).exists()
+
+
+def test_slurm_profile_settings_are_in_force(tmp_path):
+    """The workflow profile (profiles/default) must not override what profiles/slurm sets."""
+    from snakemake.cli import parse_args
+
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert not {k for k in default if default[k] != slurm.get(k, default[k])}, "profiles/default overrides slurm"
+    # what snakemake makes of the command line (the workflow profile is found next to the Snakefile)
+    argv = ["-n", "--snakefile", str(SNAKEFILE), "--profile", str(REPO / "profiles" / "slurm")]
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        _, args = parse_args(argv)
+    finally:
+        os.chdir(cwd)
+    assert args.retries == 2 and args.keep_going is True and args.latency_wait == 60
+    assert not args.resources  # no global GPU limit
+    assert args.slurm_status_command == "squeue"  # works with and without accounting
+    # job shape: the CPU chain of a sequence is one group (one SLURM job), gates + report of a subject another
+    assert args.groups == {"preprocess": "prep", "matting": "prep", "landmarks": "prep", "gate": "subject",
+                           "report": "subject"}  # fmt: skip
+    # and the running workflow sees no GPU limit (the local profile has one)
+    data = _placeholder_datasets(tmp_path / "data")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "vhap": VHAP_CMD})
+    out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(cfg)).stdout
+    assert "workflow specific profile" in out and "vhap workflow: GPU jobs at once: no limit" in out
+    out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "local"), "--configfile", str(cfg)).stdout
+    assert "vhap workflow: GPU jobs at once: 1" in out
+
+
+def test_cpu_steps_go_to_the_cpu_partition_by_one_setting(tmp_path):
+    data = _placeholder_datasets(tmp_path / "data")
+    cfg = write_config(tmp_path, {"datasets": {"mono": data["mono"]}, "vhap": VHAP_CMD,
+                                  "slurm_partitions": {"cpu": "cpuq"}})  # fmt: skip
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
+    blocks = dict(re.findall(r"^\s*rule (\w+):\n(.*?)^Shell command", out, re.M | re.S))
+    for rule in ("preprocess", "matting", "landmarks", "export", "gate", "report"):
+        assert "slurm_partition=cpuq" in blocks[rule], rule
+    assert "slurm_partition" not in blocks["track"]  # the profile's default (the GPU partition)
+
+
+def _yaml_examples(path: Path) -> list[str]:
+    return re.findall(r"```ya?ml\n(.*?)```", path.read_text(), re.S)
+
+
+def test_docs_yaml_examples_load_and_pass_the_config_check():
+    """Every YAML example of README.md and docs/workflow.md parses; workflow configs pass the schema and
+    the step-config check the workflow runs when it loads."""
+    from snakemake.utils import validate
+
+    from vhap.workflow.settings import check_settings, sources_of
+
+    schema = str(REPO / "config" / "schema" / "config.schema.yaml")
+    checked = 0
+    for doc in (REPO / "README.md", REPO / "docs" / "workflow.md"):
+        for text in _yaml_examples(doc):
+            data = yaml.safe_load(text)
+            if not isinstance(data, dict) or not ({"datasets", "steps", "qa"} & set(data)) or "executor" in data:
+                continue  # not a workflow config (a profile, a preset, a snippet)
+            validate(copy.deepcopy(data), schema, set_default=True)
+            sources = sources_of(data.get("steps"), f"{doc.name}: steps")
+            for name, spec in (data.get("datasets") or {}).items():
+                sources += sources_of(spec.get("steps"), f"{doc.name}: datasets.{name}.steps")
+            assert check_settings(sources) == [], text
+            checked += 1
+    assert checked >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# library: plan, settings, gates, dashboard, pending summary
+# ---------------------------------------------------------------------------------------------
+
+
+def test_plan_round_trip_and_selection(tmp_path):
+    from vhap.workflow import plan
+
+    data = _placeholder_datasets(tmp_path / "data")
+    recs = plan.scan_dataset("v2", "nersemble_v2", data["v2"]["root"])
+    assert [(r.subject, r.seq, len(r.videos)) for r in recs] == [
+        ("074", "EMO-1", 3), ("074", "EXP-2", 3), ("104", "EMO-1", 3), ("104", "EXP-2", 3)
+    ]  # fmt: skip
+    mono = plan.scan_dataset("mono", "monocular", data["mono"]["root"])
+    assert [(r.subject, r.seq, r.cameras) for r in mono] == [("alice", "alice", 1), ("bob", "bob", 1)]
+    path = plan.plan_path(tmp_path / "results", plan.plan_key({"a": 1}))
+    plan.write_plan(path, recs + mono)
+    assert plan.read_plan(path) == recs + mono
+    kept = plan.select(recs, sequences=["EM*"], skipped=lambda subj, seq: subj == "104")
+    assert [(r.subject, r.seq) for r in kept] == [("074", "EMO-1")]
+    assert plan.plan_key({"a": 1, "b": [2]}) == plan.plan_key({"b": [2], "a": 1}) != plan.plan_key({"a": 2})
+    listing = tmp_path / "l.tsv"
+    listing.write_text("# subject, sequence, frames\n074\tEMO-1\t120\n074\tEXP-2\t\n")
+    listed = plan.read_listing("v2", "nersemble_v2", data["v2"]["root"], listing)
+    assert [(r.seq, r.frames, r.cameras, r.listed) for r in listed] == [
+        ("EMO-1", 120, 16, True),
+        ("EXP-2", None, 16, True),
+    ]
+
+
+def test_config_params_name_their_key_and_round_trip():
+    from vhap.workflow.settings import config_params, param_slots
+
+    cfg = {"w": {"reg_expr": 1.0}, "exp": {"batch_size": 2, "device": "cpu"}, "model": {"head_model": "open"}}
+    slots = config_params("track", cfg)
+    assert set(slots) == set(param_slots("track"))
+    assert slots["cfg_w"] == 'w: {"reg_expr":1.0}' and slots["cfg_data"] == "" and slots["cfg_rest"] == ""
+    assert yaml.safe_load("\n".join(slots.values())) == cfg  # what the job writes as --config
+    flat = config_params("preprocess", {"fps": 25.0, "downsample": [4]})
+    assert flat == {"cfg_rest": "downsample: [4]\nfps: 25.0"}
+    # key order does not change a value
+    assert config_params("track", dict(reversed(list(cfg.items())))) == slots
+
+
+def test_gates_judge_metrics():
+    from vhap.qa.gates import Thresholds, judge
+
+    t = Thresholds(max_nme_percent=3.0, min_face_psnr_db=25.0, min_head_coverage=0.9)
+    good = {"totals": {"nme": 0.0145, "psnr_face": 27.2}, "num_timesteps": 120, "photometric": True}
+    assert judge(good, t)[0] == []
+    assert judge(good, t)[1]["nme_percent"] == pytest.approx(1.45)
+    bad = {"totals": {"nme": 0.04, "psnr_face": 22.0}, "whole_head": {"head_coverage": 0.5}}
+    assert judge(bad, t)[0] == ["NME 4 % > 3 %", "face PSNR 22 dB < 25 dB", "head coverage 0.5 < 0.9"]
+    assert judge({"totals": {"nme": None, "psnr_face": 27.0}}, t)[0] == ["no landmark NME (no landmarks fitted?)"]
+    assert judge({"totals": {"nme": 0.01, "psnr_face": float("nan")}}, t)[0][0] == "non-finite figures: psnr_face"
+    assert judge(dict(good, diverged=True), t)[0] == ["diverged (metrics.json says so)"]
+    # a landmark-only run has no face PSNR to judge; switched-off gates judge nothing
+    assert judge({"totals": {"nme": 0.01}, "photometric": False}, t)[0] == []
+    assert judge({"totals": {}}, Thresholds(None, None, None))[0] == []
+    with pytest.raises(Exception, match="min_head_coverage"):
+        Thresholds(min_head_coverage=2.0)
+
+
+def _fake_run(folder: Path, nme: float, psnr: float, frames: int = 8) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    (folder / "overlays").mkdir(parents=True)
+    for t in range(frames):
+        img = np.full((64, 96, 3), 30 * t % 255, np.uint8)
+        Image.fromarray(img).save(folder / "overlays" / f"{t:05d}.jpg")
+    metrics = {"totals": {"nme": nme, "psnr_face": psnr}, "num_timesteps": frames, "num_cameras": 1}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_gate_cli_marks_failures_and_dashboard_lists_them_first(tmp_path):
+    from vhap.qa.gates import failed_members
+
+    runs = [_fake_run(tmp_path / "runs" / n, nme, psnr) for n, nme, psnr in
+            (("good", 0.012, 28.0), ("blurry", 0.015, 14.0), ("lost", 0.2, 26.0))]  # fmt: skip
+    out = tmp_path / "qa" / "s1"
+    cmd = [sys.executable, "-m", "vhap.cli", "qa", "gate", "--runs", *map(str, runs), "--output", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr  # failed gates are verdicts, not a failed job
+    assert "1 passed, 2 failed" in res.stdout
+    assert failed_members(out, ["good", "blurry", "lost"]) == ["blurry", "lost"]
+    assert (out / "lost.FAILED").read_text() == "NME 20 % > 5 %\n"
+    verdict = json.loads((out / "good.json").read_text())
+    assert verdict["passed"] and len(verdict["thumbnails"]) == 4 and verdict["thumbnails"][-1] == "overlays/00007.jpg"
+    page = tmp_path / "site" / "qa.html"
+    cmd = [sys.executable, "-m", "vhap.cli", "qa", "dashboard", "--verdicts", str(out), "--output", str(page)]
+    assert "3 sequences, 2 failed" in subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    html_text = page.read_text()
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', html_text, re.S).group(1))
+    assert [r["name"] for r in data["rows"]] == ["blurry", "good", "lost"]
+    assert data["rows"][0]["thumbs"][0] == "../runs/blurry/overlays/00000.jpg"  # relative to the page
+    assert (page.parent / data["rows"][0]["thumbs"][0]).is_file()
+    assert "sortKey = 'passed'" in html_text and "loading = 'lazy'" in html_text  # failures first, lazy images
+
+
+def test_pending_table_folds_a_dry_run():
+    from vhap.workflow.summary import parse_dry_run, pending_table
+
+    text = """
+[Sat Dec  5 09:18:54 2026]
+rule track:
+    output: results/track/v2/074/EMO-1
+    reason: Params have changed since last execution: Union of exclusive params before and now across all output: \
+before: 'w: {"reg_expr":1.0}' now: 'w: {"reg_expr":2.0}'
+    wildcards: ds=v2, subject=074, seq=EMO-1
+rule track:
+    reason: Missing output files: results/track/v2/074/EXP-2
+    wildcards: ds=v2, subject=074, seq=EXP-2
+[Sat Dec  5 09:18:54 2026] Group job prep (jobs in lexicogr. order):
+    rule matting:
+        reason: Missing output files: x
+        wildcards: ds=v2, subject=104, seq=EMO-1
+localrule all:
+    reason: Input files updated by another job
+"""
+    table = pending_table(parse_dry_run(text))
+    assert re.search(r"^track\s+v2\s+074\s+2\s+params: w \(1\), missing output \(1\)$", table, re.M), table
+    assert re.search(r"^matting\s+v2\s+104\s+1\s+missing output$", table, re.M), table
+    assert table.splitlines()[-1] == "total: matting 1, track 2"
+
+
 # ---------------------------------------------------------------------------------------------
 # real runs on tiny fixtures
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +556,7 @@ def tiny_run(tmp_path_factory, carphone_path):
     cut_clip(carphone_path, data / "alice.mp4", 0, 3)
     cut_clip(carphone_path, data / "bob.mp4", 60, 3)
     (wd / "subjects").mkdir()
-    (wd / "subjects" / "alice.yaml").write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 300.0}\n")
+    (wd / "subjects" / "alice.yaml").write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 500.0}\n")
     write_config(wd, _tiny_config())
     res = snakemake(wd, "--configfile", "config.yaml", "--cores", "2", timeout=900)
     return wd, res.stdout
@@ -299,14 +578,16 @@ def test_tiny_run_produces_every_output(tiny_run):
         assert (run / "DONE").is_file() and (run / "tracked_flame_params.npz").is_file()
         export = wd / "results" / "export" / "mono" / name / f"{name}_{name}"
         assert len(json.loads((export / "transforms.json").read_text())["frames"]) == 3
-        validation = json.loads((wd / "results" / "validate" / "mono" / name / f"{name}.json").read_text())
-        assert validation["ok"] is True and validation["num_errors"] == 0
+        verdict = json.loads((wd / "results" / "qa" / "mono" / name / f"{name}.json").read_text())
+        assert verdict["export"].endswith(f"{name}_{name}") and verdict["figures"]["frames"] == 3
+        # 3 frames and a few steps: the verdict is whatever the figures say, but never silent
+        assert verdict["passed"] is (not (wd / "results" / "qa" / "mono" / name / f"{name}.FAILED").exists())
         summary = wd / "results" / "report" / "mono" / name
         assert (summary / "summary.png").is_file() and name in (summary / "summary.md").read_text()
     # the subject file reached alice's tracking, and only hers
     alice_cfg = yaml.safe_load((wd / "results" / "track" / "mono" / "alice" / "alice" / "config.yml").read_text())
     bob_cfg = yaml.safe_load((wd / "results" / "track" / "mono" / "bob" / "bob" / "config.yml").read_text())
-    assert alice_cfg["w"]["reg_tex_tv"] == 300.0 and bob_cfg["w"]["reg_tex_tv"] != 300.0
+    assert alice_cfg["w"]["reg_tex_tv"] == 500.0 and bob_cfg["w"]["reg_tex_tv"] != 500.0
     assert alice_cfg["model"]["tex_resolution"] == 32 and alice_cfg["exp"]["device"] == "cpu"
 
 
@@ -330,11 +611,17 @@ def test_editing_one_subject_reruns_only_its_tracking_and_export(tiny_run):
         subject_file.write_text("steps:\n  track:\n    config:\n      w: {reg_tex_tv: 1000.0}\n")
         out = snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
         jobs = pending_jobs(out)
-        assert {r for r, _ in jobs} == {"track", "export", "validate_export", "report", "all"}
-        assert all(w.get("subject") == "alice" for r, w in jobs if r != "all")
-        assert "Params have changed" in out and "reg_tex_tv" in out
+        assert {r for r, _ in jobs} == {"track", "export", "gate", "report", "dashboard", "all"}
+        assert all(w.get("subject") == "alice" for r, w in jobs if r not in ("all", "dashboard"))
+        # the rerun reason names the changed section, not the whole config
+        reason = next(line for line in out.splitlines() if "Params have changed" in line)
+        assert "w: {" in reason and "reg_tex_tv" in reason and "pipeline" not in reason and "model" not in reason
+        # and the pending-work summary says the same, per step and subject
+        table = subprocess.run([sys.executable, "-m", "vhap.cli", "qa", "pending"], input=out, capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        assert re.search(r"^track\s+mono\s+alice\s+1\s+params: w$", table, re.M), table
         # a formatting-only edit (same values, other key order / style) reruns nothing
-        subject_file.write_text("steps:\n  track:\n    config:\n      w:\n        reg_tex_tv: 300.0\n")
+        subject_file.write_text("steps:\n  track:\n    config:\n      w:\n        reg_tex_tv: 500.0\n")
         assert "Nothing to be done" in snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
     finally:
         subject_file.write_text(original)
@@ -356,12 +643,51 @@ def test_failing_job_leaves_no_partial_output_and_is_reported(tiny_run, tmp_path
     # bob's older export stays, but as outdated: the next dry run still lists the failed chain
     out = snakemake(wd, "-n", "--configfile", "config.yaml", "--cores", "1").stdout
     pending = pending_jobs(out)
-    assert {w.get("subject") for r, w in pending if r != "all"} == {"bob"}, out[-4000:]
-    assert {r for r, w in pending if w.get("subject") == "bob"} == {"track", "export", "validate_export", "report"}
+    assert {w.get("subject") for r, w in pending if r not in ("all", "dashboard")} == {"bob"}, out[-4000:]
+    assert {r for r, w in pending if w.get("subject") == "bob"} == {"track", "export", "gate", "report"}
     log = (wd / "results" / "logs" / "track" / "mono" / "bob" / "bob.log").read_text()
     assert "nope" in log
     # alice is untouched and complete
     assert (wd / "results" / "track" / "mono" / "alice" / "alice" / "DONE").is_file()
+
+
+@pytest.mark.slow
+def test_killed_track_job_resumes_from_its_checkpoint(tmp_path, carphone_path):
+    """Issue 17 item 5: a track job killed mid-run (snakemake and all) resumes on the next run from the
+    checkpoint kept outside its output folder, which snakemake deleted; the checkpoint is gone afterwards."""
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    cut_clip(carphone_path, data / "alice.mp4", 0, 3)
+    cfg = _tiny_config()
+    track = copy.deepcopy(TINY_TRACK)
+    track["config"]["pipeline"]["rgb_global_tracking"] = {"num_epochs": 40}  # long enough to be killed in
+    track["config"]["exp"]["checkpoint_every_epochs"] = 1
+    cfg["steps"]["track"] = track
+    write_config(tmp_path, cfg)
+    resume = tmp_path / "results" / ".resume" / "mono" / "alice" / "alice"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
+           "--configfile", "config.yaml", "--cores", "1", "--", "results/track/mono/alice/alice"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (resume / "latest.pt").is_file():
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 600 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we started: snakemake and the track job
+        proc.wait()
+    run = tmp_path / "results" / "track" / "mono" / "alice" / "alice"
+    assert not (run / "DONE").exists() and (resume / "latest.pt").is_file()
+    snakemake(tmp_path, "--unlock", "--configfile", "config.yaml")
+    out = snakemake(tmp_path, "--configfile", "config.yaml", "--cores", "1", "--", str(run.relative_to(tmp_path)))
+    assert "rule track" in out.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["timing"]["resumed"] is True
+    assert not resume.exists()  # removed after the run finished
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,30 +711,47 @@ def _slurm_ready() -> str | None:
     return None
 
 
+def _slurm_jobs() -> dict[str, dict]:
+    """Every job SLURM still knows (MinJobAge): id -> its `scontrol show job -o` fields."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_reduced_demo_through_sbatch(tmp_path, carphone_path):
+def test_dataset_through_sbatch_runs_tracks_at_once_and_isolates_a_failure(tmp_path, carphone_path):
+    """profiles/slurm on a real one-node cluster (2 CPUs, 2 fake GPUs): three clips, one of which fails
+    its tracking. The two others run their track jobs at the same time and finish their whole chain
+    (gates, report); the failed one stops only itself."""
+    from datetime import datetime
+
     reason = _slurm_ready()
     if reason:
         pytest.skip(reason)
     wd = tmp_path
     data = wd / "data"
     data.mkdir()
-    cut_clip(carphone_path, data / "carphone.mp4", 0, 3)
+    for name, start in (("alice", 0), ("bob", 40), ("carol", 80)):
+        cut_clip(carphone_path, data / f"{name}.mp4", start, 3)
+    (wd / "subjects").mkdir()
+    (wd / "subjects" / "carol.yaml").write_text("steps: {track: {config: {data: {cameras: [nope]}}}}\n")
     cfg = _tiny_config()
-    cfg["resources"]["track"]["gpu"] = 1  # -> sbatch --gpus=1 (the cluster declares a fake GPU)
+    cfg["resources"]["track"]["gpu"] = 1  # -> sbatch --gpus=1 (the cluster declares 2 fake GPUs)
     write_config(wd, cfg)
-    # the test profile: profiles/slurm with the settings a one-node cluster without accounting needs
+    # profiles/slurm as shipped, less what a 2-CPU test cluster needs: its partition, small jobs, fast polling
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    assert profile["executor"] == "slurm"
+    assert profile["executor"] == "slurm" and profile["keep-going"] is True
     profile.update(
         {
-            "jobs": 2,
+            "jobs": 6,
+            "retries": 0,
             "max-threads": os.cpu_count() or 1,
             "latency-wait": 5,
-            "retries": 0,
-            "keep-going": False,
-            "slurm-status-command": "squeue",  # no slurmdbd: sacct would hang the run
             "slurm-init-seconds-before-status-checks": 2,
             "slurm-keep-successful-logs": True,
             "default-resources": {"slurm_partition": "debug", "mem_mb": 1000, "runtime": 10},
@@ -416,25 +759,85 @@ def test_reduced_demo_through_sbatch(tmp_path, carphone_path):
     )
     (wd / "profile").mkdir()
     (wd / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
-    res = snakemake(wd, "--profile", str(wd / "profile"), "--configfile", "config.yaml", timeout=600)
+    before = set(_slurm_jobs())
+    res = snakemake(wd, "--profile", str(wd / "profile"), "--configfile", "config.yaml", timeout=900, check=False)
     out = res.stdout
-    assert re.search(r"Job \d+ has been submitted with SLURM jobid \d+", out), out[-3000:]
-    run = wd / "results" / "track" / "mono" / "carphone" / "carphone"
-    assert (run / "DONE").is_file()
-    validation = json.loads((wd / "results" / "validate" / "mono" / "carphone" / "carphone.json").read_text())
-    assert validation["ok"] is True
-    # every step went through sbatch; the GPU rules asked for a GPU (--gpus=1 -> TresPerJob=gres:gpu:1)
-    slurm_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
-    shown = {}
-    for job_id in slurm_ids:
-        info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
-        rule = re.search(r"Comment=rule_(\w+?)_wildcards|Comment=rule_(small)_", info)
-        if rule:
-            shown[rule.group(1) or rule.group(2)] = info
-    assert {"preprocess", "matting", "landmarks", "track", "export", "small"} <= set(shown), shown.keys()
-    assert "gres:gpu:1" in shown["track"] and "gres:gpu" not in shown["preprocess"]
-    assert "JobState=COMPLETED" in shown["track"]
-    assert (
-        "Nothing to be done"
-        in snakemake(wd, "--profile", str(wd / "profile"), "-n", "--configfile", "config.yaml").stdout
+    assert res.returncode != 0 and "Error in rule track" in out and "subject=carol" in out, out[-4000:]
+    for name in ("alice", "bob"):
+        assert (wd / "results" / "track" / "mono" / name / name / "DONE").is_file(), out[-4000:]
+        assert (wd / "results" / "qa" / "mono" / name / f"{name}.json").is_file()
+        assert (wd / "results" / "report" / "mono" / name / "summary.md").is_file()
+    assert not (wd / "results" / "track" / "mono" / "carol" / "carol").exists()
+    jobs = {k: v for k, v in _slurm_jobs().items() if k not in before}
+    tracks = [j for j in jobs.values() if "rule_track" in j.get("Comment", "") and j["JobState"] == "COMPLETED"]
+    assert len(tracks) == 2 and all("gres:gpu:1" in j.get("TresPerJob", "") for j in tracks), jobs
+    spans = sorted((datetime.fromisoformat(j["StartTime"]), datetime.fromisoformat(j["EndTime"])) for j in tracks)
+    assert spans[1][0] < spans[0][1], f"the two track jobs did not overlap: {spans}"
+    # the CPU chain of a sequence is one SLURM job; so are the gates and report of a subject
+    kinds = sorted(j.get("Comment", "").split("_wildcards")[0] for j in jobs.values())
+    prep = "rule_prep_landmarks_matting_preprocess"
+    assert kinds.count(prep) == 3 and kinds.count("rule_subject_gate_report") == 2, kinds
+    assert not any(k in kinds for k in ("rule_preprocess", "rule_matting", "rule_landmarks", "rule_gate")), kinds
+    # a rerun finishes carol once her settings are fixed, and touches nothing else
+    (wd / "subjects" / "carol.yaml").unlink()
+    out = snakemake(wd, "--profile", str(wd / "profile"), "-n", "--configfile", "config.yaml").stdout
+    assert {w.get("subject") for r, w in pending_jobs(out) if r not in ("all", "dashboard")} == {"carol"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_track_job_cancelled_on_slurm_resumes_on_retry(tmp_path, carphone_path):
+    """Issue 17 item 5 on the cluster: `scancel` of a running track job (as a time limit or preemption
+    would end it); snakemake's retry resumes from the checkpoint kept outside the deleted output."""
+    import time
+
+    reason = _slurm_ready()
+    if reason:
+        pytest.skip(reason)
+    wd = tmp_path
+    (wd / "data").mkdir()
+    cut_clip(carphone_path, wd / "data" / "dave.mp4", 0, 3)
+    cfg = _tiny_config()
+    track = copy.deepcopy(TINY_TRACK)
+    track["config"]["pipeline"]["rgb_global_tracking"] = {"num_epochs": 40}
+    track["config"]["exp"]["checkpoint_every_epochs"] = 1
+    cfg["steps"]["track"] = track
+    write_config(wd, cfg)
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.update(
+        {
+            "jobs": 2,
+            "retries": 1,
+            "max-threads": os.cpu_count() or 1,
+            "latency-wait": 5,
+            "slurm-init-seconds-before-status-checks": 2,
+            "default-resources": {"slurm_partition": "debug", "mem_mb": 1000, "runtime": 10},
+        }
     )
+    (wd / "profile").mkdir()
+    (wd / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    resume = wd / "results" / ".resume" / "mono" / "dave" / "dave"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(wd),
+           "--profile", str(wd / "profile"), "--configfile", "config.yaml",
+           "--", "results/track/mono/dave/dave"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (resume / "latest.pt").is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint of the track job"
+            time.sleep(0.2)
+        running = [
+            j for j in _slurm_jobs().values() if "rule_track" in j.get("Comment", "") and j["JobState"] == "RUNNING"
+        ]
+        assert len(running) == 1
+        subprocess.run(["scancel", running[0]["JobId"]], check=True)
+        out, _ = proc.communicate(timeout=600)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, out[-4000:]
+    assert "CANCELLED" in out  # the first attempt was reported as cancelled, then retried
+    metrics = json.loads((wd / "results" / "track" / "mono" / "dave" / "dave" / "metrics.json").read_text())
+    assert metrics["timing"]["resumed"] is True
+    assert not resume.exists()

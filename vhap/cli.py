@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "combine": ("vhap.export.cli:combine_main", "union dataset of several exported sequences"),
     "validate-export": ("vhap.export.cli:validate_main", "check an export against the GaussianAvatars contract"),
     "report": ("vhap.track.report:main", "summary figures / metrics table of tracking runs"),
+    "qa": ("vhap.qa.cli:main", "quality gates per sequence, dataset dashboard, a dry run's pending work"),
     "assets": ("vhap.model.cli:assets_main", "head-model assets: check what is found / missing"),
     "view": ("vhap.viewer.cli:view_main", "web viewer of a tracking run"),
     "regions": ("vhap.viewer.cli:regions_main", "web region inspector / editor of the head model"),
