@@ -32,6 +32,9 @@ class GateConfig:
     """validate the export with every image decoded (a truncated image fails)"""
     head_model: str | None = None
     """head model to check vertex counts against (default: the one the export records)"""
+    for_gaussian_avatars: bool = False
+    """also fail what GaussianAvatars mishandles (a vertex count other than FLAME's): set it when tracking with
+    FLAME for GaussianAvatars; the open head model's exports are for the project's own tools"""
 
     def __post_init__(self):
         if self.exports and len(self.exports) != len(self.runs):
@@ -70,7 +73,8 @@ def _gate(argv: list[str]) -> int:
     for i, run in enumerate(cfg.runs):
         name = cfg.names[i] if cfg.names else Path(run).name
         export = cfg.exports[i] if cfg.exports else None
-        v = gate_sequence(name, run, export, thresholds, decode_images=cfg.decode_images, head_model=cfg.head_model)
+        v = gate_sequence(name, run, export, thresholds, decode_images=cfg.decode_images, head_model=cfg.head_model,
+                          for_gaussian_avatars=cfg.for_gaussian_avatars)  # fmt: skip
         write_verdict(cfg.output, v)
         failed += not v.passed
         print(f"{name}: {'pass' if v.passed else 'FAILED: ' + '; '.join(v.failures)}", flush=True)

@@ -139,7 +139,8 @@ def thumbnails_of(run: Path, count: int = THUMBNAILS) -> list[str]:
 
 
 def gate_sequence(name: str, run: Path, export: Path | None, thresholds: Thresholds, *, validate: bool = True,
-                  decode_images: bool = True, head_model: str | None = None) -> Verdict:  # fmt: skip
+                  decode_images: bool = True, head_model: str | None = None,
+                  for_gaussian_avatars: bool = False) -> Verdict:  # fmt: skip
     """The verdict of one sequence: its run's figures against ``thresholds``, and its export's validity."""
     run = Path(run)
     path = run / "metrics.json"
@@ -154,7 +155,10 @@ def gate_sequence(name: str, run: Path, export: Path | None, thresholds: Thresho
         from vhap.export.validate import validate_export
 
         try:
-            rep = validate_export(Path(export), decode_images=decode_images, head_model=head_model)
+            rep = validate_export(
+                Path(export), decode_images=decode_images, head_model=head_model,
+                for_gaussian_avatars=for_gaussian_avatars,
+            )  # fmt: skip
         except VhapError as e:
             failures.append(f"export not readable: {e}")
         else:
