@@ -16,6 +16,7 @@ from tqdm import tqdm
 from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
+from vhap.preprocess.image_folder import check_unconverted_frames, is_image_folder, preprocess_image_folder
 from vhap.preprocess.video import extract_frames, output_size, probe_video
 from vhap.utils.atomic import write_text_atomic
 
@@ -25,9 +26,12 @@ class PreprocessConfig:
     """Extract frames from a monocular video or a folder of synchronised ``cam_<serial>.mp4`` videos."""
 
     input: Annotated[Path | None, tyro.conf.Positional] = None
-    """a video file (monocular) or a sequence folder holding cam_<serial>.mp4 (here or in images/)"""
+    """a video file (monocular), a folder of image frames (PNG/JPEG/..., natural order; monocular) or a sequence
+    folder holding cam_<serial>.mp4 (here or in images/)"""
     fps: float | None = 25.0
-    """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
+    """output frame rate (None, 0 or ≥ the source rate keeps every frame; image folders need --source-fps for it)"""
+    source_fps: float | None = None
+    """frame rate of an image-folder input (recorded in meta.json; unknown = every frame kept, fps null)"""
     downsample: tuple[int, ...] = (1,)
     """integer scales to write, each decoded straight to its size: 1 → images/, 4 → images_4/"""
     colour_correction: Literal["auto", "off"] = "auto"
@@ -68,6 +72,12 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
         raise VhapError(f"quality must be within 1..100, got {cfg.quality}")
     if not cfg.downsample or any(s < 1 for s in cfg.downsample):
         raise VhapError(f"downsample scales must be integers ≥ 1, got {cfg.downsample}")
+    if Path(cfg.input).is_dir() and not is_image_folder(cfg.input) and is_image_folder(Path(cfg.input) / "images"):
+        check_unconverted_frames(Path(cfg.input))
+    if is_image_folder(cfg.input):
+        return preprocess_image_folder(
+            cfg.input, cfg.output, cfg.downsample, cfg.fps or None, cfg.source_fps, cfg.quality
+        )
     entry = locate(cfg.input)
     multi = entry.layout != "monocular"
     videos = dict(entry.videos)
