@@ -154,8 +154,11 @@ def test_http_api(scene, editor, tmp_path):
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
+        opener = urllib.request.build_opener()
+        opener.addheaders = [("X-Vhap-Token", server.token)]
+        urllib.request.install_opener(opener)
         try:
-            page = urllib.request.urlopen(base + "/").read().decode()
+            page = urllib.request.urlopen(server.url).read().decode()
             assert "<script>" in page
             if checks == "viewer":
                 info = json.load(urllib.request.urlopen(base + "/api/info"))
@@ -176,6 +179,7 @@ def test_http_api(scene, editor, tmp_path):
                 assert "hair" in st["regions"]
                 assert urllib.request.urlopen(base + "/api/view.png").read()[:4] == b"\x89PNG"
         finally:
+            urllib.request.install_opener(None)
             server.shutdown()
             server.server_close()
 
@@ -200,7 +204,8 @@ def test_cli_starts_without_gpu_or_display(multiview_run):
         text = "".join(lines)
         assert "ssh -N -L" in text, text
         port = int(text.split("http://localhost:")[1].split("/")[0])
-        info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=60))
+        token = text.split("?token=")[1].split()[0]
+        info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info?token={token}", timeout=60))
         assert info["num_timesteps"] == 3 and info["render_size"] == [96, 80]
     finally:
         proc.terminate()

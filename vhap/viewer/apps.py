@@ -7,7 +7,10 @@ Viewer API: ``GET /api/info``, ``GET /api/frame.png?t=&c=&mode=&bg=&opacity=&lan
 Region-editor API: ``GET /api/state``, ``GET /api/view.png``, ``POST /api/show {names}``,
 ``POST /api/orbit {d_yaw, d_pitch, zoom} | {reset: true}``,
 ``POST /api/pose {jaw_open?, expr?}``, ``POST /api/brush {points: [[x, y], …], radius, add}``,
-``POST /api/edit {load: name} | {clear: true} | {name: new_name}``, ``POST /api/save {path?, name?}``.
+``POST /api/edit {load: name} | {clear: true} | {name: new_name}``, ``POST /api/save {path?, name?}`` (only
+to the file or into the folder given as ``--regions-file``).
+
+Both servers require the launch's token and JSON bodies (:mod:`vhap.viewer.server`).
 """
 
 from __future__ import annotations
@@ -84,7 +87,34 @@ def viewer_app(scene: RunScene, cache_size: int = 256) -> App:
     return App(VIEWER_PAGE, routes, title="vhap view")
 
 
-def regions_app(editor: RegionEditor) -> App:
+def save_target(scope: Path | None, requested: str | None, name: str) -> Path:
+    """Where ``/api/save`` may write: only the region file given on the command line, or a ``<file>.json``
+    directly inside the folder given there (``requested`` a bare file name; default ``<name>.json``).
+
+    A web page must not pick arbitrary paths on the user's disk, so ``requested`` is checked, not trusted.
+    """
+    if scope is None:
+        raise VhapError(
+            "no region file was given on the command line, so the page may not save",
+            fix="restart with `vhap regions --regions-file FILE.json` (or a folder)",
+        )
+    scope = scope.resolve()
+    if not scope.is_dir():
+        if requested and Path(requested).expanduser().resolve() != scope:
+            raise VhapError(f"the page may save only to {scope} (--regions-file)", path=requested)
+        return scope
+    target = (scope / Path(requested).expanduser()).resolve() if requested else scope
+    if target == scope:  # the folder itself (the page shows it at start): one file per region name
+        target = (scope / f"{name}.json").resolve()
+    if target.parent != scope or target.suffix.lower() != ".json":
+        raise VhapError(f"the page may save only <name>.json files directly inside {scope}", path=requested or name)
+    return target
+
+
+def regions_app(editor: RegionEditor, save_scope: Path | None = None) -> App:
+    """``save_scope``: the region file or folder the page may write (default: the editor's file at start)."""
+    scope = save_scope if save_scope is not None else editor.regions_file
+
     def state(q, b):
         return json_response(editor.state())
 
@@ -133,8 +163,8 @@ def regions_app(editor: RegionEditor) -> App:
         return json_response(editor.state())
 
     def save(q, b):
-        path = b.get("path") or None
-        out = editor.save(Path(path) if path else None, name=b.get("name") or None)
+        name = str(b.get("name") or editor.edit_name).strip()
+        out = editor.save(save_target(scope, str(b.get("path") or "").strip() or None, name), name=name)
         st = editor.state()
         st["saved"] = str(out)
         return json_response(st)

@@ -56,7 +56,7 @@ def _serve(app, host: str, port: int, what: str) -> int:
 
     server = make_server(app, host, port, quiet=True)
     bound_port = server.server_address[1]
-    print(access_hint(host, bound_port, what), flush=True)
+    print(access_hint(host, bound_port, what, server.token), flush=True)
     serve_forever(server)
     return 0
 

@@ -36,9 +36,12 @@ _STYLE = r"""
 _COMMON_JS = r"""
 const $ = (id) => document.getElementById(id);
 function setStatus(msg, err) { const s = $('status'); s.textContent = msg; s.className = err ? 'err' : ''; }
+// this launch's secret (from the URL the command printed); every API call carries it
+const TOKEN = new URLSearchParams(location.search).get('token') || '';
+const AUTH = {'X-Vhap-Token': TOKEN};
 async function api(path, body) {
-  const opt = body === undefined ? {} : {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                          body: JSON.stringify(body)};
+  const opt = body === undefined ? {headers: AUTH} : {method: 'POST', body: JSON.stringify(body),
+                                          headers: {...AUTH, 'Content-Type': 'application/json'}};
   const r = await fetch(path, opt);
   const j = await r.json();
   if (!r.ok) throw new Error(j.error || r.statusText);
@@ -56,7 +59,7 @@ async function pump() {
   document.body.dataset.busy = '1'; $('busy').textContent = 'rendering…';
   const t0 = performance.now();
   try {
-    const r = await fetch(url);
+    const r = await fetch(url, {headers: AUTH});
     if (!r.ok) { const j = await r.json(); throw new Error(j.error || r.statusText); }
     const blob = await r.blob();
     const obj = URL.createObjectURL(blob);
