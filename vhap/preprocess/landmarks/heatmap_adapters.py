@@ -92,9 +92,13 @@ def read_state_dict(path: Path) -> dict:
 
     import torch
 
+    # STAR's checkpoints also hold the LR scheduler's state (milestones: a Counter); training scripts often store
+    # numpy scalars (best NME) too. These are plain data; anything else is refused by weights_only.
+    scalar = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor (its module moved in numpy 2)
+    allowed = [collections.Counter, scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType,
+               np.dtypes.Int64DType]  # fmt: skip
     try:
-        # STAR's checkpoints also hold the LR scheduler's state, whose milestones are a Counter
-        with torch.serialization.safe_globals([collections.Counter]):
+        with torch.serialization.safe_globals(allowed):
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
         raise VhapError(
