@@ -94,7 +94,8 @@ def test_star_300w_checkpoint_round_trip(frame, tmp_path):
     assert sd["e2h_transform.bias"].sum() == 0  # every 300W point lies on an edge
     path = tmp_path / "300W_STARLoss_NME_2_87.pkl"
     torch.save(
-        {"net": sd, "net_ema": sd, "epoch": 450, "best_nme": np.float64(0.0287), "optimizer": {"state": {}, "param_groups": []},
+        {"net": sd, "net_ema": sd, "epoch": 450, "best_nme": np.float64(0.0287),
+         "optimizer": {"state": {}, "param_groups": []},
          "scheduler": {"milestones": collections.Counter({200: 1, 350: 1, 450: 1}), "last_epoch": 450}},
         path,
     )  # fmt: skip
