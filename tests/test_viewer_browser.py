@@ -155,6 +155,74 @@ def test_viewer_page(browser, run_dir):
         server.server_close()
 
 
+def test_viewer_orbit_modes_and_turntable(browser, run_dir):
+    """Issue 20: turn the head around by dragging the picture, normals / wireframe in that view, play the
+    turntable and export it as a video."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from vhap.preprocess.video import probe_video
+    from vhap.viewer.apps import viewer_app
+    from vhap.viewer.scene import RunScene
+
+    server, url = _serve(viewer_app(RunScene(run_dir, min_size=256)))
+    try:
+        browser.get(url)
+        _wait_shown(browser, 0)
+        tracked = _picture(browser)
+        # drag the picture to the left: the head turns (yaw grows) and the picture changes
+        view = browser.find_element("id", "view")
+        n = _frames(browser)
+        ActionChains(browser).move_to_element(view).click_and_hold().move_by_offset(-150, 20).release().perform()
+        _wait(browser, lambda: float(browser.execute_script("return document.body.dataset.yaw || '0'")) > 40,
+              "the drag to turn the head")  # fmt: skip
+        _wait_shown(browser, n)
+        turned = _picture(browser)
+        assert _changed(tracked, turned) > 0.05
+        assert "yaw" in browser.find_element("id", "orbitLabel").text
+        # render modes apply to the free view
+        shown = {}
+        for mode in ("normals", "wireframe"):
+            n = _frames(browser)
+            Select(browser.find_element("id", "mode")).select_by_visible_text(mode)
+            _wait_shown(browser, n)
+            shown[mode] = _picture(browser)
+        assert _changed(turned, shown["normals"]) > 0.02 and _changed(shown["normals"], shown["wireframe"]) > 0.02
+        # the wheel zooms in: more of the picture is covered by the head
+        n = _frames(browser)
+        browser.execute_script(
+            "arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: -400, bubbles: true}))", view
+        )
+        _wait(browser, lambda: float(browser.execute_script("return document.body.dataset.zoom")) > 1.5, "zoom")
+        _wait_shown(browser, n)
+        # the turntable plays by itself and stops on request
+        browser.find_element("id", "spin").click()
+        yaw0 = float(browser.execute_script("return document.body.dataset.yaw"))
+        _wait(browser, lambda: abs(float(browser.execute_script("return document.body.dataset.yaw")) - yaw0) >= 30,
+              "the turntable to turn")  # fmt: skip
+        browser.find_element("id", "spin").click()
+        # back to the tracked camera: the picture is the tracked view again
+        n = _frames(browser)
+        Select(browser.find_element("id", "mode")).select_by_visible_text("textured")
+        _wait_shown(browser, n)
+        n = _frames(browser)
+        browser.find_element("id", "resetView").click()
+        _wait_shown(browser, n)
+        assert _changed(tracked, _picture(browser)) < 0.01
+        # export a turntable video of this frame
+        browser.execute_script("document.body.dataset.saved = ''")
+        frames = browser.find_element("id", "ttFrames")
+        frames.clear()
+        frames.send_keys("12")
+        browser.find_element("id", "exportTT").click()
+        saved = _wait(browser, lambda: browser.execute_script("return document.body.dataset.saved"), "the video")
+        info = probe_video(saved)
+        assert Path(saved).parent == run_dir / "turntables" and info.num_frames == 12 and info.width >= 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_regions_page(browser, run_dir, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
