@@ -214,16 +214,20 @@ def draw_overlay(
     h, w = target.shape[:2]
     s = upscale_factor(h, w, min_size)
     big = (w * s, h * s)
-    tgt = cv2.resize(np.clip(target, 0, 1).astype(np.float32), big, interpolation=cv2.INTER_CUBIC)
-    ren = cv2.resize(np.clip(render, 0, 1).astype(np.float32), big, interpolation=cv2.INTER_CUBIC)
-    cover = cv2.resize(np.clip(mask, 0, 1).astype(np.float32), big, interpolation=cv2.INTER_NEAREST)
+    tgt = np.clip(target, 0, 1).astype(np.float32)
+    ren = np.clip(render, 0, 1).astype(np.float32)
+    cover = np.clip(mask, 0, 1).astype(np.float32)
     a = cover[..., None] * opacity
-    blend = np.clip(ren * a + tgt * (1 - a), 0, 1)
+    blend = ren * a + tgt * (1 - a)
+    # composed at the tracking resolution, upscaled as 8-bit pictures (cheap: this runs for every logged frame)
+    to8 = lambda x: (x * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    left = np.ascontiguousarray(cv2.resize(to8(tgt), big, interpolation=cv2.INTER_CUBIC))
+    mid = np.ascontiguousarray(cv2.resize(to8(blend), big, interpolation=cv2.INTER_CUBIC))
     if tri_id is not None:
         edges = wire_edges(cv2.resize(np.asarray(tri_id, np.int32), big, interpolation=cv2.INTER_NEAREST))
-        blend[edges] = 0.6 * blend[edges] + 0.4
-    left = np.ascontiguousarray((np.clip(tgt, 0, 1) * 255).round().astype(np.uint8))
-    mid = np.ascontiguousarray((blend * 255).round().astype(np.uint8))
+        mid[edges] = mid[edges] // 3 + 170
+    err = error_panel(np.abs(ren - tgt).mean(-1), cover > 0.5, vmax=0.25)
+    right = np.ascontiguousarray(cv2.resize(err, big, interpolation=cv2.INTER_NEAREST))
     r = max(2, round(max(big) / 180))
     for (x, y), c in zip(target_px, conf, strict=False):
         if c > 0 and np.isfinite(x) and np.isfinite(y):
@@ -232,8 +236,6 @@ def draw_overlay(
         if np.isfinite(x) and np.isfinite(y):
             for img in (left, mid):
                 cv2.circle(img, (int(x * s), int(y * s)), r, (255, 0, 0), -1, cv2.LINE_AA)
-    err = np.abs(ren - tgt).mean(-1)
-    right = error_panel(err, cover > 0.5, vmax=0.25)
     panel_title(left, "input + landmarks (green: detected, red: model)")
     panel_title(mid, "render" + (" + mesh edges" if tri_id is not None else ""))
     panel_title(right, "|render - input| on the head, 0 ... 0.25")
