@@ -16,7 +16,6 @@ from tqdm import tqdm
 from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
-from vhap.preprocess.image_folder import check_unconverted_frames, is_image_folder, preprocess_image_folder
 from vhap.preprocess.video import extract_frames, output_size, probe_video
 from vhap.utils.atomic import write_text_atomic
 
@@ -29,9 +28,7 @@ class PreprocessConfig:
     """a video file (monocular), a folder of image frames (PNG/JPEG/..., natural order; monocular) or a sequence
     folder holding cam_<serial>.mp4 (here or in images/)"""
     fps: float | None = 25.0
-    """output frame rate (None, 0 or ≥ the source rate keeps every frame; image folders need --source-fps for it)"""
-    source_fps: float | None = None
-    """frame rate of an image-folder input (recorded in meta.json; unknown = every frame kept, fps null)"""
+    """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
     downsample: tuple[int, ...] = (1,)
     """integer scales to write, each decoded straight to its size: 1 → images/, 4 → images_4/"""
     colour_correction: Literal["auto", "off"] = "auto"
@@ -40,6 +37,9 @@ class PreprocessConfig:
     """JPEG quality (1-100)"""
     output: Path | None = None
     """sequence folder to write into (default: next to the video / the input folder itself)"""
+    source_fps: float | None = None
+    """frame rate of an image-folder input (recorded in meta.json; with a lower --fps frames are dropped to it;
+    unknown: every frame kept, fps null)"""
     cameras: tuple[str, ...] = ()
     """only these camera serials (default: all)"""
 
@@ -68,16 +68,18 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     """Run frame extraction; returns {downsample: output folder}."""
     if cfg.input is None:
         raise VhapError("no input given", fix="vhap preprocess <video.mp4 | sequence folder>")
+    from vhap.preprocess import image_folder as frames_in  # a folder of image frames instead of videos
+
+    if frames_in.is_image_folder(cfg.input):
+        return frames_in.preprocess_image_folder(
+            cfg.input, cfg.output, cfg.downsample, cfg.fps or None, cfg.source_fps, cfg.quality
+        )
+    if Path(cfg.input).is_dir() and frames_in.is_image_folder(Path(cfg.input) / "images"):
+        frames_in.check_unconverted_frames(Path(cfg.input))
     if not (1 <= cfg.quality <= 100):
         raise VhapError(f"quality must be within 1..100, got {cfg.quality}")
     if not cfg.downsample or any(s < 1 for s in cfg.downsample):
         raise VhapError(f"downsample scales must be integers ≥ 1, got {cfg.downsample}")
-    if Path(cfg.input).is_dir() and not is_image_folder(cfg.input) and is_image_folder(Path(cfg.input) / "images"):
-        check_unconverted_frames(Path(cfg.input))
-    if is_image_folder(cfg.input):
-        return preprocess_image_folder(
-            cfg.input, cfg.output, cfg.downsample, cfg.fps or None, cfg.source_fps, cfg.quality
-        )
     entry = locate(cfg.input)
     multi = entry.layout != "monocular"
     videos = dict(entry.videos)

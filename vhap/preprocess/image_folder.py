@@ -192,6 +192,10 @@ def preprocess_image_folder(
     from vhap.utils.atomic import atomic_dir, write_text_atomic
 
     folder = Path(folder)
+    if not 1 <= quality <= 100:
+        raise VhapError(f"quality must be within 1..100, got {quality}")
+    if not downsample or any(s < 1 for s in downsample):
+        raise VhapError(f"downsample scales must be integers ≥ 1, got {downsample}")
     if re.fullmatch(r"images(_\d+)?", folder.name) and output is None:
         raise VhapError(
             f"a frame folder named '{folder.name}' is where `vhap preprocess` writes its own frames",

@@ -51,8 +51,7 @@ class RegionsConfig:
     head_model: str = "open"
     """open | flame2023 | flame2023_open | flame2020 | a folder with FLAME files | a head-model .npz"""
     regions_file: Path | None = None
-    """region file to start from and save to (JSON {name: [vertex ids]}; created on save if absent), or a folder
-    the page may save <name>.json files into; the page can write nowhere else (none given: no saving)"""
+    """region file to start from and save to (JSON {name: [vertex ids]}); created on save if absent"""
     port: int = 8081
     """port to listen on (0 = any free port)"""
     host: str = "127.0.0.1"

@@ -124,8 +124,7 @@ VIEWER_PAGE = (
 """
     + _COMMON_JS
     + r"""
-let info = null, playing = false, timer = null, spinning = false, drag = null;
-const orbit = {yaw: 0, pitch: 0, zoom: 1};
+let info = null, playing = false, timer = null;
 function fmt(v) { if (v === null || v === undefined) return 'n/a';
   const a = Math.abs(v); return (a !== 0 && (a < 1e-3 || a >= 1e5)) ? v.toExponential(3) : v.toFixed(4); }
 function fillTable(id, obj) {
@@ -133,6 +132,8 @@ function fillTable(id, obj) {
   $(id).innerHTML = rows.length ? rows.map(([k, v]) => `<tr><td>${k}</td><td class="v">${fmt(v)}</td></tr>`).join('')
                                 : '<tr><td class="muted">none (no metrics.json)</td></tr>';
 }
+let spinning = false, drag = null;
+const orbit = {yaw: 0, pitch: 0, zoom: 1};  // free view around the head (0, 0, 1: the tracked camera)
 function params() {
   return {t: +$('frame').value, c: +$('camera').value, mode: $('mode').value, bg: $('bg').value,
           opacity: +$('opacity').value, landmarks: $('landmarks').checked ? 1 : 0,

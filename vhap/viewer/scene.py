@@ -44,6 +44,11 @@ class ViewOptions:
     pitch: float = 0.0
     zoom: float = 1.0
 
+    @property
+    def free(self) -> bool:
+        """True when the view is not the tracked camera's."""
+        return self.yaw != 0.0 or self.pitch != 0.0 or self.zoom != 1.0
+
     def check(self) -> ViewOptions:
         if self.mode not in MODES:
             raise VhapError(f"unknown render mode {self.mode!r}", fix=f"use one of {', '.join(MODES)}")
@@ -56,11 +61,6 @@ class ViewOptions:
         self.pitch = float(min(89.0, max(-89.0, self.pitch)))
         self.zoom = float(min(8.0, max(0.125, self.zoom)))
         return self
-
-    @property
-    def free(self) -> bool:
-        """True when the view is not the tracked camera's."""
-        return self.yaw != 0.0 or self.pitch != 0.0 or self.zoom != 1.0
 
 
 def wireframe_mask(tri_id: torch.Tensor) -> torch.Tensor:
@@ -311,6 +311,43 @@ class RunScene:
             return np.full((*self.render_size, 3), 96, np.uint8)
         return _read_image(frame.image_path, self.render_size)
 
+    def _hidden_points(self, points: torch.Tensor, verts: torch.Tensor, cams, tri_id: torch.Tensor) -> np.ndarray:
+        """(N,) bool: model points (1,N,3) behind the surface seen at their pixel (more than 1 cm deeper)."""
+        if not points.shape[1]:
+            return np.zeros(0, bool)
+        h, w = tri_id.shape
+        px = cams.project(points)[0].floor().long()
+        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        px[:, 0].clamp_(0, w - 1)
+        px[:, 1].clamp_(0, h - 1)
+        tri = tri_id[px[:, 1], px[:, 0]]
+        rot, trans = cams.w2c[0, :3, :3], cams.w2c[0, :3, 3]
+        depth = lambda x: x @ rot[2] + trans[2]  # noqa: E731 - camera-space z
+        surface = depth(verts[0][self.model.faces[tri.clamp(min=0)]].mean(1))
+        return (inside & (tri >= 0) & (depth(points[0]) > surface + 0.01)).cpu().numpy()
+
+    def _draw_orbit_landmarks(self, img: np.ndarray, cams, lmk3d: torch.Tensor, verts, tri_id) -> np.ndarray:
+        """A free view: the model's landmarks that the surface does not hide (the detector's belong to the camera)."""
+        if not lmk3d.shape[1]:
+            return img
+        pts = cams.project(lmk3d)[0].cpu().numpy()
+        pts[self._hidden_points(lmk3d, verts, cams, tri_id)] = np.nan
+        return draw_points(img, pts, MODEL_RGB, max(1.5, min(self.render_size) / 170))
+
+    def turntable(self, t: int, c: int, options: ViewOptions | None = None, num_frames: int = 36) -> list[np.ndarray]:
+        """``num_frames`` pictures of timestep ``t`` turning once around the head (yaw from ``options.yaw`` on)."""
+        if not 2 <= num_frames <= 720:
+            raise VhapError(f"a turntable needs 2…720 frames, got {num_frames}")
+        base = (options or ViewOptions()).check()
+        out = []
+        for k in range(num_frames):
+            opt = ViewOptions(base.mode, base.background, base.opacity, base.landmarks,
+                              base.yaw + 360.0 * k / num_frames, base.pitch, base.zoom).check()  # fmt: skip
+            if not opt.free:  # the turn passes the tracked view: keep the orbit look (no input image) there too
+                opt.yaw = 1e-6
+            out.append(self.render(t, c, opt))
+        return out
+
     @torch.no_grad()
     def render(self, t: int, c: int, options: ViewOptions | None = None) -> np.ndarray:
         """(h,w,3) uint8: the tracked head of timestep ``t`` seen by camera ``c`` over the chosen background."""
@@ -350,55 +387,22 @@ class RunScene:
             a = alpha * opt.opacity
             img = colour * a + bg * (1 - a)
         out = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        if opt.landmarks:
-            hidden = self._hidden_points(lmk3d, verts, cams, r["tri_id"][0]) if opt.free else None
-            out = self._draw_landmarks(out, t, c, cams, lmk3d, detected=not opt.free, hidden=hidden)
+        if opt.landmarks and opt.free:
+            out = self._draw_orbit_landmarks(out, cams, lmk3d, verts, r["tri_id"][0])
+        elif opt.landmarks:
+            out = self._draw_landmarks(out, t, c, cams, lmk3d)
         return out
 
-    def _hidden_points(self, points: torch.Tensor, verts: torch.Tensor, cams, tri_id: torch.Tensor) -> np.ndarray:
-        """(N,) bool: model points (1,N,3) behind the surface seen at their pixel (more than 1 cm deeper)."""
-        if not points.shape[1]:
-            return np.zeros(0, bool)
-        h, w = tri_id.shape
-        px = cams.project(points)[0].floor().long()
-        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
-        px[:, 0].clamp_(0, w - 1)
-        px[:, 1].clamp_(0, h - 1)
-        tri = tri_id[px[:, 1], px[:, 0]]
-        rot, trans = cams.w2c[0, :3, :3], cams.w2c[0, :3, 3]
-        depth = lambda x: x @ rot[2] + trans[2]  # noqa: E731 - camera-space z
-        surface = depth(verts[0][self.model.faces[tri.clamp(min=0)]].mean(1))
-        return (inside & (tri >= 0) & (depth(points[0]) > surface + 0.01)).cpu().numpy()
-
-    def turntable(self, t: int, c: int, options: ViewOptions | None = None, num_frames: int = 36) -> list[np.ndarray]:
-        """``num_frames`` pictures of timestep ``t`` turning once around the head (yaw from ``options.yaw`` on)."""
-        if not 2 <= num_frames <= 720:
-            raise VhapError(f"a turntable needs 2…720 frames, got {num_frames}")
-        base = (options or ViewOptions()).check()
-        out = []
-        for k in range(num_frames):
-            opt = ViewOptions(base.mode, base.background, base.opacity, base.landmarks,
-                              base.yaw + 360.0 * k / num_frames, base.pitch, base.zoom).check()  # fmt: skip
-            if not opt.free:  # the turn passes the tracked view: keep the orbit look (no input image) there too
-                opt.yaw = 1e-6
-            out.append(self.render(t, c, opt))
-        return out
-
-    def _draw_landmarks(
-        self, img: np.ndarray, t: int, c: int, cams, lmk3d: torch.Tensor, detected: bool = True, hidden=None
-    ) -> np.ndarray:
+    def _draw_landmarks(self, img: np.ndarray, t: int, c: int, cams, lmk3d: torch.Tensor) -> np.ndarray:
         h, w = self.render_size
         radius = max(1.5, min(h, w) / 170)
-        det = self.detected.get((t, c)) if detected else None
+        det = self.detected.get((t, c))
         if det is not None:
             pts = det[:, :2] * np.array([w, h], np.float32)
             pts[det[:, 2] <= 0] = np.nan
             img = draw_points(img, pts, DETECTED_RGB, radius * 1.5)  # larger: stays visible under the model's
         if lmk3d.shape[1]:
-            pts = cams.project(lmk3d)[0].cpu().numpy()
-            if hidden is not None:
-                pts[hidden] = np.nan
-            img = draw_points(img, pts, MODEL_RGB, radius)
+            img = draw_points(img, cams.project(lmk3d)[0].cpu().numpy(), MODEL_RGB, radius)
         return img
 
     # ------------------------------------------------------------------ metrics / info
