@@ -15,7 +15,7 @@ from test_viewer_fixtures import make_viewer_run
 from vhap.errors import VhapError
 from vhap.model.regions import RegionSet, load_region_file
 from vhap.viewer import RegionEditor, RunScene, ViewOptions
-from vhap.viewer.regions import _ray_triangle
+from vhap.viewer.regions import ray_triangle
 from vhap.viewer.scene import wireframe_mask
 
 
@@ -50,10 +50,10 @@ def test_wireframe_mask_known_answer():
 
 def test_ray_triangle_known_answer():
     a, b, c = np.array([0.0, 0, 0]), np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
-    hit = _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, -1]), a, b, c)
+    hit = ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, -1]), a, b, c)
     assert np.allclose(hit, [0.25, 0.25, 0.0])
-    assert _ray_triangle(np.array([0.9, 0.9, 2.0]), np.array([0.0, 0, -1]), a, b, c) is None  # outside
-    assert _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, 1]), a, b, c) is None  # behind
+    assert ray_triangle(np.array([0.9, 0.9, 2.0]), np.array([0.0, 0, -1]), a, b, c) is None  # outside
+    assert ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, 1]), a, b, c) is None  # behind
 
 
 def test_scene_pictures(scene, multiview_run):
@@ -109,9 +109,9 @@ def test_editor_brush_and_save(editor, tmp_path):
     n = editor.brush(W / 2, H / 2, radius=0.01)
     ids = np.flatnonzero(editor.edit)
     assert n == len(ids) > 0
-    dist = np.linalg.norm(editor._verts_np[ids] - hit, axis=1)
+    dist = np.linalg.norm(editor.verts_np[ids] - hit, axis=1)
     assert dist.max() <= 0.01
-    all_dist = np.linalg.norm(editor._verts_np - hit, axis=1)
+    all_dist = np.linalg.norm(editor.verts_np - hit, axis=1)
     assert len(ids) == int((all_dist <= 0.01).sum())  # exactly the vertices within the radius
     assert editor.brush(W / 2, H / 2, radius=0.005, add=False) > 0
     assert editor.edit.sum() == int(((all_dist <= 0.01) & (all_dist > 0.005)).sum())
@@ -217,18 +217,18 @@ def test_editor_pose(editor):
     editor.set_shown([])
     closed = editor.render()
     lower_teeth = editor.model.regions.vertex_ids("teeth_lower")
-    before = editor._verts_np[lower_teeth].copy()
+    before = editor.verts_np[lower_teeth].copy()
     editor.set_pose(jaw_open=0.3, expr=[1.0] * 10)
     try:
         assert editor.jaw_open == pytest.approx(0.3) and editor.expr.tolist() == [1.0] * editor.num_expr_sliders
         # opening the jaw moves the lower teeth down (-y) and changes the picture
-        assert (editor._verts_np[lower_teeth][:, 1] - before[:, 1]).mean() < -0.005
+        assert (editor.verts_np[lower_teeth][:, 1] - before[:, 1]).mean() < -0.005
         assert _diff(closed, editor.render()) > 0.5
         editor.set_pose(jaw_open=5.0)
         assert editor.jaw_open == pytest.approx(0.8)  # clipped
     finally:
         editor.set_pose(jaw_open=0.0, expr=[])
-    assert np.allclose(editor._verts_np[lower_teeth], before, atol=1e-6)
+    assert np.allclose(editor.verts_np[lower_teeth], before, atol=1e-6)
 
 
 def test_flame_topology_run(tmp_path, flame_topology_dir):
