@@ -118,4 +118,9 @@ def test_bad_frames_fail_cleanly(frame_folder, tmp_path):
     odd.write_bytes(b"\x89PNG broken")
     with pytest.raises(VhapError, match="cannot read image"):
         preprocess_main([str(frame_folder), "--output", str(tmp_path / "o")])
+    with pytest.raises(VhapError, match="one monocular camera"):
+        preprocess_main([str(frame_folder), "--output", str(tmp_path / "o"), "--cameras", "222"])
+    odd.unlink()
+    with pytest.raises(VhapError, match="source_fps must be > 0"):
+        preprocess_main([str(frame_folder), "--output", str(tmp_path / "o"), "--source-fps", "-5"])
     assert not (tmp_path / "o" / "images").exists()

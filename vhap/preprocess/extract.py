@@ -71,6 +71,8 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     from vhap.preprocess import image_folder as frames_in  # a folder of image frames instead of videos
 
     if frames_in.is_image_folder(cfg.input):
+        if cfg.cameras:
+            raise VhapError("a folder of image frames is one monocular camera", path=cfg.input, fix="drop --cameras")
         return frames_in.preprocess_image_folder(
             cfg.input, cfg.output, cfg.downsample, cfg.fps or None, cfg.source_fps, cfg.quality
         )
