@@ -25,8 +25,6 @@ PENDING = {
     ("vhap/render/backends/zbuffer.py", "_sh_constants"),
     ("vhap/synth/evaluate.py", "_mesh_renderer"),
     ("bench/render_parity.py", "_read_obj"),
-    ("tests/test_viewer.py", "_ray_triangle"),
-    ("tests/test_viewer.py", "_verts_np"),
 }
 
 
