@@ -8,7 +8,7 @@
 #
 # Knobs (environment): SEEDS ("0 1 2"), MONO_FRAMES (32, 512x512, `monocular` preset = the default schedule),
 # MV_FRAMES (2 timesteps, 16 views at DS4 802x550, `nersemble` preset), BUDGET_S (545: the whole script),
-# ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl .whl_av: wheels the device image lacks),
+# ACC_TIMEOUT_S (420: at most, for the parallel accuracy phase; it gets what is left less 40 s), WHEELS (.whl_min .whl_av: wheels the device image lacks, made by bench/prepare_wheels.sh),
 # SETS ("mono mv": which sets to run), MONO_TRACK_ARGS (extra `vhap track` flags for the monocular runs, e.g.
 # "--w.reg-expr 0.3" for the check proposed in docs/dev/notes/mono_expression_study.md), MONO_VARIANTS (more
 # monocular variants beside the first, on the same cached sequences: "b:--w.reg-expr 0.3;c:--w.reg-expr 1.0" runs
@@ -35,7 +35,7 @@ stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 [ -d output/t3_head ] && cp -rv output/t3_head/vhap/. vhap/ | tail -3
 
 # 0. wheels the image lacks (tyro & co., nvdiffrast sources, PyAV for the overlay video)
-whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
+whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD
 python3 -c "import tyro" || { tail -5 "$RES/pip.log"; echo "wheel install failed"; exit 1; }

@@ -6,7 +6,7 @@
 #
 #   OUT=/path/to/out bash bench/gpu_speed.sh
 #
-# Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl .whl_av), SKIP_TESTS=1, SKIP_CARPHONE=1,
+# Knobs: BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl_min .whl_av: bench/prepare_wheels.sh makes them), SKIP_TESTS=1, SKIP_CARPHONE=1,
 # BACKENDS ("cuda nvdiffrast"), STAGES (profiled stages), KERNELS (print the N longest GPU kernels per stage),
 # PARITY=0 (skip the render parity run after the GPU tests), TESTS (test files; default: all marked gpu),
 # CARPHONE_DATA (.benchdata: the preprocessed carphone folder, see bench/run.py --set carphone), CARPHONE_ARGS (extra
@@ -24,7 +24,7 @@ export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=4
 left() { echo $((START + BUDGET_S - $(date +%s))); }
 stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 
-whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
+whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -360,6 +360,7 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
         for p in plots:
             rel = Path(_relpath(p, output.parent))
             lines += [f"![{p.stem}]({rel.as_posix()})", ""]
+    lines += reproduction_section(results, profiles or [])
     lines += ["## Commands", ""]
     for r in results:
         lines += [
@@ -372,6 +373,57 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
             lines += [f"  note: {r['note']}"]
     lines.append("")
     return "\n".join(lines)
+
+
+def device_command(r: dict) -> str | None:
+    """The ``bench/gpu_*.sh`` command a GPU result came from, as its provenance or note records it."""
+    import re
+
+    for text in (r.get("provenance") or "", r.get("note") or ""):
+        m = re.search(r"(OUT=[^`;]*?bash bench/gpu_\w+\.sh)", text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def reproduction_section(results: list[dict], profiles: list[dict]) -> list[str]:
+    """How to rerun every GPU row: the wheels, the carphone frames, then the recorded device command."""
+    gpu = [r for r in results if str(r.get("device", "cpu")).startswith("cuda")]
+    gpu += [p for p in profiles if p.get("hardware", {}).get("gpu")]
+    if not gpu:
+        return []
+    lines = [
+        "## Reproducing the GPU rows",
+        "",
+        "The GPU rows ran on the device image (Python 3.12, torch 2.11+cu130, CUDA compiler; no network) from a copy",
+        "of the repository. To rerun one:",
+        "",
+        "1. On any machine with pip and network: `bash bench/prepare_wheels.sh` writes `.whl_min/` (tyro and its",
+        "   needs, diffrp-nvdiffrast sources, ninja; 0.6 MiB) and `.whl_av/` (PyAV; 34 MiB): pinned versions and",
+        "   hashes, CPython 3.12 manylinux x86-64 builds — what the image lacks.",
+        "2. Carphone rows only: the preprocessed clip in `.benchdata/carphone` (frames bicubic-upscaled to 512×416,",
+        "   matte, MediaPipe landmarks), made on a CPU machine with the dev extra:",
+        "   `python bench/run.py --set carphone --track-preset demo --device cpu --data-dir .benchdata --out-dir /tmp",
+        "   --name carphone_prep` (it also tracks on the CPU, a few minutes; only `.benchdata/carphone` is needed).",
+        "3. Copy the repository with `.whl_min`, `.whl_av` (and `.benchdata`) to the GPU machine and run, from its",
+        "   root, the command of the row below with `OUT=<folder>` (results and logs land there; copy the JSON files",
+        "   to `bench/results/` and run `python bench/report.py`). The scripts install the wheels into `/tmp/site`",
+        "   themselves (`WHEELS='.whl_min .whl_av'` is their default).",
+        "",
+        "Rows whose command is not recorded predate `bench/gpu_*.sh` knobs; their `bench/run.py` command under",
+        "Commands below runs the same way after `pip install --no-deps --target /tmp/site .whl_min/*.whl",
+        ".whl_av/*.whl` and `export PYTHONPATH=/tmp/site:$PWD`.",
+        "",
+        "| result | hardware | device command |",
+        "|---|---|---|",
+    ]
+    for r in gpu:
+        name = r.get("name") or r.get("_file", "?")
+        hw = _hw(r) if "name" in r else r["hardware"]["gpu"]
+        cmd = device_command(r)
+        shown = f"`{cmd}`" if cmd else "not recorded: its command below, with the wheels installed"
+        lines.append(f"| `{name}` | {hw} | {shown} |")
+    return lines + [""]
 
 
 def _relpath(p: Path, start: Path) -> str:

@@ -23,8 +23,6 @@ THIRD_PARTY = {
 PENDING = {
     ("vhap/synth/evaluate.py", "_mesh_renderer"),
     ("bench/render_parity.py", "_read_obj"),
-    ("tests/test_viewer.py", "_ray_triangle"),
-    ("tests/test_viewer.py", "_verts_np"),
 }
 
 

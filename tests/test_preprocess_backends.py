@@ -217,7 +217,10 @@ def test_overlay_draws_points(tmp_path):
 
     img = np.zeros((50, 60, 3), np.uint8)
     pts = np.tile([[30.0, 25.0]], (68, 1))
-    tile = draw_landmarks(img, pts, None, min_height=100)
+    tile = draw_landmarks(img, pts, None, min_size=100)
     assert tile.shape == (100, 120, 3) and tile[50, 60].any()
     write_overlay(tmp_path / "o.png", [tile, tile])
     assert cv2.imread(str(tmp_path / "o.png")).shape == (100, 248, 3)
+    # default: longest side ≥ 512 by an integer upscale (carphone 176×144 → ×3)
+    assert draw_landmarks(np.zeros((144, 176, 3), np.uint8), pts, None).shape == (432, 528, 3)
+    assert draw_landmarks(np.zeros((600, 400, 3), np.uint8), pts, None).shape == (600, 400, 3)

@@ -15,7 +15,7 @@ from test_viewer_fixtures import make_viewer_run
 from vhap.errors import VhapError
 from vhap.model.regions import RegionSet, load_region_file
 from vhap.viewer import RegionEditor, RunScene, ViewOptions
-from vhap.viewer.regions import _ray_triangle
+from vhap.viewer.regions import ray_triangle
 from vhap.viewer.scene import wireframe_mask
 
 
@@ -50,10 +50,10 @@ def test_wireframe_mask_known_answer():
 
 def test_ray_triangle_known_answer():
     a, b, c = np.array([0.0, 0, 0]), np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
-    hit = _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, -1]), a, b, c)
+    hit = ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, -1]), a, b, c)
     assert np.allclose(hit, [0.25, 0.25, 0.0])
-    assert _ray_triangle(np.array([0.9, 0.9, 2.0]), np.array([0.0, 0, -1]), a, b, c) is None  # outside
-    assert _ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, 1]), a, b, c) is None  # behind
+    assert ray_triangle(np.array([0.9, 0.9, 2.0]), np.array([0.0, 0, -1]), a, b, c) is None  # outside
+    assert ray_triangle(np.array([0.25, 0.25, 2.0]), np.array([0.0, 0, 1]), a, b, c) is None  # behind
 
 
 def test_scene_pictures(scene, multiview_run):
@@ -109,9 +109,9 @@ def test_editor_brush_and_save(editor, tmp_path):
     n = editor.brush(W / 2, H / 2, radius=0.01)
     ids = np.flatnonzero(editor.edit)
     assert n == len(ids) > 0
-    dist = np.linalg.norm(editor._verts_np[ids] - hit, axis=1)
+    dist = np.linalg.norm(editor.verts_np[ids] - hit, axis=1)
     assert dist.max() <= 0.01
-    all_dist = np.linalg.norm(editor._verts_np - hit, axis=1)
+    all_dist = np.linalg.norm(editor.verts_np - hit, axis=1)
     assert len(ids) == int((all_dist <= 0.01).sum())  # exactly the vertices within the radius
     assert editor.brush(W / 2, H / 2, radius=0.005, add=False) > 0
     assert editor.edit.sum() == int(((all_dist <= 0.01) & (all_dist > 0.005)).sum())
@@ -154,8 +154,11 @@ def test_http_api(scene, editor, tmp_path):
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
+        opener = urllib.request.build_opener()
+        opener.addheaders = [("X-Vhap-Token", server.token)]
+        urllib.request.install_opener(opener)
         try:
-            page = urllib.request.urlopen(base + "/").read().decode()
+            page = urllib.request.urlopen(server.url).read().decode()
             assert "<script>" in page
             if checks == "viewer":
                 info = json.load(urllib.request.urlopen(base + "/api/info"))
@@ -176,6 +179,7 @@ def test_http_api(scene, editor, tmp_path):
                 assert "hair" in st["regions"]
                 assert urllib.request.urlopen(base + "/api/view.png").read()[:4] == b"\x89PNG"
         finally:
+            urllib.request.install_opener(None)
             server.shutdown()
             server.server_close()
 
@@ -200,7 +204,8 @@ def test_cli_starts_without_gpu_or_display(multiview_run):
         text = "".join(lines)
         assert "ssh -N -L" in text, text
         port = int(text.split("http://localhost:")[1].split("/")[0])
-        info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=60))
+        token = text.split("?token=")[1].split()[0]
+        info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info?token={token}", timeout=60))
         assert info["num_timesteps"] == 3 and info["render_size"] == [96, 80]
     finally:
         proc.terminate()
@@ -212,18 +217,18 @@ def test_editor_pose(editor):
     editor.set_shown([])
     closed = editor.render()
     lower_teeth = editor.model.regions.vertex_ids("teeth_lower")
-    before = editor._verts_np[lower_teeth].copy()
+    before = editor.verts_np[lower_teeth].copy()
     editor.set_pose(jaw_open=0.3, expr=[1.0] * 10)
     try:
         assert editor.jaw_open == pytest.approx(0.3) and editor.expr.tolist() == [1.0] * editor.num_expr_sliders
         # opening the jaw moves the lower teeth down (-y) and changes the picture
-        assert (editor._verts_np[lower_teeth][:, 1] - before[:, 1]).mean() < -0.005
+        assert (editor.verts_np[lower_teeth][:, 1] - before[:, 1]).mean() < -0.005
         assert _diff(closed, editor.render()) > 0.5
         editor.set_pose(jaw_open=5.0)
         assert editor.jaw_open == pytest.approx(0.8)  # clipped
     finally:
         editor.set_pose(jaw_open=0.0, expr=[])
-    assert np.allclose(editor._verts_np[lower_teeth], before, atol=1e-6)
+    assert np.allclose(editor.verts_np[lower_teeth], before, atol=1e-6)
 
 
 def test_flame_topology_run(tmp_path, flame_topology_dir):
@@ -238,3 +243,94 @@ def test_flame_topology_run(tmp_path, flame_topology_dir):
     px = scene.cameras(0).project(lmk3d)[0].numpy()
     err = np.linalg.norm(px - scene.detected[(1, 0)][:, :2] * [56, 64], axis=1)
     assert np.median(err) < 2.5
+
+
+def test_free_orbit_and_turntable(scene, tmp_path):
+    """Issue 20: a free view around the head — continuous from the tracked camera, rigid about the head centre —,
+    normals/wireframe in it, and a turntable video of one frame."""
+    tracked = scene.cameras(1)
+    assert torch.allclose(scene.orbit_cameras(0, 1, 1e-6, 0.0, 1.0).w2c, tracked.w2c, atol=1e-5)
+    centre = scene.posed(0)[0][0].mean(0)
+    up = -scene.w2c[1][1, :3]
+
+    def eye(cams):
+        rot, trans = cams.w2c[0, :3, :3], cams.w2c[0, :3, 3]
+        return -rot.T @ trans
+
+    r0 = float((eye(tracked) - centre).norm())
+    for yaw, pitch, zoom in ((90, 0, 1), (180, 0, 1), (0, 40, 1), (30, -20, 2)):
+        cams = scene.orbit_cameras(0, 1, yaw, pitch, zoom)
+        rot = cams.w2c[0, :3, :3]
+        assert torch.allclose(rot @ rot.T, torch.eye(3), atol=1e-5) and float(torch.det(rot)) > 0
+        d = eye(cams) - centre
+        assert float(d.norm()) == pytest.approx(r0 / zoom, rel=1e-4)  # on the sphere around the head
+        # the head centre stays where it was in the picture (the camera turns about it)
+        assert torch.allclose(cams.project(centre[None, None]), tracked.project(centre[None, None]), atol=0.5)
+    high = scene.orbit_cameras(0, 1, 0, 40, 1)
+    assert float((eye(high) - centre) @ up) > float((eye(tracked) - centre) @ up) + 0.1 * r0  # pitch: from above
+    back = scene.orbit_cameras(0, 1, 180, 0, 1)
+    assert float((eye(back) - centre) @ (eye(tracked) - centre)) < -0.8 * r0**2  # behind the head
+    # pictures: away from the camera the input image is not used; the modes differ; landmarks behind are hidden
+    opts = {m: ViewOptions(mode=m, yaw=150.0) for m in ("shaded", "normals", "wireframe")}
+    pics = {m: scene.render(0, 1, o) for m, o in opts.items()}
+    assert _diff(pics["shaded"], pics["normals"]) > 5 and _diff(pics["shaded"], pics["wireframe"]) > 5
+    corner = pics["shaded"][0, 0]
+    assert (np.abs(corner.astype(int) - 46) <= 1).all()  # dark grey, not the input frame
+    with pytest.raises(VhapError, match="finite"):
+        ViewOptions(yaw=float("nan")).check()
+    frames = scene.turntable(0, 1, ViewOptions(mode="normals", landmarks=False), 6)
+    assert len(frames) == 6 and all(f.shape == (96, 80, 3) for f in frames)
+    assert min(_diff(a, b) for a, b in zip(frames, frames[1:], strict=False)) > 1  # it turns
+    with pytest.raises(VhapError, match="2…720"):
+        scene.turntable(0, 1, None, 1)
+
+
+def test_turntable_http(multiview_run):
+    import threading
+
+    from vhap.preprocess.video import probe_video
+    from vhap.viewer.apps import viewer_app
+    from vhap.viewer.server import make_server
+
+    pytest.importorskip("av")
+    server = make_server(viewer_app(RunScene(multiview_run, min_size=0)), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def post(body):
+        req = urllib.request.Request(
+            base + "/api/turntable",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "X-Vhap-Token": server.token},
+        )
+        return json.load(urllib.request.urlopen(req))  # fmt: skip
+
+    try:
+        r = post({"t": 2, "c": 0, "mode": "wireframe", "frames": 8, "fps": 8, "pitch": 15})
+        info = probe_video(r["path"])
+        assert r["frames"] == 8 and info.num_frames == 8 and (info.height, info.width) == (96, 80)
+        png = urllib.request.urlopen(
+            urllib.request.Request(
+                base + "/api/frame.png?t=1&c=0&mode=normals&yaw=45&zoom=1.5", headers={"X-Vhap-Token": server.token}
+            )
+        )
+        assert png.read()[:4] == b"\x89PNG"  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as e:
+            post({"t": 9, "c": 0})
+        assert e.value.code == 400 and "outside" in json.load(e.value)["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_turntable_cli(multiview_run, tmp_path):
+    from vhap.cli import main
+    from vhap.preprocess.video import probe_video
+
+    pytest.importorskip("av")
+    out = tmp_path / "turn.mp4"
+    argv = ["view", str(multiview_run), "--min-size", "0", "--turntable", str(out), "--turntable-frames", "5",
+            "--turntable-frame", "1", "--turntable-camera", "2", "--turntable-mode", "shaded"]  # fmt: skip
+    assert main(argv) == 0 and probe_video(out).num_frames == 5
+    assert main(["view", str(multiview_run), "--turntable", str(tmp_path / "t.mp4"), "--turntable-frame", "7"]) == 2
+    assert not (tmp_path / "t.mp4").exists()

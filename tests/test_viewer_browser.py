@@ -57,7 +57,7 @@ def _serve(app):
 
     server = make_server(app, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+    return server, server.url
 
 
 def _wait(driver, cond, what: str, timeout: float = 90.0):
@@ -129,7 +129,8 @@ def test_viewer_page(browser, run_dir):
         _wait(browser, lambda: "3 / 3" in browser.find_element("id", "frameLabel").text, "the frame label")
         moved = _picture(browser)
         assert _changed(first, moved) > 0.01
-        assert "0.0300" in browser.find_element("id", "metrics").text  # nme of the third frame
+        # nme of the third frame (its request may answer after the picture's)
+        _wait(browser, lambda: "0.0300" in browser.find_element("id", "metrics").text, "the third frame's metrics")
         # camera switching
         n = _frames(browser)
         Select(browser.find_element("id", "camera")).select_by_index(1)
@@ -149,6 +150,74 @@ def test_viewer_page(browser, run_dir):
         browser.find_element("id", "save").click()
         saved = _wait(browser, lambda: browser.execute_script("return document.body.dataset.saved"), "the screenshot")
         assert Path(saved).parent == run_dir / "screenshots" and Path(saved).stat().st_size > 1000
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_viewer_orbit_modes_and_turntable(browser, run_dir):
+    """Issue 20: turn the head around by dragging the picture, normals / wireframe in that view, play the
+    turntable and export it as a video."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from vhap.preprocess.video import probe_video
+    from vhap.viewer.apps import viewer_app
+    from vhap.viewer.scene import RunScene
+
+    server, url = _serve(viewer_app(RunScene(run_dir, min_size=256)))
+    try:
+        browser.get(url)
+        _wait_shown(browser, 0)
+        tracked = _picture(browser)
+        # drag the picture to the left: the head turns (yaw grows) and the picture changes
+        view = browser.find_element("id", "view")
+        n = _frames(browser)
+        ActionChains(browser).move_to_element(view).click_and_hold().move_by_offset(-150, 20).release().perform()
+        _wait(browser, lambda: float(browser.execute_script("return document.body.dataset.yaw || '0'")) > 40,
+              "the drag to turn the head")  # fmt: skip
+        _wait_shown(browser, n)
+        turned = _picture(browser)
+        assert _changed(tracked, turned) > 0.05
+        assert "yaw" in browser.find_element("id", "orbitLabel").text
+        # render modes apply to the free view
+        shown = {}
+        for mode in ("normals", "wireframe"):
+            n = _frames(browser)
+            Select(browser.find_element("id", "mode")).select_by_visible_text(mode)
+            _wait_shown(browser, n)
+            shown[mode] = _picture(browser)
+        assert _changed(turned, shown["normals"]) > 0.02 and _changed(shown["normals"], shown["wireframe"]) > 0.02
+        # the wheel zooms in: more of the picture is covered by the head
+        n = _frames(browser)
+        browser.execute_script(
+            "arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: -400, bubbles: true}))", view
+        )
+        _wait(browser, lambda: float(browser.execute_script("return document.body.dataset.zoom")) > 1.5, "zoom")
+        _wait_shown(browser, n)
+        # the turntable plays by itself and stops on request
+        browser.find_element("id", "spin").click()
+        yaw0 = float(browser.execute_script("return document.body.dataset.yaw"))
+        _wait(browser, lambda: abs(float(browser.execute_script("return document.body.dataset.yaw")) - yaw0) >= 30,
+              "the turntable to turn")  # fmt: skip
+        browser.find_element("id", "spin").click()
+        # back to the tracked camera: the picture is the tracked view again
+        n = _frames(browser)
+        Select(browser.find_element("id", "mode")).select_by_visible_text("textured")
+        _wait_shown(browser, n)
+        n = _frames(browser)
+        browser.find_element("id", "resetView").click()
+        _wait_shown(browser, n)
+        assert _changed(tracked, _picture(browser)) < 0.01
+        # export a turntable video of this frame
+        browser.execute_script("document.body.dataset.saved = ''")
+        frames = browser.find_element("id", "ttFrames")
+        frames.clear()
+        frames.send_keys("12")
+        browser.find_element("id", "exportTT").click()
+        saved = _wait(browser, lambda: browser.execute_script("return document.body.dataset.saved"), "the video")
+        info = probe_video(saved)
+        assert Path(saved).parent == run_dir / "turntables" and info.num_frames == 12 and info.width >= 200
     finally:
         server.shutdown()
         server.server_close()

@@ -1,4 +1,4 @@
-"""Regenerate docs/viewer/viewer.png and docs/viewer/regions.png in headless Chromium.
+"""Regenerate docs/viewer/viewer.png, viewer_orbit.png and regions.png in headless Chromium.
 
     python docs/viewer/make_screenshots.py --run RUN_DIR --head-model HEAD [--frame 2] [--mode textured]
 
@@ -35,7 +35,7 @@ def _serve(app):
 
     server = make_server(app, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+    return server, server.url  # carries the launch's token
 
 
 def _settle(driver, after: int = 0, timeout: float = 120.0) -> int:
@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--head-model", required=True)
     ap.add_argument("--frame", type=int, default=2)
     ap.add_argument("--mode", default="textured")
+    ap.add_argument("--orbit-mode", default="shaded")
     args = ap.parse_args()
 
     from selenium.webdriver.common.action_chains import ActionChains
@@ -78,6 +79,16 @@ def main() -> None:
             _settle(driver, n)
         time.sleep(0.5)
         driver.save_screenshot(str(HERE / "viewer.png"))
+        # the free orbit: drag the picture to turn the head, then the wireframe mode in that view
+        n = int(driver.execute_script("return document.body.dataset.frames"))
+        view = driver.find_element("id", "view")
+        ActionChains(driver).move_to_element(view).click_and_hold().move_by_offset(-100, -25).release().perform()
+        time.sleep(1.0)
+        n = _settle(driver, n)
+        Select(driver.find_element("id", "mode")).select_by_visible_text(args.orbit_mode)
+        _settle(driver, n)
+        time.sleep(0.5)
+        driver.save_screenshot(str(HERE / "viewer_orbit.png"))
         server.shutdown()
 
         editor = RegionEditor(args.head_model, image_size=(720, 720))

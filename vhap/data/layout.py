@@ -76,6 +76,21 @@ def pick_images_dir(folder: Path, downsample: int | None = None) -> Path:
     folder = Path(folder)
     if downsample is not None:
         return folder / images_dir_name(downsample)
+    frames = folder / "images"
+    if (
+        frames.is_dir()
+        and not (frames / "meta.json").is_file()
+        and any(
+            os.path.splitext(e.name)[1].lower() in (".png", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+            for e in os.scandir(frames)
+        )
+    ):  # a user's own frames (vhap writes <timestep>.jpg and meta.json)
+        raise VhapError(
+            "images/ holds image frames that `vhap preprocess` did not write",
+            path=frames,
+            fix=f"convert them: `mv {frames} {folder / 'frames'} && vhap preprocess {folder / 'frames'} "
+            f"--output {folder}`",
+        )
     if (folder / "images").is_dir() and any(e.name.endswith(".jpg") for e in os.scandir(folder / "images")):
         return folder / "images"
     cands = [d.name for d in _visible_dirs(folder) if re.fullmatch(r"images_\d+", d.name)]

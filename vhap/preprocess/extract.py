@@ -25,7 +25,8 @@ class PreprocessConfig:
     """Extract frames from a monocular video or a folder of synchronised ``cam_<serial>.mp4`` videos."""
 
     input: Annotated[Path | None, tyro.conf.Positional] = None
-    """a video file (monocular) or a sequence folder holding cam_<serial>.mp4 (here or in images/)"""
+    """a video file (monocular), a folder of image frames (PNG/JPEG/..., natural order; monocular) or a sequence
+    folder holding cam_<serial>.mp4 (here or in images/)"""
     fps: float | None = 25.0
     """output frame rate (None, 0 or ≥ the source rate keeps every frame)"""
     downsample: Annotated[tuple[int, ...], AT_LEAST_ONE] = (1,)
@@ -36,6 +37,9 @@ class PreprocessConfig:
     """JPEG quality (1-100)"""
     output: Path | None = None
     """sequence folder to write into (default: next to the video / the input folder itself)"""
+    source_fps: float | None = None
+    """frame rate of an image-folder input (recorded in meta.json; with a lower --fps frames are dropped to it;
+    unknown: every frame kept, fps null)"""
     cameras: tuple[str, ...] = ()
     """only these camera serials (default: all)"""
     allow_truncated_video: bool = False
@@ -104,6 +108,16 @@ def preprocess(cfg: PreprocessConfig) -> dict[int, Path]:
     """Run frame extraction; returns {downsample: output folder}."""
     if cfg.input is None:
         raise VhapError("no input given", fix="vhap preprocess <video.mp4 | sequence folder>")
+    from vhap.preprocess import image_folder as frames_in  # a folder of image frames instead of videos
+
+    if frames_in.is_image_folder(cfg.input):
+        if cfg.cameras:
+            raise VhapError("a folder of image frames is one monocular camera", path=cfg.input, fix="drop --cameras")
+        return frames_in.preprocess_image_folder(
+            cfg.input, cfg.output, cfg.downsample, cfg.fps or None, cfg.source_fps, cfg.quality
+        )
+    if Path(cfg.input).is_dir() and frames_in.is_image_folder(Path(cfg.input) / "images"):
+        frames_in.check_unconverted_frames(Path(cfg.input))
     if not (1 <= cfg.quality <= 100):
         raise VhapError(f"quality must be within 1..100, got {cfg.quality}")
     if not cfg.downsample or any(s < 1 for s in cfg.downsample):

@@ -98,6 +98,7 @@ def overlay_batch(problem: TrackingProblem, res: Energy, frames: list[int]) -> l
                 lm.pred_px[k].cpu().numpy(),
                 (lm.target[k, :, :2].cpu().numpy() * np.array([p.W, p.H])),
                 lm.conf[k].cpu().numpy(),
+                tri_id=res.render.tri_id[k].cpu().numpy(),  # mesh edges in the overlay's render panel
             )
             out.append((t, c, img))
     return out

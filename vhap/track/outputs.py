@@ -227,23 +227,50 @@ def timing_report(problem: TrackingProblem, log: RunLog, total_s: float, outputs
 # ------------------------------------------------------------------------------------------------ media
 
 
-def draw_overlay(target, render, mask, pred_px, target_px, conf, opacity: float = 0.6) -> np.ndarray:
-    """Target (H,W,3) in [0,1] with the render blended where ``mask`` (H,W) and landmarks drawn
-    (target green, prediction red). Returns uint8 (H,W,3)."""
-    from PIL import Image, ImageDraw
+def draw_overlay(
+    target, render, mask, pred_px, target_px, conf, opacity: float = 0.6, tri_id=None, min_size: int = 512
+) -> np.ndarray:
+    """Side by side, upscaled to a readable size: input with landmarks (target green, prediction red) · render
+    blended over the input (with the mesh edges when ``tri_id`` (H,W) is given) · per-pixel error on the head.
 
-    a = np.clip(mask, 0, 1)[..., None] * opacity
-    img = np.clip(render, 0, 1) * a + np.clip(target, 0, 1) * (1 - a)
-    im = Image.fromarray((img * 255).round().astype(np.uint8))
-    d = ImageDraw.Draw(im)
-    r = max(1, round(min(im.size) / 200))
+    ``target``/``render`` (H,W,3) in [0,1], ``mask`` (H,W) coverage, landmarks in pixels of the (H,W) image.
+    Each panel's longest side is at least ``min_size`` (integer upscale of small tracking images).
+    Returns uint8 (h, 3·w + gaps, 3).
+    """
+    import cv2
+
+    from vhap.preprocess.landmarks.overlay import error_panel, panel_title, upscale_factor, wire_edges
+
+    h, w = target.shape[:2]
+    s = upscale_factor(h, w, min_size)
+    big = (w * s, h * s)
+    tgt = np.clip(target, 0, 1).astype(np.float32)
+    ren = np.clip(render, 0, 1).astype(np.float32)
+    cover = np.clip(mask, 0, 1).astype(np.float32)
+    a = cover[..., None] * opacity
+    blend = ren * a + tgt * (1 - a)
+    # composed at the tracking resolution, upscaled as 8-bit pictures (cheap: this runs for every logged frame)
+    to8 = lambda x: (x * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    left = np.ascontiguousarray(cv2.resize(to8(tgt), big, interpolation=cv2.INTER_CUBIC))
+    mid = np.ascontiguousarray(cv2.resize(to8(blend), big, interpolation=cv2.INTER_CUBIC))
+    if tri_id is not None:
+        edges = wire_edges(cv2.resize(np.asarray(tri_id, np.int32), big, interpolation=cv2.INTER_NEAREST))
+        mid[edges] = mid[edges] // 3 + 170
+    err = error_panel(np.abs(ren - tgt).mean(-1), cover > 0.5, vmax=0.25)
+    right = np.ascontiguousarray(cv2.resize(err, big, interpolation=cv2.INTER_NEAREST))
+    r = max(2, round(max(big) / 180))
     for (x, y), c in zip(target_px, conf, strict=False):
-        if c > 0:
-            d.ellipse([x - r, y - r, x + r, y + r], fill=(0, 255, 0))
+        if c > 0 and np.isfinite(x) and np.isfinite(y):
+            cv2.circle(left, (int(x * s), int(y * s)), r, (0, 255, 0), -1, cv2.LINE_AA)
     for x, y in pred_px:
         if np.isfinite(x) and np.isfinite(y):
-            d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 0, 0))
-    return np.asarray(im)
+            for img in (left, mid):
+                cv2.circle(img, (int(x * s), int(y * s)), r, (255, 0, 0), -1, cv2.LINE_AA)
+    panel_title(left, "input + landmarks (green: detected, red: model)")
+    panel_title(mid, "render" + (" + mesh edges" if tri_id is not None else ""))
+    panel_title(right, "|render - input| on the head, 0 ... 0.25")
+    gap = np.full((big[1], 6, 3), 40, np.uint8)
+    return np.concatenate([left, gap, mid, gap, right], 1)
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -35,6 +35,16 @@ class ViewConfig:
     """smaller tracking images are rendered larger, at this longest side (0 = at tracking resolution)"""
     device: str = "cpu"
     """torch device of the renderer (cpu works everywhere; cuda uses nvdiffrast when installed)"""
+    turntable: Path | None = None
+    """write a turntable video (one turn around the head) to this .mp4 and exit, without serving"""
+    turntable_frame: int = 0
+    """timestep index of the turntable"""
+    turntable_camera: int = 0
+    """camera index the turn starts from"""
+    turntable_mode: Literal["textured", "shaded", "normals", "wireframe"] = "textured"
+    """render mode of the turntable"""
+    turntable_frames: int = 36
+    """pictures per turn (2..720)"""
 
 
 @dataclass
@@ -59,7 +69,7 @@ def _serve(app, host: str, port: int, what: str) -> int:
 
     server = make_server(app, host, port, quiet=True)
     bound_port = server.server_address[1]
-    print(access_hint(host, bound_port, what), flush=True)
+    print(access_hint(host, bound_port, what, server.token), flush=True)
     serve_forever(server)
     return 0
 
@@ -82,6 +92,19 @@ def view_main(argv: list[str]) -> int:
         device=cfg.device,
     )
     print(f"  {scene.T} timesteps x {scene.C} camera(s), head model {scene.run.head_model}", flush=True)
+    if cfg.turntable is not None:
+        from vhap.viewer.apps import write_turntable
+        from vhap.viewer.scene import ViewOptions
+
+        if cfg.turntable.suffix.lower() != ".mp4":
+            raise VhapError("the turntable is written as H.264 mp4", path=cfg.turntable, fix="name it *.mp4")
+        t, c = cfg.turntable_frame, cfg.turntable_camera
+        if not (0 <= t < scene.T and 0 <= c < scene.C):
+            raise VhapError(f"frame ({t}, {c}) outside the run's {scene.T} timesteps x {scene.C} cameras")
+        opt = ViewOptions(mode=cfg.turntable_mode, background="black")
+        write_turntable(scene, t, c, opt, cfg.turntable, cfg.turntable_frames)
+        print(f"turntable: {cfg.turntable}", flush=True)
+        return 0
     return _serve(viewer_app(scene), cfg.host, cfg.port, "view")
 
 

@@ -36,9 +36,12 @@ _STYLE = r"""
 _COMMON_JS = r"""
 const $ = (id) => document.getElementById(id);
 function setStatus(msg, err) { const s = $('status'); s.textContent = msg; s.className = err ? 'err' : ''; }
+// this launch's secret (from the URL the command printed); every API call carries it
+const TOKEN = new URLSearchParams(location.search).get('token') || '';
+const AUTH = {'X-Vhap-Token': TOKEN};
 async function api(path, body) {
-  const opt = body === undefined ? {} : {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                          body: JSON.stringify(body)};
+  const opt = body === undefined ? {headers: AUTH} : {method: 'POST', body: JSON.stringify(body),
+                                          headers: {...AUTH, 'Content-Type': 'application/json'}};
   const r = await fetch(path, opt);
   const j = await r.json();
   if (!r.ok) throw new Error(j.error || r.statusText);
@@ -56,7 +59,7 @@ async function pump() {
   document.body.dataset.busy = '1'; $('busy').textContent = 'rendering…';
   const t0 = performance.now();
   try {
-    const r = await fetch(url);
+    const r = await fetch(url, {headers: AUTH});
     if (!r.ok) { const j = await r.json(); throw new Error(j.error || r.statusText); }
     const blob = await r.blob();
     const obj = URL.createObjectURL(blob);
@@ -100,6 +103,13 @@ VIEWER_PAGE = (
   <label><input type="checkbox" id="landmarks" checked> landmarks</label>
   <div class="legend muted"><span style="background:#00e600"></span>detected<span style="background:#ff2828">
     </span>model</div>
+  <h2>Orbit</h2>
+  <div class="muted">drag the picture to turn the head around, wheel to zoom</div>
+  <div class="row"><span id="orbitLabel" class="muted">tracked camera view</span></div>
+  <div class="row"><button id="resetView" title="back to the tracked camera (V)">tracked view</button>
+    <button id="spin" title="turn the head around this frame (T)">turntable ▶</button></div>
+  <label>turntable frames <input type="number" id="ttFrames" min="8" max="360" step="1" value="36"></label>
+  <button id="exportTT" title="one turn of this frame as mp4, saved to the run folder">export turntable video</button>
   <h2>Metrics (this frame)</h2>
   <table id="metrics"></table>
   <h2>Metrics (run)</h2>
@@ -122,9 +132,28 @@ function fillTable(id, obj) {
   $(id).innerHTML = rows.length ? rows.map(([k, v]) => `<tr><td>${k}</td><td class="v">${fmt(v)}</td></tr>`).join('')
                                 : '<tr><td class="muted">none (no metrics.json)</td></tr>';
 }
+let spinning = false, drag = null;
+const orbit = {yaw: 0, pitch: 0, zoom: 1};  // free view around the head (0, 0, 1: the tracked camera)
 function params() {
   return {t: +$('frame').value, c: +$('camera').value, mode: $('mode').value, bg: $('bg').value,
-          opacity: +$('opacity').value, landmarks: $('landmarks').checked ? 1 : 0};
+          opacity: +$('opacity').value, landmarks: $('landmarks').checked ? 1 : 0,
+          yaw: +orbit.yaw.toFixed(2), pitch: +orbit.pitch.toFixed(2), zoom: +orbit.zoom.toFixed(3)};
+}
+function setOrbit(yaw, pitch, zoom) {
+  orbit.yaw = ((yaw % 360) + 360) % 360; orbit.pitch = Math.max(-89, Math.min(89, pitch));
+  orbit.zoom = Math.max(0.125, Math.min(8, zoom));
+  const free = orbit.yaw !== 0 || orbit.pitch !== 0 || orbit.zoom !== 1;
+  $('orbitLabel').textContent = free ? `yaw ${orbit.yaw.toFixed(0)}°, pitch ${orbit.pitch.toFixed(0)}°, ` +
+    `zoom ${orbit.zoom.toFixed(2)}×` : 'tracked camera view';
+  document.body.dataset.yaw = String(orbit.yaw); document.body.dataset.pitch = String(orbit.pitch);
+  document.body.dataset.zoom = String(orbit.zoom);
+  showImage(frameUrl());
+}
+function stopSpin() { spinning = false; $('spin').textContent = 'turntable ▶'; if (!playing) loader.onshown = null; }
+function spin() {  // client-side turntable: 10° per picture, as fast as the server renders
+  stop(); spinning = true; $('spin').textContent = 'stop turntable';
+  loader.onshown = () => { if (spinning) setOrbit(orbit.yaw + 10, orbit.pitch, orbit.zoom); };
+  setOrbit(orbit.yaw + 10, orbit.pitch, orbit.zoom);
 }
 function frameUrl() { const p = params(); return '/api/frame.png?' + new URLSearchParams(p).toString(); }
 async function update() {
@@ -140,9 +169,9 @@ function step(d) {
   if (t < 0) t = $('loop').checked ? n - 1 : 0;
   $('frame').value = t; update();
 }
-function stop() { playing = false; $('play').textContent = 'play'; loader.onshown = null; }
+function stop() { playing = false; $('play').textContent = 'play'; if (!spinning) loader.onshown = null; }
 function play() {
-  playing = true; $('play').textContent = 'pause';
+  stopSpin(); playing = true; $('play').textContent = 'pause';
   // advance when the previous picture is on screen, at most at the chosen fps
   loader.onshown = (ms) => { if (!playing) return;
     const wait = Math.max(0, 1000 / Math.max(0.5, +$('fps').value) - ms);
@@ -172,12 +201,29 @@ async function init() {
     $('dl').click(); };
   $('save').onclick = async () => { try { const r = await api('/api/screenshot', params());
     setStatus('saved ' + r.path); document.body.dataset.saved = r.path; } catch (e) { setStatus(e.message, true); } };
+  const view = $('view');
+  view.addEventListener('mousedown', (e) => { drag = {x: e.clientX, y: e.clientY, yaw: orbit.yaw,
+    pitch: orbit.pitch}; stopSpin(); e.preventDefault(); });
+  window.addEventListener('mousemove', (e) => { if (!drag) return;
+    setOrbit(drag.yaw - (e.clientX - drag.x) * 0.4, drag.pitch + (e.clientY - drag.y) * 0.4, orbit.zoom); });
+  window.addEventListener('mouseup', () => { drag = null; });
+  view.addEventListener('wheel', (e) => { e.preventDefault();
+    setOrbit(orbit.yaw, orbit.pitch, orbit.zoom * Math.exp(-e.deltaY * 0.0015)); }, {passive: false});
+  $('resetView').onclick = () => { stopSpin(); setOrbit(0, 0, 1); };
+  $('spin').onclick = () => spinning ? stopSpin() : spin();
+  $('exportTT').onclick = async () => {
+    setStatus('rendering the turntable…');
+    try { const r = await api('/api/turntable', {...params(), frames: +$('ttFrames').value, fps: 12});
+      setStatus(`saved ${r.path} (${r.frames} frames)`); document.body.dataset.saved = r.path; }
+    catch (e) { setStatus(e.message, true); } };
   document.addEventListener('keydown', (e) => {
     if (['INPUT', 'SELECT', 'TEXTAREA'].includes(e.target.tagName)) return;  // their own keys win
     if (e.key === 'ArrowRight') { step(1); e.preventDefault(); }
     else if (e.key === 'ArrowLeft') { step(-1); e.preventDefault(); }
     else if (e.key === 'Home') $('first').click(); else if (e.key === 'End') $('last').click();
     else if (e.key === ' ') { playing ? stop() : play(); e.preventDefault(); }
+    else if (e.key === 'v' || e.key === 'V') $('resetView').click();
+    else if (e.key === 't' || e.key === 'T') $('spin').click();
   });
   update();
 }

@@ -102,6 +102,11 @@ class RegionEditor:
         self._verts_np = self.verts[0].cpu().numpy().astype(np.float64)
         self._last = None
 
+    @property
+    def verts_np(self) -> np.ndarray:
+        """(V,3) float64 vertices of the posed head as shown (read-only use)."""
+        return self._verts_np
+
     def set_pose(self, jaw_open: float | None = None, expr: list[float] | None = None) -> None:
         """Open the jaw (radians about x, clipped to [-0.2, 0.8]) and set the first expression coefficients
         (clipped to [-3, 3]): regions inside the mouth are easier to see and paint with the mouth open."""
@@ -218,7 +223,7 @@ class RegionEditor:
         direction = R.T @ d_cam
         direction /= np.linalg.norm(direction)
         a, b, c = self._verts_np[self.model.faces[tri].cpu().numpy()]
-        hit = _ray_triangle(origin, direction, a, b, c)
+        hit = ray_triangle(origin, direction, a, b, c)
         if hit is None:  # pixel centre just outside the (antialiased) triangle: use its centroid
             return (a + b + c) / 3
         return hit
@@ -288,7 +293,7 @@ class RegionEditor:
         }
 
 
-def _ray_triangle(o, d, a, b, c, eps: float = 1e-12) -> np.ndarray | None:
+def ray_triangle(o, d, a, b, c, eps: float = 1e-12) -> np.ndarray | None:
     """Möller–Trumbore: the intersection of ray o + s d (s > 0) with triangle abc, or None."""
     e1, e2 = b - a, c - a
     p = np.cross(d, e2)

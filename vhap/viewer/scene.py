@@ -31,19 +31,35 @@ class ViewOptions:
 
     mode: one of :data:`MODES`. background: ``"image"`` (the input frame), ``"white"`` or ``"black"``.
     opacity: of the mesh over the background in [0, 1]. landmarks: draw detected (green) and model (red) points.
+    yaw, pitch (degrees), zoom: a free orbit around the head, starting from the tracked camera (0, 0, 1 = the
+    tracked view itself). Away from it the input image does not apply: the head is shown on dark grey (or the
+    chosen colour) and only the model's landmarks are drawn.
     """
 
     mode: str = "textured"
     background: str = "image"
     opacity: float = 0.7
     landmarks: bool = True
+    yaw: float = 0.0
+    pitch: float = 0.0
+    zoom: float = 1.0
+
+    @property
+    def free(self) -> bool:
+        """True when the view is not the tracked camera's."""
+        return self.yaw != 0.0 or self.pitch != 0.0 or self.zoom != 1.0
 
     def check(self) -> ViewOptions:
         if self.mode not in MODES:
             raise VhapError(f"unknown render mode {self.mode!r}", fix=f"use one of {', '.join(MODES)}")
         if self.background not in ("image", "white", "black"):
             raise VhapError(f"unknown background {self.background!r}", fix="use image, white or black")
+        if not all(math.isfinite(v) for v in (self.opacity, self.yaw, self.pitch, self.zoom)):
+            raise VhapError("view options must be finite numbers")
         self.opacity = float(min(1.0, max(0.0, self.opacity)))
+        self.yaw = float(self.yaw) % 360.0
+        self.pitch = float(min(89.0, max(-89.0, self.pitch)))
+        self.zoom = float(min(8.0, max(0.125, self.zoom)))
         return self
 
 
@@ -254,6 +270,34 @@ class RunScene:
         K[:, 1] *= h / H
         return Cameras(K=K, w2c=self.w2c[c : c + 1], image_size=self.render_size)
 
+    @torch.no_grad()
+    def orbit_cameras(self, t: int, c: int, yaw: float = 0.0, pitch: float = 0.0, zoom: float = 1.0):
+        """Camera ``c``'s intrinsics on an orbit around the head of timestep ``t``: from the camera's own centre,
+        turned by ``yaw`` about its up axis and ``pitch`` about its side axis (degrees, around the head's centre),
+        at 1/``zoom`` of the distance."""
+        from vhap.render import Cameras
+
+        base = self.cameras(c)
+        if yaw == 0.0 and pitch == 0.0 and zoom == 1.0:
+            return base
+        w2c = self.w2c[c]
+        rot, trans = w2c[:3, :3], w2c[:3, 3]
+        eye0 = -rot.T @ trans
+        up = -rot[1]  # OpenCV y points down
+        target = self.posed(t)[0][0].mean(0)
+        # the camera turns rigidly about the head centre, so yaw = pitch = 0 is exactly the tracked view
+        d = _rotate(eye0 - target, up, math.radians(yaw))
+        side = torch.nn.functional.normalize(torch.linalg.cross(d, up), dim=0)
+        axes = _rotate(_rotate(rot.T, up, math.radians(yaw)), side, math.radians(pitch))  # camera axes (columns)
+        d = _rotate(d, side, math.radians(pitch)) / zoom
+        new_rot = axes.T
+        new_w2c = torch.eye(4, device=self.device)
+        new_w2c[:3, :3] = new_rot
+        new_w2c[:3, 3] = -new_rot @ (target + d)
+        dist = float(d.norm())
+        return Cameras(K=base.K, w2c=new_w2c[None], image_size=base.image_size, near=max(1e-3, 0.2 * dist),
+                       far=dist * 5)  # fmt: skip
+
     def _check_indices(self, t: int, c: int) -> None:
         if not (0 <= t < self.T and 0 <= c < self.C):
             raise VhapError(f"frame ({t}, {c}) outside the run's {self.T} timesteps x {self.C} cameras")
@@ -267,6 +311,43 @@ class RunScene:
             return np.full((*self.render_size, 3), 96, np.uint8)
         return _read_image(frame.image_path, self.render_size)
 
+    def _hidden_points(self, points: torch.Tensor, verts: torch.Tensor, cams, tri_id: torch.Tensor) -> np.ndarray:
+        """(N,) bool: model points (1,N,3) behind the surface seen at their pixel (more than 1 cm deeper)."""
+        if not points.shape[1]:
+            return np.zeros(0, bool)
+        h, w = tri_id.shape
+        px = cams.project(points)[0].floor().long()
+        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        px[:, 0].clamp_(0, w - 1)
+        px[:, 1].clamp_(0, h - 1)
+        tri = tri_id[px[:, 1], px[:, 0]]
+        rot, trans = cams.w2c[0, :3, :3], cams.w2c[0, :3, 3]
+        depth = lambda x: x @ rot[2] + trans[2]  # noqa: E731 - camera-space z
+        surface = depth(verts[0][self.model.faces[tri.clamp(min=0)]].mean(1))
+        return (inside & (tri >= 0) & (depth(points[0]) > surface + 0.01)).cpu().numpy()
+
+    def _draw_orbit_landmarks(self, img: np.ndarray, cams, lmk3d: torch.Tensor, verts, tri_id) -> np.ndarray:
+        """A free view: the model's landmarks that the surface does not hide (the detector's belong to the camera)."""
+        if not lmk3d.shape[1]:
+            return img
+        pts = cams.project(lmk3d)[0].cpu().numpy()
+        pts[self._hidden_points(lmk3d, verts, cams, tri_id)] = np.nan
+        return draw_points(img, pts, MODEL_RGB, max(1.5, min(self.render_size) / 170))
+
+    def turntable(self, t: int, c: int, options: ViewOptions | None = None, num_frames: int = 36) -> list[np.ndarray]:
+        """``num_frames`` pictures of timestep ``t`` turning once around the head (yaw from ``options.yaw`` on)."""
+        if not 2 <= num_frames <= 720:
+            raise VhapError(f"a turntable needs 2…720 frames, got {num_frames}")
+        base = (options or ViewOptions()).check()
+        out = []
+        for k in range(num_frames):
+            opt = ViewOptions(base.mode, base.background, base.opacity, base.landmarks,
+                              base.yaw + 360.0 * k / num_frames, base.pitch, base.zoom).check()  # fmt: skip
+            if not opt.free:  # the turn passes the tracked view: keep the orbit look (no input image) there too
+                opt.yaw = 1e-6
+            out.append(self.render(t, c, opt))
+        return out
+
     @torch.no_grad()
     def render(self, t: int, c: int, options: ViewOptions | None = None) -> np.ndarray:
         """(h,w,3) uint8: the tracked head of timestep ``t`` seen by camera ``c`` over the chosen background."""
@@ -275,12 +356,13 @@ class RunScene:
         opt = (options or ViewOptions()).check()
         self._check_indices(t, c)
         h, w = self.render_size
-        if opt.background == "image":
+        if opt.background == "image" and not opt.free:
             bg = torch.from_numpy(self.input_image(t, c).copy()).to(self.device).float() / 255.0
         else:
-            bg = torch.full((h, w, 3), 1.0 if opt.background == "white" else 0.0, device=self.device)
+            level = {"white": 1.0, "black": 0.0}.get(opt.background, 0.18)
+            bg = torch.full((h, w, 3), level, device=self.device)
         verts, lmk3d = self.posed(t)
-        cams = self.cameras(c)
+        cams = self.orbit_cameras(t, c, opt.yaw, opt.pitch, opt.zoom)
         m = self.model
         if opt.mode == "textured":
             r = render_visual(
@@ -305,7 +387,9 @@ class RunScene:
             a = alpha * opt.opacity
             img = colour * a + bg * (1 - a)
         out = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        if opt.landmarks:
+        if opt.landmarks and opt.free:
+            out = self._draw_orbit_landmarks(out, cams, lmk3d, verts, r["tri_id"][0])
+        elif opt.landmarks:
             out = self._draw_landmarks(out, t, c, cams, lmk3d)
         return out
 
@@ -348,6 +432,16 @@ class RunScene:
             "totals": {k: _finite(v) for k, v in totals.items() if isinstance(v, (int, float))},
             "done": (self.root / "DONE").is_file(),
         }
+
+
+def _rotate(v: torch.Tensor, axis: torch.Tensor, angle: float) -> torch.Tensor:
+    """``v`` (3,) or columns of (3,N) rotated by ``angle`` (radians, right-handed) about the (3,) ``axis``."""
+    a = torch.nn.functional.normalize(axis, dim=0)
+    k = torch.zeros(3, 3, dtype=v.dtype, device=v.device)
+    k[0, 1], k[0, 2], k[1, 2] = -a[2], a[1], -a[0]
+    k = k - k.T
+    rot = torch.eye(3, dtype=v.dtype, device=v.device) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+    return rot @ v
 
 
 def _finite(v) -> float | None:

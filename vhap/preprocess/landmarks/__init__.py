@@ -44,7 +44,8 @@ class LandmarkConfig:
     downsample: Annotated[int | None, AT_LEAST_ONE] = None
     """read images_<n> (use the resolution tracking will use); default: images/ or the only images_<n>"""
     weights: Path | None = None
-    """TorchScript weights for star / face-alignment (never downloaded)"""
+    """star / face-alignment weights (never downloaded): the published checkpoint (STAR 300W_STARLoss_NME_2_87.pkl or
+    its WFLW .pkl, face-alignment 2DFAN4 .pth.tar) or a TorchScript export"""
     background_color: Literal["white", "black"] | None = None
     """composite frames over this colour with alpha_maps first (as tracking will see them)"""
     cameras: tuple[str, ...] = ()
