@@ -80,6 +80,10 @@ def test_scene_pictures(scene, multiview_run):
     assert ((with_lmk[..., 1] > 200) & (with_lmk[..., 0] < 30)).sum() > 5  # green detected points
     assert ((with_lmk[..., 0] > 200) & (with_lmk[..., 1] < 60)).sum() > 5  # red model points
     assert scene.frame_metrics(1) == {"nme": pytest.approx(0.02), "psnr_face": pytest.approx(29.0)}
+    # as shown: labelled with units, NME in percent; the run's totals likewise, and the quality gates
+    assert scene.frame_figures(1) == {"landmark NME (% eye distance)": pytest.approx(2.0), "face PSNR (dB)": 29.0}
+    info = scene.info()
+    assert info["totals"]["landmark NME (% eye distance)"] == pytest.approx(2.5) and info["gate_failures"] == []
     with pytest.raises(VhapError):
         scene.render(3, 0)
     with pytest.raises(VhapError):

@@ -68,6 +68,30 @@ FRAME_FIGURES = {
 }
 
 
+#: How the report and the viewer show a run's figures: metrics.json key (``totals``/``per_frame``/``whole_head``)
+#: → (label with its unit, scale). The tracker's matte PSNR and IoU are not shown: they count the torso.
+DISPLAY = {
+    "nme": ("landmark NME (% eye distance)", 100.0),
+    "mouth_nme": ("mouth NME (% eye distance)", 100.0),
+    "psnr_face": ("face PSNR (dB)", 1.0),
+    "head_psnr_db": ("head PSNR (dB)", 1.0),
+    "head_coverage": ("head coverage (% of head region)", 100.0),
+    "spill": ("spill outside matte (% of covered)", 100.0),
+    "head_region_psnr_db": ("head region PSNR, uncovered = background (dB)", 1.0),
+}
+
+
+def display_figures(values: dict) -> dict[str, float | None]:
+    """``values`` (metrics.json keys → numbers) as {label with unit: scaled value}, in :data:`DISPLAY` order."""
+    out: dict[str, float | None] = {}
+    for key, (label, scale) in DISPLAY.items():
+        if key in values:
+            v = values[key]
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            out[label] = float(v) * scale if ok else None
+    return out
+
+
 @dataclass
 class CollarCut:
     """Per-frame collar rule results, (B,) each: ``collar_row`` (head region = rows < it), ``neck_row``,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from vhap.errors import VhapError
+from vhap.eval import whole_head
 from vhap.track import checkpoint as ckpt
 from vhap.track.config import StageConfig, TrackConfig, add_user_regions, stage_plan
 from vhap.track.losses import (
@@ -575,9 +576,9 @@ class Tracker:
                 ibug_px = a["cams"].project(a["out"].landmarks[:, :68].repeat_interleave(C, 0))
                 ibug_t = self.seq_landmarks68[idx].flatten(0, 1)
                 conf68 = landmark_confidence(ibug_t, self.cfg.model.landmark_confidence)
-                nme = landmark_nme(ibug_px, ibug_t[..., :2] * size, conf68)
             else:
-                nme = landmark_nme(a["lmk_px"][:, :68], a["target_lmk"][:, :68, :2] * size, a["conf"][:, :68])
+                ibug_px, ibug_t, conf68 = a["lmk_px"][:, :68], a["target_lmk"][:, :68], a["conf"][:, :68]
+            nme = landmark_nme(ibug_px, ibug_t[..., :2] * size, conf68)
             rec = {"nme": nme.view(B, C)}
             if "rend" in a:
                 rend, target = a["rend"], a["target"]
@@ -594,6 +595,11 @@ class Tracker:
                     sse_m, cnt_m = masked_sse(comp, target, matte > 0.5)
                     rec["psnr_matte"] = psnr_from_sse(sse_m, cnt_m).view(B, C)
                     rec["iou"] = silhouette_iou(rend["alpha"], matte).view(B, C)
+                    det_px = torch.cat([ibug_t[..., :2] * size, conf68[..., None]], -1)
+                    figs = whole_head.frame_figures(
+                        rend["rgb"], rend["alpha"], face_mask, target, matte, ibug_px, det_px, bg
+                    )
+                    rec.update({k: figs[k].view(B, C) for k in whole_head.FRAME_FIGURES})
                 if collect_images:
                     images.append(self._overlay_batch(res, frames))
             rec["landmark"] = res.terms["landmark"].expand(B)

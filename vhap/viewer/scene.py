@@ -379,8 +379,18 @@ class RunScene:
                 return {k: _finite(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "timestep_id"}
         return {}
 
+    def frame_figures(self, t: int) -> dict[str, float | None]:
+        """:meth:`frame_metrics` as shown to people: whole-head figures, each labelled with its unit."""
+        from vhap.eval.whole_head import display_figures
+
+        return display_figures(self.frame_metrics(t))
+
     def info(self) -> dict:
+        from vhap.eval.whole_head import display_figures
+        from vhap.track.report import gate_failures
+
         totals = self.metrics.get("totals", {}) if isinstance(self.metrics.get("totals"), dict) else {}
+        whole = self.metrics.get("whole_head", {}) if isinstance(self.metrics.get("whole_head"), dict) else {}
         return {
             "run": str(self.root),
             "head_model": self.run.head_model,
@@ -393,7 +403,9 @@ class RunScene:
             "modes": list(MODES),
             "has_texture": "tex_extra" in self.run.params,
             "has_detected_landmarks": bool(self.detected),
-            "totals": {k: _finite(v) for k, v in totals.items() if isinstance(v, (int, float))},
+            "totals": display_figures({**totals, **whole}),
+            # quality gates (None: no metrics.json); a list of reasons, empty when the run passes
+            "gate_failures": gate_failures(self.metrics) if self.metrics else None,
             "done": (self.root / "DONE").is_file(),
         }
 
