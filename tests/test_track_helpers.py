@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from vhap.track.tracker import frames_to_float
+from vhap.track.problem import frames_to_float
 
 
 def test_frames_to_float_matches_indexing():
