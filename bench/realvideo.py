@@ -158,9 +158,9 @@ def prepare_clip(clip: Clip, root: Path, regenerate: bool = False, log=print) ->
 # ------------------------------------------------------------------------------------------------ scoring
 
 
-def _read_landmarks(seq_dir: Path, detector: str = "mediapipe") -> tuple[list[str], np.ndarray]:
-    """(timestep ids, (T,68,3) normalised x/W, y/H, confidence) of the sequence's landmark file."""
-    with np.load(seq_dir / "landmark2d" / f"{detector}.npz") as z:
+def _read_landmarks(path: Path) -> tuple[list[str], np.ndarray]:
+    """(timestep ids, (T,68,3) normalised x/W, y/H, confidence) of a landmark file."""
+    with np.load(path) as z:
         return [str(s) for s in z["timestep_id"]], np.asarray(z["face_landmark_2d"], np.float32)
 
 
@@ -184,16 +184,23 @@ def _mouth_tile(inp: np.ndarray, rend: np.ndarray, lmk_px: np.ndarray, size: tup
     return tile
 
 
-def score_run(run_dir: Path, seq_dir: Path, strip_path: Path | None = None, device: str = "cpu") -> dict:
+def score_run(
+    run_dir: Path,
+    seq_dir: Path,
+    strip_path: Path | None = None,
+    device: str = "cpu",
+    reference_landmarks: Path | None = None,
+) -> dict:
     """Render ``run_dir`` back at the clip's full resolution and compute the whole-head figures (per frame and
-    means), the smoothness of the final static offsets next to the template's, and a picture strip PNG."""
+    means), the smoothness of the final static offsets next to the template's, and a picture strip PNG.
+    Landmark figures are against ``reference_landmarks`` (default: the sequence's MediaPipe file)."""
     import torch
 
     from vhap.data.images import read_alpha, read_rgb
     from vhap.eval import whole_head as wh
     from vhap.viewer.scene import DETECTED_RGB, MODEL_RGB, RunScene, draw_points
 
-    ts_ids, lmk_norm = _read_landmarks(seq_dir)
+    ts_ids, lmk_norm = _read_landmarks(reference_landmarks or seq_dir / "landmark2d" / "mediapipe.npz")
     full = read_rgb(seq_dir / "images" / f"{ts_ids[0]}.jpg")
     H, W = full.shape[:2]
     scene = RunScene(run_dir, max_size=max(H, W), min_size=max(H, W), device=device)
