@@ -20,6 +20,7 @@ resolution, the GPU ``monocular`` at full), ``vhap matting`` and ``vhap landmark
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import shlex
 from dataclasses import dataclass
@@ -208,12 +209,14 @@ def score_run(
         raise VhapError(f"render size {scene.render_size} != clip size {(H, W)}", path=run_dir)
     index = {ts: i for i, ts in enumerate(ts_ids)}
     faces = scene.model.faces
-    face_v = torch.as_tensor(scene.model.regions.vertex_mask("face"), device=scene.device)
-    face_f = face_v[faces.long()].all(-1)
+    face_v = torch.as_tensor(scene.model.regions.vertex_mask("face"))
+    face_f = face_v[faces.long().cpu()].all(-1)
     per_frame: dict[str, list[float]] = {}
     kept = {}
     for t, ts in enumerate(scene.timestep_ids):
         lay = scene.layers(t, 0)
+        # scored on the host (the frames are host arrays; a GPU run renders on the GPU)
+        lay = dataclasses.replace(lay, **{f.name: getattr(lay, f.name).cpu() for f in dataclasses.fields(lay)})
         img = read_rgb(seq_dir / "images" / f"{ts}.jpg")
         matte = read_alpha(seq_dir / "alpha_maps" / f"{ts}.png").astype(np.float32) / 255.0
         target = img.astype(np.float32) / 255.0
