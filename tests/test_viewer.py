@@ -90,6 +90,20 @@ def test_scene_pictures(scene, multiview_run):
         ViewOptions(mode="xray").check()
 
 
+def test_layers_for_scoring(scene):
+    lay = scene.layers(1, 0)
+    h, w = scene.render_size
+    assert lay.rgb.shape == (h, w, 3) and lay.alpha.shape == (h, w) and lay.landmarks_px.shape[-1] == 2
+    covered = lay.alpha > 0.5
+    # coverage and triangle ids agree, and the shaded picture differs from the input where the head is
+    assert 0.05 < covered.float().mean() < 0.8 and ((lay.tri_id >= 0) == covered).float().mean() > 0.97
+    shaded = scene.render(1, 0, ViewOptions(mode="shaded", opacity=1.0, landmarks=False))
+    diff = np.abs(shaded.astype(int) - scene.input_image(1, 0).astype(int)).sum(-1) > 30
+    assert (diff == covered.numpy()).mean() > 0.9
+    # the canonical mesh with and without the static offsets (the fixture's run has none, or zeros)
+    assert scene.canonical_verts().shape == scene.canonical_verts(offsets=False).shape
+
+
 def test_model_landmarks_match_detections(scene):
     """The synthetic detections are the ground-truth projections (+1 px noise), and the run holds the ground
     truth, so the model landmarks the viewer draws must sit on them: checks cameras, scaling and posing."""
