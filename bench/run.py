@@ -76,6 +76,8 @@ class BenchConfig:
     """(H, W) the carphone frames are upscaled to (VHAP comparison: 512×416 W×H)"""
     clips: tuple[str, ...] = ()
     """realvideo: clips to run (default: all of bench/realvideo.py's CLIPS)"""
+    note: str = ""
+    """free text stored in the result (shown under Commands in BENCHMARKS.md), e.g. which head model version"""
     full_resolution: bool | None = None
     """realvideo: track at the clips' full resolution (default: on CUDA; the CPU tracks at half)"""
 
@@ -447,6 +449,7 @@ def run_bench(cfg: BenchConfig, argv: list[str]) -> Path:
         "hardware": hardware_info(cfg.device),
         "bench_command": "python bench/run.py " + shlex.join(argv),
         "config": config_to_dict(cfg),
+        **({"note": cfg.note} if cfg.note else {}),
         "mean": realvideo_means(records) if cfg.set == "realvideo" else mean_over_seeds(records),
         "per_seed": records,
     }
