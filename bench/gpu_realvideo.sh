@@ -11,7 +11,7 @@
 #
 # Writes $OUT/realvideo_monocular_cuda.json (+ strips under $OUT/plots/) and
 # $OUT/landmark_failures_monocular_cuda.json; copy them into bench/results and run `python bench/report.py`.
-# Knobs: BUDGET_S (560), REALVIDEO_DATA (.benchdata), WHEELS (.whl .whl_av), HEAD_MODEL (open), NAME
+# Knobs: BUDGET_S (560), REALVIDEO_DATA (.benchdata), WHEELS (.whl_min .whl .whl_av: bench/prepare_wheels.sh), HEAD_MODEL (open), NAME
 # (realvideo_monocular_cuda), TRACK_ARGS (extra `vhap track` flags), SKIP_FAILURES=1.
 set -uo pipefail
 START=$(date +%s)
@@ -25,7 +25,7 @@ left() { echo $((START + BUDGET_S - $(date +%s))); }
 stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 
 [ -f "$DATA/realvideo/carphone/landmark2d/mediapipe.npz" ] || { echo "no prepared clips in $DATA/realvideo (see the header)"; exit 2; }
-whls=$(for d in ${WHEELS:-.whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
+whls=$(for d in ${WHEELS:-.whl_min .whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
