@@ -233,6 +233,73 @@ def per_seed_table(results: list[dict]) -> str:
     return head + "\n".join(rows)
 
 
+def _pct(v, digits: int = 1) -> str:
+    return _fmt(None if v is None else 100.0 * v, digits)
+
+
+def realvideo_table(results: list[dict], output: Path) -> str:
+    """One row per clip of every ``--set realvideo`` result (bench/realvideo.py, vhap.eval.whole_head)."""
+    head = (
+        "| result | clip | hardware | frames, tracked at | head coverage (%) | spill (% of covered) "
+        "| head PSNR (dB) | face PSNR (dB) | NME (%) | mouth NME (%) | mouth gap model / detected (eye dist.) "
+        "| hair: p99 dihedral fit / template (°), offset Laplacian (mm) | neck: same | end to end (s) | strip |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in results:
+        for c in r["per_seed"]:
+            w = c.get("whole_head", {})
+            sm = c.get("smoothness", {})
+
+            def smooth(region: str, sm=sm) -> str:
+                d = sm.get(region)
+                if not d:
+                    return "–"
+                fit, tpl = d["fit"], d["template"]
+                return f"{_fmt(fit['p99_dihedral_deg'], 1)} / {_fmt(tpl['p99_dihedral_deg'], 1)}, " + _fmt(
+                    fit.get("offset_laplacian_mm"), 3
+                )
+
+            strip = c.get("strip")
+            link = f"[png]({_relpath(Path(strip), output.parent)})" if strip and Path(strip).is_file() else "–"
+            rows.append(
+                f"| `{r['name']}` | {c['clip']} | {_hw(r)} | {c.get('num_frames')}, {c.get('tracked_size')} | "
+                f"{_pct(w.get('head_coverage'))} | {_pct(w.get('spill'), 2)} | {_fmt(w.get('head_psnr_db'))} | "
+                f"{_fmt(w.get('face_psnr_db'))} | {_pct(w.get('nme'), 2)} | {_pct(w.get('mouth_nme'), 2)} | "
+                f"{_fmt(w.get('mouth_gap_model'))} / {_fmt(w.get('mouth_gap_detected'))} | {smooth('hair')} | "
+                f"{smooth('neck')} | {_fmt(c.get('end_to_end_s'), 0)} | {link} |"
+            )
+    return head + "\n".join(rows)
+
+
+def load_landmark_failures(folder: Path) -> list[dict]:
+    out = []
+    for p in sorted(folder.glob("landmark_failures*.json")):
+        r = json.loads(p.read_text())
+        r["_file"] = p.name
+        out.append(r)
+    return out
+
+
+def landmark_failures_table(results: list[dict]) -> str:
+    head = (
+        "| result | hardware | frames | corrupted / flagged frames | variant | wide-open frames "
+        "| mouth gap model / reference (eye dist.) | mouth NME (%) | rest-of-face NME (%) | head coverage (%) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in results:
+        for name, v in r["variants"].items():
+            rows.append(
+                f"| `{r['name']}` | {_hw(r)} | {r['frames'][0]}-{r['frames'][1]} | {r['corrupted_frames']} / "
+                f"{r['frames_flagged_by_quality']} | {name} | {v['wide_open_frames']} | "
+                f"{_fmt(v['mouth_gap_model_wide'])} / {_fmt(v['mouth_gap_reference_wide'])} | "
+                f"{_pct(v['mouth_nme_wide'], 2)} | {_pct(v['nme_without_mouth_wide'], 2)} | "
+                f"{_pct(v['whole_head'].get('head_coverage'))} |"
+            )
+    return head + "\n".join(rows)
+
+
 def make_plots(results: list[dict], folder: Path) -> list[Path]:
     import matplotlib
 
@@ -299,7 +366,15 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
     return written
 
 
-def build_markdown(results: list[dict], plots: list[Path], output: Path, profiles: list[dict] | None = None) -> str:
+def build_markdown(
+    results: list[dict],
+    plots: list[Path],
+    output: Path,
+    profiles: list[dict] | None = None,
+    failures: list[dict] | None = None,
+) -> str:
+    real = [r for r in results if r["set"] == "realvideo"]
+    results = [r for r in results if r["set"] != "realvideo"]
     lines = [
         "# Benchmarks",
         "",
@@ -325,6 +400,35 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
         per_seed_table(results),
         "",
     ]
+    if real:
+        lines += [
+            "## Real video (whole head)",
+            "",
+            "`python bench/run.py --set realvideo` (clips and licences: `bench/realvideo.py`; rules:",
+            "`vhap.eval.whole_head`). No ground-truth mesh: each run is rendered back at the clip's full resolution.",
+            "Head region = the matte above the collar line (from the matte's width profile and the jaw landmarks);",
+            "coverage = share of it the render covers (target ≥ 95 %), spill = covered pixels outside the matte",
+            "(target ≤ 2 %); head PSNR over the covered head; NME against the detector (mouth = points 48-67);",
+            "mouth gap = inner-lip opening (62-66) of the model vs the detector. Smoothness of the canonical mesh",
+            "with the final static offsets: 99th-percentile dihedral angle of the region's faces, fit vs the",
+            "undeformed template, and the mean |Laplacian| of the offsets. `_white` clips are the same frames",
+            "composited on white with their own matte (the pre-matted case). End to end = preprocessing + tracking.",
+            "",
+            realvideo_table(real, output),
+            "",
+        ]
+    if failures:
+        lines += [
+            "## Failed landmarks on open mouths",
+            "",
+            "`python bench/landmark_failures.py`: carphone's wide-open frames with the lower lip and chin moved into",
+            "the mouth (MediaPipe's failure on wide-open mouths), confidences from `vhap landmarks`' quality checks,",
+            "tracked with VHAP's L1 and with the confidences + Geman-McClure penalty; scored against the uncorrupted",
+            "detections on the wide-open frames.",
+            "",
+            landmark_failures_table(failures),
+            "",
+        ]
     breakdown = breakdown_table(results)
     if breakdown:
         lines += [
@@ -362,7 +466,7 @@ def build_markdown(results: list[dict], plots: list[Path], output: Path, profile
             lines += [f"![{p.stem}]({rel.as_posix()})", ""]
     lines += reproduction_section(results, profiles or [])
     lines += ["## Commands", ""]
-    for r in results:
+    for r in results + real:
         lines += [
             f"- `{r['name']}` ({r.get('date', '')}, {_hw(r)}, commit {r.get('hardware', {}).get('git_commit', '?')}):",
             f"  `{r['bench_command']}`",
@@ -436,7 +540,8 @@ def write_report(cfg: ReportConfig) -> Path:
     results = load_results(cfg.results_dir)
     plots = make_plots(results, cfg.results_dir / "plots") if cfg.plots and results else []
     profiles = load_profiles(cfg.results_dir)
-    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles))
+    failures = load_landmark_failures(cfg.results_dir)
+    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles, failures))
     return cfg.output
 
 

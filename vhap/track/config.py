@@ -86,6 +86,12 @@ class LossWeights:
     purpose: the matte also covers hair and torso, which the head model cannot (and should not) cover."""
     always_enable_jawline_landmarks: bool = True
     nose_landmark_weight: float = 10.0
+    landmark_robust: Literal["l1", "geman_mcclure", "cauchy"] = "l1"
+    """Per-point penalty of the landmark term: ``l1`` (VHAP) or a robust one that stops pulling on points far
+    off (failed detections, e.g. a lower lip placed inside an open mouth); see ``landmark_loss``."""
+    landmark_robust_scale: float = 0.03
+    """Scale of the robust penalty in normalised device units (2 = image width); points farther off than a few
+    scales pull little."""
     reg_shape: float = 0.3
     reg_expr: float = 3e-2
     reg_neck: float = 0.3
@@ -112,6 +118,12 @@ class LossWeights:
     reg_offset_rigid: float = 3e2
     reg_offset_rigid_for: tuple[str, ...] = ("left_ear", "right_ear", "neck", "left_eye", "right_eye", "lips_tight")
     reg_offset_dynamic: float = 3e5
+
+    def __post_init__(self):
+        if not self.landmark_robust_scale > 0:
+            from vhap.errors import VhapError
+
+            raise VhapError(f"w.landmark_robust_scale must be > 0, got {self.landmark_robust_scale}")
 
 
 @dataclass

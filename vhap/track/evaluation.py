@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vhap.eval import whole_head
 from vhap.track.config import LogConfig
 from vhap.track.losses import landmark_confidence
 from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
@@ -16,7 +17,8 @@ from vhap.track.problem import Energy, TrackingProblem, frames_to_float
 @dataclass
 class Evaluation:
     per_frame: dict[str, np.ndarray]
-    """Metric name → (T,C) values (``nme``, ``psnr_face``, ``psnr_matte``, ``iou``) or (T,) (``landmark``,
+    """Metric name → (T,C) values (``nme``, ``psnr_face``, ``psnr_matte``, ``iou``, the whole-head figures of
+    :data:`vhap.eval.whole_head.FRAME_FIGURES` when there is a matte) or (T,) (``landmark``,
     ``photo``: the evaluation energy of the frame's batch)."""
     images: list[list[tuple[int, int, np.ndarray]]] = field(default_factory=list)
     """Per batch: (frame, camera, overlay image (H,W,3) uint8) of the logged views (``collect_images``)."""
@@ -49,9 +51,9 @@ def evaluate(problem: TrackingProblem, collect_images: bool = False) -> Evaluati
             ibug_px = res.cameras.project(res.head.landmarks[:, :68].repeat_interleave(C, 0))
             ibug_t = p.landmarks68[idx].flatten(0, 1)
             conf68 = landmark_confidence(ibug_t, p.cfg.model.landmark_confidence)
-            nme = landmark_nme(ibug_px, ibug_t[..., :2] * size, conf68)
         else:
-            nme = landmark_nme(lm.pred_px[:, :68], lm.target[:, :68, :2] * size, lm.conf[:, :68])
+            ibug_px, ibug_t, conf68 = lm.pred_px[:, :68], lm.target[:, :68], lm.conf[:, :68]
+        nme = landmark_nme(ibug_px, ibug_t[..., :2] * size, conf68)
         rec = {"nme": nme.view(B, C)}
         rend = res.render
         if rend is not None:
@@ -64,10 +66,14 @@ def evaluate(problem: TrackingProblem, collect_images: bool = False) -> Evaluati
             rec["psnr_face"] = psnr_from_sse(sse, cnt).view(B, C)
             if p.alphas is not None:
                 matte = frames_to_float(p.alphas, idx)
-                comp = torch.where((rend.tri_id >= 0)[..., None], rend.rgb, p.background_value())
+                bg = p.background_value()
+                comp = torch.where((rend.tri_id >= 0)[..., None], rend.rgb, bg)
                 sse_m, cnt_m = masked_sse(comp, target, matte > 0.5)
                 rec["psnr_matte"] = psnr_from_sse(sse_m, cnt_m).view(B, C)
                 rec["iou"] = silhouette_iou(rend.alpha, matte).view(B, C)
+                det_px = torch.cat([ibug_t[..., :2] * size, conf68[..., None]], -1)
+                figs = whole_head.frame_figures(rend.rgb, rend.alpha, face_mask, target, matte, ibug_px, det_px, bg)
+                rec.update({k: figs[k].view(B, C) for k in whole_head.FRAME_FIGURES})
             if collect_images:
                 images.append(overlay_batch(problem, res, frames))
         rec["landmark"] = res.terms["landmark"].expand(B)

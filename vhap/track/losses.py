@@ -42,21 +42,41 @@ def landmark_weights(num_points: int, *, jawline: bool, nose_weight: float, devi
     return w
 
 
+def robust_penalty(r: torch.Tensor, kind: str, scale: float) -> torch.Tensor:
+    """Per-point penalty of a residual ``r`` ≥ 0: ``l1`` = r; ``geman_mcclure`` = 2c·r²/(r² + c²) (quadratic near
+    0, bounded by 2c: far points stop pulling); ``cauchy`` = c·log(1 + r²/c²) (grows only logarithmically).
+    Both robust forms have slope 1 at r = c, as L1 everywhere."""
+    if kind == "l1":
+        return r
+    c2 = scale * scale
+    if kind == "geman_mcclure":
+        return 2.0 * scale * r.square() / (r.square() + c2)
+    if kind == "cauchy":
+        return scale * torch.log1p(r.square() / c2)
+    raise ValueError(f"unknown robust penalty {kind!r}")
+
+
 def landmark_loss(
-    pred_px: torch.Tensor, target: torch.Tensor, conf: torch.Tensor, point_weights: torch.Tensor, image_size
+    pred_px: torch.Tensor,
+    target: torch.Tensor,
+    conf: torch.Tensor,
+    point_weights: torch.Tensor,
+    image_size,
+    robust: str = "l1",
+    robust_scale: float = 0.03,
 ) -> torch.Tensor:
-    """VHAP's landmark L1 in normalised device units.
+    """VHAP's landmark L1 in normalised device units (or a robust penalty of the same residual).
 
     pred_px (B,K,2) continuous pixel coordinates; target (B,K,≥2) normalised x/W, y/H; conf (B,K);
     point_weights (K,) (0 = point unused). Both are mapped to [−1, 1] (x_n = 2x/W − 1); the loss is the mean,
-    over the used points of the batch, of ``conf · weight · (|Δx| + |Δy|)``.
+    over the used points of the batch, of ``conf · weight · ρ(|Δx| + |Δy|)`` with ρ = :func:`robust_penalty`.
     """
     H, W = image_size
     # Python-scalar arithmetic only: a tensor built from a list here would be a host→device copy per step
     tgt = torch.nan_to_num(target[..., :2], nan=0.0)
     dx = pred_px[..., 0] * (2.0 / W) - tgt[..., 0] * 2.0
     dy = pred_px[..., 1] * (2.0 / H) - tgt[..., 1] * 2.0
-    l1 = dx.abs() + dy.abs()  # (B,K)
+    l1 = robust_penalty(dx.abs() + dy.abs(), robust, robust_scale)  # (B,K)
     # where() rather than multiply: a NaN prediction of a zero-weight point must not leak into the gradient
     wc = conf * point_weights
     l1 = torch.where(wc > 0, l1, torch.zeros_like(l1))

@@ -16,6 +16,7 @@ import torch
 
 from vhap.config import save_config
 from vhap.errors import VhapError
+from vhap.eval.whole_head import run_means
 from vhap.utils.atomic import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ def build_metrics(problem: TrackingProblem, log: RunLog, per_frame: dict[str, np
     return {
         "per_frame": rows,
         "totals": totals,
+        # per-run means of the whole-head figures (vhap.eval.whole_head; empty without a matte)
+        "whole_head": run_means(per_frame),
         "timing": timing,
         "evaluations": log.state.evaluations,
         "num_timesteps": problem.T,
@@ -463,13 +466,17 @@ def human_summary(metrics: dict, out_dir: Path) -> str:
         v = t.get(key)
         return "n/a" if v is None else fmt.format(v * scale)
 
+    def w(key, fmt, scale=1.0):
+        v = (metrics.get("whole_head") or {}).get(key)
+        return "n/a" if v is None else fmt.format(v * scale)
+
     lines = [
         f"vhap track: done -> {out_dir}",
         f"  {metrics['num_timesteps']} timesteps x {metrics['num_cameras']} camera(s) at "
         f"{metrics['image_size'][1]}x{metrics['image_size'][0]} on {metrics['device']}",
         f"  landmark NME {f('nme', '{:.2f}', 100)} % of the inter-ocular distance",
-        f"  PSNR face {f('psnr_face', '{:.2f}')} dB, matte {f('psnr_matte', '{:.2f}')} dB, "
-        f"silhouette IoU {f('iou', '{:.3f}')}",
+        f"  PSNR face {f('psnr_face', '{:.2f}')} dB, head {w('head_psnr_db', '{:.2f}')} dB; head region covered "
+        f"{w('head_coverage', '{:.1f}', 100)} %, spill outside the matte {w('spill', '{:.2f}', 100)} % of the covered",
         f"  time in stages {sum(s['seconds'] for s in tim['stages'].values()):.1f} s "
         f"({tim['seconds_per_frame']:.2f} s/frame)",
     ]

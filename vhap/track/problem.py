@@ -297,7 +297,9 @@ class TrackingProblem:
             pw = landmark_weights(key[0], jawline=key[1], nose_weight=w.nose_landmark_weight, device=self.device)
             self._lmk_weights[key] = pw
         terms: dict[str, torch.Tensor] = {}
-        terms["landmark"] = w.landmark * landmark_loss(lmk_px, target_lmk, conf, pw, (self.H, self.W))
+        terms["landmark"] = w.landmark * landmark_loss(
+            lmk_px, target_lmk, conf, pw, (self.H, self.W), w.landmark_robust, w.landmark_robust_scale
+        )
         fit = LandmarkFit(lmk_px, target_lmk, conf)
         res = Energy(total=terms["landmark"], terms=terms, head=out, cameras=cams, landmarks=fit)
         albedo = None

@@ -87,7 +87,7 @@ def viewer_app(scene: RunScene, cache_size: int = 256) -> App:
         t = _index(q, "t")
         if not 0 <= t < scene.T:
             raise VhapError(f"timestep index {t} outside [0, {scene.T})")
-        return json_response({"timestep_id": scene.timestep_ids[t], "metrics": scene.frame_metrics(t)})
+        return json_response({"timestep_id": scene.timestep_ids[t], "metrics": scene.frame_figures(t)})
 
     def screenshot(q, b):
         t, c = _index(b, "t"), _index(b, "c")

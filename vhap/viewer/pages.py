@@ -125,8 +125,9 @@ VIEWER_PAGE = (
     + _COMMON_JS
     + r"""
 let info = null, playing = false, timer = null;
+// values are shown in % and dB: two decimals
 function fmt(v) { if (v === null || v === undefined) return 'n/a';
-  const a = Math.abs(v); return (a !== 0 && (a < 1e-3 || a >= 1e5)) ? v.toExponential(3) : v.toFixed(4); }
+  const a = Math.abs(v); return (a !== 0 && (a < 1e-3 || a >= 1e5)) ? v.toExponential(3) : v.toFixed(2); }
 function fillTable(id, obj) {
   const rows = Object.entries(obj).filter(([k, v]) => typeof v === 'number' || v === null);
   $(id).innerHTML = rows.length ? rows.map(([k, v]) => `<tr><td>${k}</td><td class="v">${fmt(v)}</td></tr>`).join('')
@@ -188,7 +189,9 @@ async function init() {
   $('runinfo').innerHTML = `${info.run}<br>${info.num_timesteps} timesteps × ${info.num_cameras} camera(s), ` +
      `${info.image_size[1]}×${info.image_size[0]} (shown ${info.render_size[1]}×${info.render_size[0]})<br>` +
      `head model: ${info.head_model}${info.done ? '' : ' — <b>run not finished</b>'}` +
-     (info.has_detected_landmarks ? '' : '<br>no detected landmarks found');
+     (info.has_detected_landmarks ? '' : '<br>no detected landmarks found') +
+     (info.gate_failures === null ? '' : info.gate_failures.length === 0 ? '<br>quality gates: pass'
+       : '<br><b style="color:#b00020">quality gates: FAIL</b> — ' + info.gate_failures.join('; '));
   fillTable('totals', info.totals);
   for (const id of ['frame', 'opacity']) $(id).addEventListener('input', update);
   for (const id of ['camera', 'mode', 'bg', 'landmarks']) $(id).addEventListener('change', update);

@@ -63,6 +63,19 @@ class ViewOptions:
         return self
 
 
+@dataclass
+class FrameLayers:
+    """One rendered frame, layer by layer (render size (h, w)): ``rgb`` (h,w,3) colour where covered (not
+    premultiplied), ``alpha`` (h,w) antialiased coverage, ``tri_id`` (h,w) visible triangle (-1 empty),
+    ``normal_rgb`` (h,w,3) camera-space normals mapped to [0,1], ``landmarks_px`` (68,2) projected model landmarks."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    tri_id: torch.Tensor
+    normal_rgb: torch.Tensor
+    landmarks_px: torch.Tensor
+
+
 def wireframe_mask(tri_id: torch.Tensor) -> torch.Tensor:
     """(B,H,W) triangle-id buffer (-1 empty) -> (B,H,W) bool: pixels where the visible triangle changes to its
     right or below neighbour, i.e. the visible edges of the mesh (hidden edges are never drawn)."""
@@ -393,6 +406,41 @@ class RunScene:
             out = self._draw_landmarks(out, t, c, cams, lmk3d)
         return out
 
+    @torch.no_grad()
+    def layers(self, t: int, c: int) -> FrameLayers:
+        """The render of timestep ``t`` seen by camera ``c`` at the render size, as separate layers (for scoring)."""
+        from vhap.render import render_visual
+
+        self._check_indices(t, c)
+        verts, lmk3d = self.posed(t)
+        cams = self.cameras(c)
+        m = self.model
+        r = render_visual(
+            verts, m.faces, cams, uvs=m.uvs, uv_faces=m.uv_faces, texture=self.texture, sh=self.lights,
+            background="black", renderer=self.renderer,
+        )  # fmt: skip
+        alpha = r["rgba"][0, ..., 3].clamp(0, 1)
+        rgb = (r["rgba"][0, ..., :3] / alpha.clamp(min=1e-3)[..., None]).clamp(0, 1)  # rgba is premultiplied
+        normals = render_visual(verts, m.faces, cams, background="black", renderer=self.renderer)["normal"][0]
+        return FrameLayers(
+            rgb=rgb,
+            alpha=alpha,
+            tri_id=r["tri_id"][0],
+            normal_rgb=(normals * 0.5 + 0.5).clamp(0, 1),
+            landmarks_px=cams.project(lmk3d)[0] if lmk3d.shape[1] else torch.zeros(0, 2),
+        )
+
+    @torch.no_grad()
+    def canonical_verts(self, offsets: bool = True) -> torch.Tensor:
+        """(V,3) the tracked shape at zero pose, with the static offsets (``offsets``) or without them."""
+        out = self.model(shape=self._shape, static_offset=self._static_offset if offsets else None)
+        return out.verts[0]
+
+    @property
+    def static_offset(self) -> torch.Tensor | None:
+        """(V,3) the run's static offsets (None when the run has none)."""
+        return None if self._static_offset is None else self._static_offset.reshape(-1, 3)
+
     def _draw_landmarks(self, img: np.ndarray, t: int, c: int, cams, lmk3d: torch.Tensor) -> np.ndarray:
         h, w = self.render_size
         radius = max(1.5, min(h, w) / 170)
@@ -415,8 +463,18 @@ class RunScene:
                 return {k: _finite(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "timestep_id"}
         return {}
 
+    def frame_figures(self, t: int) -> dict[str, float | None]:
+        """:meth:`frame_metrics` as shown to people: whole-head figures, each labelled with its unit."""
+        from vhap.eval.whole_head import display_figures
+
+        return display_figures(self.frame_metrics(t))
+
     def info(self) -> dict:
+        from vhap.eval.whole_head import display_figures
+        from vhap.track.report import gate_failures
+
         totals = self.metrics.get("totals", {}) if isinstance(self.metrics.get("totals"), dict) else {}
+        whole = self.metrics.get("whole_head", {}) if isinstance(self.metrics.get("whole_head"), dict) else {}
         return {
             "run": str(self.root),
             "head_model": self.run.head_model,
@@ -429,7 +487,9 @@ class RunScene:
             "modes": list(MODES),
             "has_texture": "tex_extra" in self.run.params,
             "has_detected_landmarks": bool(self.detected),
-            "totals": {k: _finite(v) for k, v in totals.items() if isinstance(v, (int, float))},
+            "totals": display_figures({**totals, **whole}),
+            # quality gates (None: no metrics.json); a list of reasons, empty when the run passes
+            "gate_failures": gate_failures(self.metrics) if self.metrics else None,
             "done": (self.root / "DONE").is_file(),
         }
 

@@ -52,6 +52,13 @@ class LandmarkConfig:
     """only these camera serials (default: all)"""
     overlay_frames: int = 4
     """frames drawn in the inspection overlay"""
+    quality: bool = True
+    """store per-point confidences that mark failed points (lower lip / chin inside an open mouth, points off
+    the matte, disagreement with --cross-check): vhap.preprocess.landmarks.quality; tracking uses them with
+    --model.landmark-confidence detector"""
+    cross_check: str | None = None
+    """name of a second detector's landmark file already in landmark2d/ (e.g. dlib68): points where the two
+    disagree get a lower confidence"""
 
 
 def make_detector(name: str, weights: Path | None = None) -> LandmarkDetector:
@@ -77,10 +84,14 @@ def detect_sequence(
     alpha_dir: Path | None = None,
     camera: str | None = None,
     progress=None,
+    quality: bool = False,
+    other: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, Detection]]]:
     """Run ``detector`` over one camera's frames (timestep id → path) in time order.
 
-    Returns the npz arrays and a few (frame, detection) pairs for the overlay.
+    ``quality``: per-point confidences from :func:`vhap.preprocess.landmarks.quality.frame_confidence` (with the
+    frame's matte from ``alpha_dir`` when there is one, and ``other``: timestep id → (68,3) normalised points of
+    a second detector). Returns the npz arrays and a few (frame, detection) pairs for the overlay.
     """
     ids = sorted(frames)
     T = len(ids)
@@ -89,6 +100,8 @@ def detect_sequence(
     valid = np.zeros(T, bool)
     mp = np.full((T, 478, 3), -1, np.float32) if detector.gives_mediapipe else None
     mpz = np.zeros((T, 478), np.float32) if detector.gives_mediapipe else None
+    flags = np.zeros((T, 68), np.uint8)
+    excess = np.zeros(T, np.float32)
     detector.reset()
     keep = {ids[i] for i in np.linspace(0, T - 1, min(T, 4)).round().astype(int)}
     shown = []
@@ -109,6 +122,15 @@ def detect_sequence(
             valid[t] = True
             lmk[t, :, :2] = det.ibug68 / norm
             lmk[t, :, 2] = 1.0
+            if quality:
+                from vhap.preprocess.landmarks.quality import frame_confidence
+
+                matte = None
+                if alpha_dir is not None and (alpha_dir / f"{frame_stem(camera, ts)}.png").is_file():
+                    matte = resize(read_alpha(alpha_dir / f"{frame_stem(camera, ts)}.png"), size) / 255.0
+                o = other.get(ts) if other is not None else None
+                o_px = None if o is None or not (o[:, 2] > 0).all() else o[:, :2] * norm
+                lmk[t, :, 2], flags[t], excess[t] = frame_confidence(rgb, det.ibug68, matte, o_px)
             if det.box is not None:
                 box[t] = [det.box[0] / w, det.box[1] / h, det.box[2] / w, det.box[3] / h, det.score]
             if mp is not None and det.mediapipe478 is not None:
@@ -126,11 +148,26 @@ def detect_sequence(
         "valid": valid,
         "image_size": np.array(size, np.int64),
     }
+    if quality:
+        arrays["landmark_flags"] = flags  # quality.FLAG_* bits per point
+        arrays["open_mouth_excess"] = excess  # eye distances the mouth interior reaches below the lower lip
     if mp is not None:
         arrays["mediapipe_478"] = mp
         arrays["mediapipe_478_z"] = mpz
         arrays["mediapipe_to_ibug68"] = MEDIAPIPE_TO_IBUG68
     return arrays, shown
+
+
+def _read_other(folder: Path, detector: str, camera: str | None) -> dict[str, np.ndarray]:
+    """Timestep id → (68,3) normalised points of another detector's landmark file (for --cross-check)."""
+    path = landmark_path(folder, detector, camera)
+    if not path.is_file():
+        raise VhapError(
+            f"no {detector} landmarks to cross-check with", path=path, fix=f"run `vhap landmarks --detector {detector}`"
+        )
+    with np.load(path) as z:
+        ids, pts = z["timestep_id"], np.asarray(z["face_landmark_2d"], np.float32)
+    return {str(ts): p for ts, p in zip(ids, pts, strict=True)}
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -167,7 +204,10 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
         total = sum(len(frames[c]) for c in cams)
         with tqdm(total=total, desc=f"landmarks {cfg.detector}", unit="frame", disable=None) as bar:
             for cam in cams:
-                arrays, shown = detect_sequence(detector, frames[cam], bg, folder / "alpha_maps", cam, bar)
+                other = _read_other(folder, cfg.cross_check, cam) if cfg.cross_check else None
+                arrays, shown = detect_sequence(
+                    detector, frames[cam], bg, folder / "alpha_maps", cam, bar, quality=cfg.quality, other=other
+                )
                 if not arrays["valid"].any():
                     where = images_dir if cam is None else f"{images_dir} (camera {cam})"
                     raise VhapError(
