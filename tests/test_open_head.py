@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tools.open_head.bases import EXPRESSIONS
 from vhap.model.assets import HeadAssets
 from vhap.model.open_head import OPEN_HEAD_NPZ
-from vhap.model.open_head.bases import EXPRESSIONS
 
 FLAME_MASK_NAMES = (
     "face", "neck", "scalp", "boundary", "right_eyeball", "left_eyeball", "right_ear", "left_ear", "forehead",
@@ -176,7 +176,7 @@ def test_head_model_forward_with_teeth_and_expressions(assets):
 
 @pytest.mark.slow
 def test_generator_deterministic_and_matches_committed_file(tmp_path, assets):
-    from vhap.model.open_head.generate import generate
+    from tools.open_head.generate import generate
 
     out = tmp_path / "open_head.npz"
     generate(progress=False).save_npz(out)

@@ -1,4 +1,4 @@
-"""Render the committed preview images of the open head (``python -m vhap.model.open_head.preview``)."""
+"""Render the committed preview images of the open head (``python -m tools.open_head.preview``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.open_head.bases import EXPRESSIONS
+from tools.open_head.preview import render, save_png
 from vhap.model.open_head import OPEN_HEAD_NPZ
-from vhap.model.open_head.bases import EXPRESSIONS
-from vhap.model.open_head.preview import render, save_png
 
 
 def posed(assets, shape=None, expr=None, jaw=0.0, teeth=True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

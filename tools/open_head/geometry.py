@@ -29,7 +29,7 @@ from scipy import ndimage, sparse
 from scipy.interpolate import LinearNDInterpolator, PchipInterpolator, RegularGridInterpolator
 from scipy.sparse.linalg import spsolve
 
-from vhap.model.open_head import face_layout_data
+from tools.open_head import face_layout_data
 
 # ------------------------------------------------------------------------------------------ constants
 N_COLS = 96  # columns k = -48..47 (k = -48 is the back midline, θ = ±π)

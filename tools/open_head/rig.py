@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 from scipy.spatial import ConvexHull
 
-from vhap.model.open_head import geometry as geo
-from vhap.model.open_head.geometry import HeadMesh
+from tools.open_head import geometry as geo
+from tools.open_head.geometry import HeadMesh
 
 _KK = np.arange(-48, 48)
 

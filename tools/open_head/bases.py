@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vhap.model.open_head import geometry as geo
-from vhap.model.open_head.geometry import HeadMesh
+from tools.open_head import geometry as geo
+from tools.open_head.geometry import HeadMesh
 
 N_SHAPE = 100
 
