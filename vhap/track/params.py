@@ -22,7 +22,7 @@ GROUP_TENSORS: dict[str, tuple[str, ...]] = {
     "expr": ("expr",),
     "texture": ("tex_extra",),
     "lights": ("lights",),
-    "static_offset": ("static_offset",),
+    "static_offset": ("static_offset_vertex", "static_offset_field"),
     "dynamic_offset": ("dynamic_offset",),
 }
 
@@ -33,6 +33,44 @@ PER_FRAME = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translat
 WARM_START = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation", "dynamic_offset")
 
 SH_DC_INIT = math.sqrt(4.0 * math.pi)
+
+
+class OffsetField(nn.Module):
+    """A low-frequency static-offset field over some regions of the mesh.
+
+    ``field (1,V,3)`` -> offsets ``s ⊙ Dⁿ(field)``: the field diffused by ``n`` steps of ``x ← (x + mean of
+    neighbours) / 2`` (a low-pass whose radius grows with √n), faded in by ``s`` (V,), the regions' mask diffused
+    the same way, so that the field meets the per-vertex offsets outside the regions without a seam. Per-vertex
+    offsets are faded out by ``1 − s``: inside the regions nothing can form a lump or a one-vertex spike.
+
+    ``nbr``/``wgt`` (V,D) the padded one-ring table of :func:`vhap.track.regularizers.neighbour_table`,
+    ``mask`` (V,) bool.
+    """
+
+    def __init__(self, nbr: np.ndarray, wgt: np.ndarray, mask: np.ndarray, iters: int, device="cpu"):
+        super().__init__()
+        if iters < 1:
+            raise VhapError(f"offset field: {iters} diffusion steps", fix="use at least 1")
+        self.iters = int(iters)
+        self.register_buffer("nbr", torch.as_tensor(nbr, device=device).reshape(-1), persistent=False)
+        self.register_buffer("wgt", torch.as_tensor(wgt, device=device, dtype=torch.float32), persistent=False)
+        m = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device).reshape(1, -1, 1)
+        # fade over a few rings only (a quarter of the field's steps) so that the face keeps its own offsets
+        fade = self.diffuse(m, max(1, self.iters // 4)).clamp(0.0, 1.0)
+        self.register_buffer("fade", fade.reshape(1, -1, 1), persistent=False)
+
+    def diffuse(self, x: torch.Tensor, iters: int | None = None) -> torch.Tensor:
+        """(B,V,C) -> (B,V,C) after ``iters`` (default: the field's) averaging steps."""
+        B, V, C = x.shape
+        D = self.wgt.shape[1]
+        for _ in range(self.iters if iters is None else iters):
+            mean = (x.index_select(1, self.nbr).view(B, V, D, C) * self.wgt[None, :, :, None]).sum(2)
+            x = 0.5 * (x + mean)
+        return x
+
+    def forward(self, vertex: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """Per-vertex offsets (1,V,3) and field parameters (1,V,3) -> the static offsets (1,V,3)."""
+        return vertex * (1.0 - self.fade) + self.fade * self.diffuse(field)
 
 
 class TrackParams(nn.Module):
@@ -73,13 +111,31 @@ class TrackParams(nn.Module):
         lights[0] = SH_DC_INIT
         self.lights = nn.Parameter(lights)
         self.register_buffer("lights_init", lights.clone(), persistent=False)
-        self.static_offset = z(1, V, 3) if use_static_offset else None
+        # the static offsets: free per-vertex offsets, plus a low-frequency field once enable_offset_field is called
+        self.static_offset_vertex = z(1, V, 3) if use_static_offset else None
+        self.static_offset_field = None
+        self.offset_field: OffsetField | None = None
         self.dynamic_offset = z(T, V, 3) if use_dynamic_offset else None
         self.tex_extra = z(3, tex_resolution, tex_resolution) if use_texture else None
         self.focal_length = (
             None if calibrated else nn.Parameter(torch.full((1,), float(init_focal_length), device=device))
         )
         self.num_frames = T
+
+    # ------------------------------------------------------------------ static offsets
+    def enable_offset_field(self, field: OffsetField) -> None:
+        """Make the static offsets of ``field``'s regions a low-frequency field (before any optimiser exists)."""
+        if self.static_offset_vertex is None:
+            raise VhapError("a static-offset field needs static offsets", fix="set model.use_static_offset true")
+        self.offset_field = field.to(self.static_offset_vertex.device)
+        self.static_offset_field = nn.Parameter(torch.zeros_like(self.static_offset_vertex))
+
+    @property
+    def static_offset(self) -> torch.Tensor | None:
+        """(1,V,3) the static offsets the head model gets (the per-vertex parameter itself without a field)."""
+        if self.offset_field is None or self.static_offset_vertex is None:
+            return self.static_offset_vertex
+        return self.offset_field(self.static_offset_vertex, self.static_offset_field)
 
     # ------------------------------------------------------------------ groups
     def tensors_of(self, groups: Iterable[str]) -> list[tuple[str, nn.Parameter]]:
@@ -103,7 +159,8 @@ class TrackParams(nn.Module):
             "expr": lr.expr,
             "lights": lr.light,
             "focal_length": lr.camera,
-            "static_offset": lr.static_offset,
+            "static_offset_vertex": lr.static_offset,
+            "static_offset_field": lr.static_offset,
             "dynamic_offset": lr.dynamic_offset,
         }
         param_groups = [
@@ -179,7 +236,8 @@ class TrackParams(nn.Module):
         loaded = []
         names = ("shape", "lights", "focal_length", "tex_extra", "static_offset", *PER_FRAME)
         for name in names:
-            p = getattr(self, name, None)
+            # a loaded static offset is the per-vertex part (the field, if any, starts from zero on top of it)
+            p = getattr(self, "static_offset_vertex" if name == "static_offset" else name, None)
             if p is None or name not in data.files:
                 continue
             src = torch.as_tensor(np.asarray(data[name], dtype=np.float32), device=p.device)

@@ -31,8 +31,8 @@ from vhap.track.losses import (
     silhouette_from_sums,
 )
 from vhap.track.metrics import landmark_nme, masked_sse, psnr_from_sse, silhouette_iou
-from vhap.track.params import TrackParams
-from vhap.track.regularizers import Regularizers
+from vhap.track.params import OffsetField, TrackParams
+from vhap.track.regularizers import Regularizers, mirror_pairs
 
 INIT_STAGES = ("lmk_init_rigid", "lmk_init_all", "rgb_init_texture", "rgb_init_all", "rgb_init_offset")
 
@@ -183,9 +183,18 @@ class Tracker:
             tex_mask = regions.uv_mask(known(w.reg_tex_res_for), size=tex_res)
         ds = cfg.data.downsample or 1
         tv_scale = (cfg.data.scale_factor**2) / (ds**2)
+        mirror = None
+        if w.reg_offset_symmetry and known(w.reg_offset_symmetry_for):
+            sym_mask = regions.vertex_mask(known(w.reg_offset_symmetry_for))
+            mirror = mirror_pairs(self.model.v_template.cpu().numpy(), sym_mask)
         self.regs = Regularizers(
-            w, self.model.faces.cpu().numpy(), self.model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev
-        )
+            w, self.model.faces.cpu().numpy(), self.model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev,
+            mirror=mirror,
+        )  # fmt: skip
+        if cfg.model.use_static_offset and known(cfg.model.offset_lowpass_for):
+            lowpass = regions.vertex_mask(known(cfg.model.offset_lowpass_for))
+            field = OffsetField(self.regs.nbr, self.regs.wgt, lowpass, cfg.model.offset_lowpass_iters, device=dev)
+            self.params.enable_offset_field(field)
         with warnings_suppressed():
             self.face_cluster = torch.as_tensor(
                 regions.face_cluster_table(cfg.model.tex_clusters), device=dev, dtype=torch.int16
