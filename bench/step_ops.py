@@ -32,16 +32,17 @@ VIEW_OPS = {
 
 
 def count_step_ops(tracker, stage_name: str, warmup: int = 2) -> collections.Counter:
-    """Top-level ATen calls of one ``Tracker._step_terms`` of ``stage_name`` (after ``warmup`` steps)."""
+    """Top-level ATen calls of one ``StepRunner.step_terms`` of ``stage_name`` (after ``warmup`` steps)."""
     from torch.profiler import ProfilerActivity, profile
 
     stage = tracker.plan[stage_name]
-    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr)
-    idx = tracker.sample_idx[0]
+    runner = tracker.steps
+    opt = runner.optimizer(stage)
+    idx = tracker.problem.sample_idx[0]
     for _ in range(warmup):
-        tracker._step_terms(stage_name, stage, opt, idx)
+        runner.step_terms(stage, opt, idx)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        tracker._step_terms(stage_name, stage, opt, idx)
+        runner.step_terms(stage, opt, idx)
     counts: collections.Counter = collections.Counter()
     for e in prof.events():
         parent = e.cpu_parent

@@ -5,10 +5,10 @@
 Generates (once, under ``--data-dir``) a monocular 16-frame 512×512 sequence and a 16-view NeRSemble-DS4
 (802×550) sequence, builds a :class:`~vhap.track.tracker.Tracker` for each with the ``monocular`` /
 ``nersemble`` preset, and times ``--steps`` steps of each listed stage on the first sample
-(:func:`vhap.track.profile.profile_stage`: wall clock per step with a device sync only at the ends, then a
+(:func:`bench.profile_steps.profile_stage`: wall clock per step with a device sync only at the ends, then a
 ``torch.profiler`` pass for the per-scope CPU / device times and the top operators).
 
-``--graph-stages lmk_init_all ...`` also times whole fixed-sample stage runs (``Tracker.run_fixed_stage``,
+``--graph-stages lmk_init_all ...`` also times whole fixed-sample stage runs (``StepRunner.run_fixed_stage``,
 ``--graph-steps`` steps) eagerly and with ``exp.cuda_graphs`` (``vhap.track.graphs``), and records whether the
 CUDA-graph capture succeeded (a failed capture warns and falls back to eager steps).
 """
@@ -16,6 +16,7 @@ CUDA-graph capture succeeded (a failed capture warns and falls back to eager ste
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -70,39 +71,39 @@ def time_fixed_stage(tracker, stage_name: str, num_steps: int, graphs: bool) -> 
 
     import torch
 
-    stage = tracker.plan[stage_name]
-    old_steps, old_graphs = stage.num_steps, tracker.cfg.exp.cuda_graphs
-    stage.num_steps = num_steps
-    tracker.cfg.exp.cuda_graphs = graphs
-    tracker._stop_after = None
+    stage = dataclasses.replace(tracker.plan[stage_name], num_steps=num_steps)
+    runner = tracker.steps
+    device = tracker.problem.device
+    old_graphs = runner.cuda_graphs
+    runner.cuda_graphs = graphs
+    runner.stop_after = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if tracker.device.type == "cuda":
-                torch.cuda.synchronize(tracker.device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            tracker.run_fixed_stage(stage_name, 0)
-            if tracker.device.type == "cuda":
-                torch.cuda.synchronize(tracker.device)
+            runner.run_fixed_stage(stage_name, stage, 0)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             wall = time.perf_counter() - t0
     finally:
-        stage.num_steps = old_steps
-        tracker.cfg.exp.cuda_graphs = old_graphs
+        runner.cuda_graphs = old_graphs
     failures = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
     return {
         "stage": stage_name,
         "cuda_graphs": graphs,
-        "graphed": graphs and tracker._use_cuda_graph(stage, num_steps) and not failures,
+        "graphed": graphs and runner.use_cuda_graph(stage, num_steps) and not failures,
         "steps": num_steps,
         "wall_s": wall,
         "ms_per_step": 1000 * wall / num_steps,
         "capture_failures": failures,
-        "last_loss": tracker.run_state.loss_history[-1] if tracker.run_state.loss_history else None,
+        "last_loss": tracker.log.state.loss_history[-1] if tracker.log.state.loss_history else None,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vhap.track.profile import profile_stage
+    from bench.profile_steps import profile_stage
     from vhap.utils.atomic import write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -100,12 +100,13 @@ def test_landmark_and_regulariser_steps_use_no_host_data(tmp_path):
     stage = tracker.plan["lmk_prepass"]
     groups = ("pose", "joints", "expr", "shape", "static_offset", "dynamic_offset")
     stage.params = groups  # every regulariser on, the offset terms included
-    opt = tracker.params.optimizer(groups, tracker.cfg.lr)
-    idx = tracker.sample_idx[0]
+    assert not tracker.problem.calibrated  # the step builds the uncalibrated camera (Cameras.uncalibrated)
+    opt = tracker.steps.optimizer(stage)
+    idx = tracker.problem.sample_idx[0]
     for _ in range(2):  # warm-up: caches (landmark weights, the landmark subset) are filled here
-        tracker._step_terms("lmk_prepass", stage, opt, idx)
+        tracker.steps.step_terms(stage, opt, idx)
     mode = _HostDataCalls()
     with mode:
-        terms = tracker._step_terms("lmk_prepass", stage, opt, idx)
+        terms = tracker.steps.step_terms(stage, opt, idx)
     assert mode.calls == []
     assert {"reg_offset_lap", "reg_offset_rigid", "reg_joint", "smooth_expr"} <= set(terms)

@@ -64,7 +64,7 @@ def mv_seq(tmp_path_factory):
     return _synth(tmp_path_factory.mktemp("mv"), "multiview", num_frames=2, num_cameras=3, image_size=(48, 40))
 
 
-def _cfg(seq, out: Path, *extra: str) -> TrackConfig:
+def _args(seq, out: Path, *extra: str) -> list[str]:
     args = [
         "--data.root", str(seq.root),
         "--data.sequence", seq.sequence,
@@ -76,7 +76,11 @@ def _cfg(seq, out: Path, *extra: str) -> TrackConfig:
     ]  # fmt: skip
     if seq.subject:
         args += ["--data.subject", seq.subject]
-    return parse_config(TrackConfig, args, preset_group="track")
+    return args
+
+
+def _cfg(seq, out: Path, *extra: str) -> TrackConfig:
+    return parse_config(TrackConfig, _args(seq, out, *extra), preset_group="track")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +143,7 @@ def test_landmark_loss_falls_and_pose_is_recovered(mono_run, mono_seq):
     # evaluation landmark energy after the schedule is far below the start (all-zero parameters)
     tracker = Tracker(_cfg(mono_seq, out.parent / "scratch", "--data.background-color", "white"))
     with torch.no_grad():
-        start = tracker.energy(torch.arange(3), None, None, train=False).terms["landmark"].item()
+        start = tracker.problem.energy(torch.arange(3), None, train=False).terms["landmark"].item()
     assert hist["2"]["landmark"] < 0.5 * start
     assert m["totals"]["nme"] < 0.08
     # the head points where the ground truth points: compare projected face vertices in pixels
@@ -147,10 +151,10 @@ def test_landmark_loss_falls_and_pose_is_recovered(mono_run, mono_seq):
     p = np.load(out / "tracked_flame_params.npz")
     with torch.no_grad():
         tracker.params.load_npz(out / "tracked_flame_params.npz")
-        verts = tracker._forward(torch.arange(3)).verts
-        cams = tracker._cameras(3)
+        verts = tracker.problem.forward(torch.arange(3)).verts
+        cams = tracker.problem.cameras(3)
         pred_px = cams.project(verts)
-        gt_cams = tracker._cameras(3)
+        gt_cams = tracker.problem.cameras(3)
         gt_cams.K = torch.as_tensor(np.load(Path(mono_seq.ground_truth_dir) / "cameras.npz")["K"]).expand(3, 3, 3)
         gt_px = gt_cams.project(torch.as_tensor(gt, dtype=torch.float32))
     face = tracker.model.regions.vertex_ids("face")
@@ -187,7 +191,7 @@ def test_multiview_landmark_only_recovers_geometry(mv_seq, tmp_path):
     tracker = Tracker(cfg, seq=seq)
     tracker.params.load_npz(tmp_path / "mv" / "tracked_flame_params.npz")
     with torch.no_grad():
-        verts = tracker._forward(torch.arange(2)).verts.numpy()
+        verts = tracker.problem.forward(torch.arange(2)).verts.numpy()
     gt = np.load(Path(mv_seq.ground_truth_dir) / "meshes.npz")["verts"]
     R = np.eye(3) if seq.world_rotation is None else seq.world_rotation
     gt_aligned = gt @ R.T
@@ -199,8 +203,8 @@ def test_multiview_landmark_only_recovers_geometry(mv_seq, tmp_path):
 def test_multiview_photometric_step_renders_views_times_frames(mv_seq, tmp_path):
     cfg = _cfg(mv_seq, tmp_path / "mvp", "--preset", "nersemble")
     tr = Tracker(cfg)
-    res = tr.energy(torch.arange(2), "rgb_init_all", tr.plan["rgb_init_all"], train=True)
-    assert res.aux["rend"]["rgb"].shape == (2 * 3, 48, 40, 3)
+    res = tr.problem.energy(torch.arange(2), tr.plan["rgb_init_all"], train=True)
+    assert res.render.rgb.shape == (2 * 3, 48, 40, 3)
     assert torch.isfinite(res.total) and {"landmark", "photo", "reg_tex_tv"} <= set(res.terms)
     res.total.backward()
     assert torch.isfinite(tr.params.translation.grad).all() and tr.params.tex_extra.grad.abs().sum() > 0
@@ -213,8 +217,8 @@ def test_off_screen_head_falls_back_to_landmarks(mono_seq, tmp_path):
         tr.params.translation[:] = torch.tensor([5.0, 0.0, 0.0])  # far outside the view
     st = tr.plan["rgb_init_all"]
     opt = tr.params.optimizer(st.params, tr.cfg.lr)
-    res = tr.energy(torch.arange(2), "rgb_init_all", st, train=True)
-    assert not res.aux["photo_valid"].any() and res.terms["photo"].item() == 0.0
+    res = tr.problem.energy(torch.arange(2), st, train=True)
+    assert not res.photo_valid.any() and res.terms["photo"].item() == 0.0
     assert torch.isfinite(res.total)
     res.total.backward()
     assert all(torch.isfinite(p.grad).all() for p in tr.params.parameters() if p.grad is not None)
@@ -240,12 +244,14 @@ def test_killed_run_resumes_to_the_same_parameters(mono_seq, mono_run, tmp_path)
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-def test_cli_skips_finished_run_and_report(mono_run, tmp_path, capsys):
+def test_cli_skips_finished_run_and_report(mono_run, mono_seq, tmp_path, capsys):
     from vhap.track.cli import main
     from vhap.track.report import main as report_main
 
     out, _ = mono_run
-    assert main(["--exp.output-folder", str(out)]) == 0
+    same = _args(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")
+    # options that do not change the result may differ (device, progress, checkpoint place)
+    assert main([*same, "--log.progress", "--exp.checkpoint-dir", str(tmp_path / "ck")]) == 0
     assert "already finished" in capsys.readouterr().out
     assert report_main(["--runs", str(out), str(out), "--output", str(tmp_path / "rep")]) == 0
     table = (tmp_path / "rep" / "summary.md").read_text()
@@ -256,12 +262,70 @@ def test_cli_skips_finished_run_and_report(mono_run, tmp_path, capsys):
     )
 
 
+def test_finished_run_with_other_options_is_refused(mono_run, mono_seq, capsys):
+    """#17 item 6: the same output folder with another frame subset or learning rate is not "already finished": one
+    clear error naming the differing keys and the flag that overwrites, exit 2; the run is left as it was."""
+    from vhap.cli import main
+
+    out, _ = mono_run
+    before = (out / "tracked_flame_params.npz").read_bytes()
+    args = _args(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")
+    assert main(["track", *args, "--lr.base", "1e-2", "--data.timesteps", "000000", "000001"]) == 2
+    err = capsys.readouterr().err
+    assert f"vhap track: error: {out}: finished with other options (differing: data.timesteps, lr.base)" in err
+    assert "--exp.overwrite" in err and "already finished" not in err
+    assert (out / "tracked_flame_params.npz").read_bytes() == before and (out / "DONE").is_file()
+
+
 def test_mediapipe_landmarks_drive_the_landmark_term(mono_seq, tmp_path):
     cfg = _cfg(mono_seq, tmp_path / "mp", "--preset", "landmark_only", "--model.landmarks", "mediapipe")
     tr = Tracker(cfg)
-    assert tr.landmarks.shape[2] == tr.model.mp_landmark_ids.numel() > 68
-    tr._stop_after = None
-    before = tr.evaluate()["per_frame"]["nme"].mean()
+    assert tr.problem.landmarks.shape[2] == tr.model.mp_landmark_ids.numel() > 68
+    before = tr.evaluate().per_frame["nme"].mean()
     tr.run_fixed_stage("lmk_init_rigid", 0)
-    after = tr.evaluate()["per_frame"]["nme"].mean()  # measured on the iBUG-68 points
+    after = tr.evaluate().per_frame["nme"].mean()  # measured on the iBUG-68 points
     assert np.isfinite(after) and after < before
+
+
+def test_interrupted_overwrite_leaves_the_old_run(mono_run, mono_seq, tmp_path):
+    """#17 item 4: ``--exp.overwrite`` builds the new run beside the old one and swaps it in only when complete; a
+    run killed mid-overwrite leaves the old run whole (DONE, parameters, config, checkpoint)."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(mono_run[0], out)
+    files = ("DONE", "config.yml", "tracked_flame_params.npz", "metrics.json", "checkpoints/latest.pt")
+    before = {name: (out / name).read_bytes() for name in files}
+    cfg = _cfg(mono_seq, out, "--preset", "landmark_only", "--exp.overwrite", "--exp.no-write-media")
+    with pytest.raises(TrackingInterrupted):
+        track(cfg, stop_after_steps=150)
+    assert {name: (out / name).read_bytes() for name in files} == before
+    metrics = track(cfg)  # the overwrite, uninterrupted
+    assert not metrics["timing"]["resumed"] and (out / "DONE").is_file()
+    assert "tex_extra" not in np.load(out / "tracked_flame_params.npz").files  # the landmark-only run's
+    assert not (out / "overlay.mp4").exists()  # nothing of the old run is left in the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left behind
+
+
+def test_killed_run_resumes_from_the_checkpoint_dir_after_its_folder_is_deleted(mono_run, mono_seq, tmp_path):
+    """#17 item 5: with ``--exp.checkpoint-dir`` outside the run folder, a run killed mid-way whose outputs are then
+    deleted (as Snakemake does for a failed job) resumes from the checkpoint and ends with the uninterrupted run's
+    result; the checkpoint folder is removed after success."""
+    import shutil
+
+    out, ck = tmp_path / "results" / "run", tmp_path / "checkpoints" / "seq"
+    cfg = _cfg(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")
+    cfg.exp.checkpoint_dir = ck
+    with pytest.raises(TrackingInterrupted):
+        track(cfg, stop_after_steps=215)  # in the sequential pass (see the test above)
+    assert (ck / "latest.pt").is_file() and not (out / "checkpoints").exists()
+    shutil.rmtree(out)
+    metrics = track(cfg)
+    assert metrics["timing"]["resumed"] and (out / "DONE").is_file() and (out / "config.yml").is_file()
+    assert not ck.exists()
+    a, b = np.load(mono_run[0] / "tracked_flame_params.npz"), np.load(out / "tracked_flame_params.npz")
+    for key in a.files:
+        if a[key].dtype.kind == "f":
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    ref = json.loads((mono_run[0] / "metrics.json").read_text())["totals"]
+    assert metrics["totals"]["nme"] == pytest.approx(ref["nme"], rel=1e-4)

@@ -1,8 +1,8 @@
 """Tracking with CUDA-graph-replayed steps (``exp.cuda_graphs``, the ``cuda`` render backend) against the same
 schedule run eagerly: same losses and parameters up to GPU non-determinism, every stage recorded (no capture
 fell back to eager steps), and the steps kept across the samples of the pre-pass and the sequential pass
-(``run_fixed_stage(keep_graph=True)``) behave like freshly recorded ones; and the fused image-loss kernels give
-the PyTorch reference's sums and gradients. Skipped without CUDA."""
+(``StepRunner.run_fixed_stage(keep_graph=True)``) behave like freshly recorded ones; and the fused image-loss
+kernels give the PyTorch reference's sums and gradients. Skipped without CUDA."""
 
 from __future__ import annotations
 
@@ -71,10 +71,10 @@ def test_graph_replayed_schedule_matches_eager(tmp_path):
     eager, _ = _run(seq, tmp_path / "eager", graphs=False)
     graphed, failures = _run(seq, tmp_path / "graphed", graphs=True)
     assert not failures, failures
-    assert "stage_graph_init" in graphed.overhead and "stage_graph_init" not in eager.overhead
+    assert "stage_graph_init" in graphed.log.overhead and "stage_graph_init" not in eager.log.overhead
 
-    e_hist = [h for h in eager.run_state.loss_history if h["stage"] == "rgb_global_tracking"]
-    g_hist = [h for h in graphed.run_state.loss_history if h["stage"] == "rgb_global_tracking"]
+    e_hist = [h for h in eager.log.state.loss_history if h["stage"] == "rgb_global_tracking"]
+    g_hist = [h for h in graphed.log.state.loss_history if h["stage"] == "rgb_global_tracking"]
     assert len(e_hist) == len(g_hist) > 0
     # Not bit-identical: GPU atomics in the backward passes, and a replayed graph draws the perturbation from other
     # Philox offsets than eager steps. So the check is that the replayed schedule optimises as well as the eager
@@ -83,7 +83,7 @@ def test_graph_replayed_schedule_matches_eager(tmp_path):
     # optical axis — depth is the weakly observed direction of a 128² monocular view).
     assert g_hist[-1]["total"] <= 1.05 * e_hist[-1]["total"], (g_hist[-1], e_hist[-1])
     final = str(graphed.cfg.pipeline.rgb_global_tracking.num_epochs)
-    nme_e, nme_g = eager.run_state.evaluations[final]["nme"], graphed.run_state.evaluations[final]["nme"]
+    nme_e, nme_g = eager.log.state.evaluations[final]["nme"], graphed.log.state.evaluations[final]["nme"]
     assert nme_g <= 1.1 * nme_e + 1e-3, (nme_g, nme_e)
     assert (eager.params.rotation - graphed.params.rotation).abs().max().item() <= 0.03
     assert (eager.params.translation - graphed.params.translation).abs().max().item() <= 1e-2

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from vhap.track.tracker import frames_to_float
+from vhap.track.problem import frames_to_float
 
 
 def test_frames_to_float_matches_indexing():
@@ -121,3 +121,37 @@ def test_snapshot_is_independent_of_later_updates():
     run.loss_history[0]["total"] = 9.0
     assert snap["params"]["x"].tolist() == [0.0, 0.0, 0.0]
     assert snap["loss_history"] == [{"stage": "a", "step": 1, "total": 1.0}]
+
+
+def test_run_folder_swap_survives_a_cut_between_its_renames(tmp_path):
+    """Where the file system has no atomic exchange, an overwrite is two renames; a process killed between them
+    leaves either run for the next start to settle — never neither."""
+    from vhap.track.runfolder import RunFolder, exchange, recover_swap, retired_path, staging_path
+
+    final = tmp_path / "run"
+
+    def make(old: bool, new: bool, parked: bool):
+        import shutil
+
+        for p in (final, staging_path(final), retired_path(final)):
+            shutil.rmtree(p, ignore_errors=True)
+        if old:
+            (retired_path(final) if parked else final).mkdir()
+            (retired_path(final) if parked else final).joinpath("which").write_text("old")
+        if new:
+            staging_path(final).mkdir()
+            staging_path(final).joinpath("which").write_text("new")
+            staging_path(final).joinpath("DONE").write_text("")
+
+    make(old=True, new=True, parked=True)  # cut after the old run was parked
+    recover_swap(final)
+    assert (final / "which").read_text() == "new" and not retired_path(final).exists()
+    make(old=True, new=False, parked=True)  # parked, and the new run is not complete: the old one goes back
+    recover_swap(final)
+    assert (final / "which").read_text() == "old"
+    make(old=True, new=True, parked=False)
+    exchange(staging_path(final), final)
+    assert (final / "which").read_text() == "new" and (staging_path(final) / "which").read_text() == "old"
+    folder = RunFolder.open(final, None, overwrite=False)  # a new start clears the leftover staging folder
+    assert folder.work == final and not staging_path(final).exists()
+    assert RunFolder.open(final, None, overwrite=True).work == staging_path(final)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vhap.config import config_to_dict, parse_config
+from vhap.config import parse_config
 from vhap.errors import VhapError
 from vhap.track import checkpoint as ckpt
 from vhap.track.config import TrackConfig, stage_plan
@@ -77,14 +77,14 @@ def _turning_tracker(seq, cfg) -> Tracker:
     the known answer of every frame's head rotation."""
     tr = Tracker(cfg, seq=_load(cfg))
     with torch.no_grad():
-        T = tr.T
+        T = tr.problem.T
         gt = {k: None if v is None else torch.zeros_like(v) for k, v in tr.params.frame_params(torch.arange(T)).items()}
         gt["rotation"][:, 1] = torch.tensor(GT_YAW)
         out = tr.model(**gt)
-        px = tr._cameras(T).project(out.landmarks[:, :68])  # (T,68,2), focal = the initial 1.5
-        norm = px / torch.tensor([tr.W, tr.H], dtype=torch.float32)
-        tr.landmarks = torch.cat([norm, torch.ones_like(norm[..., :1])], -1)[:, None]  # (T,1,68,3)
-        tr.lmk_conf = torch.ones(T, 1, 68)
+        px = tr.problem.cameras(T).project(out.landmarks[:, :68])  # (T,68,2), focal = the initial 1.5
+        norm = px / torch.tensor([tr.problem.W, tr.problem.H], dtype=torch.float32)
+        tr.problem.landmarks = torch.cat([norm, torch.ones_like(norm[..., :1])], -1)[:, None]  # (T,1,68,3)
+        tr.problem.lmk_conf = torch.ones(T, 1, 68)
     return tr
 
 
@@ -117,7 +117,7 @@ def test_prepass_recovers_a_turn_the_sequential_pass_cannot_reach(turn_seq, tmp_
     assert err_new[3:].max() < 0.05, err_new
     assert (err_new[3:] < 0.6 * err_old[3:]).all(), (err_old, err_new)
     with torch.no_grad():
-        nme_old, nme_new = old.evaluate()["per_frame"]["nme"][:, 0], new.evaluate()["per_frame"]["nme"][:, 0]
+        nme_old, nme_new = old.evaluate().per_frame["nme"][:, 0], new.evaluate().per_frame["nme"][:, 0]
     assert nme_new[5] < 0.5 * nme_old[5], (nme_old, nme_new)
     state = torch.load(tmp_path / "new" / "checkpoints" / "latest.pt", weights_only=False)
     assert state["stage_steps"]["lmk_prepass"] == 40  # one sample after the first, 40 steps
@@ -140,27 +140,19 @@ def test_prepass_run_resumes_to_the_same_parameters(turn_seq, tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_fingerprint_of_runs_without_the_prepass_is_unchanged():
-    """Checkpoints written before the pre-pass existed resume: a config that does not use it hashes as the
-    config did then (same dict without the new keys)."""
-    import hashlib
-    import json
-
-    for preset in ("nersemble", "landmark_only"):
-        cfg = parse_config(TrackConfig, ["--preset", preset], preset_group="track")
-        assert cfg.pipeline.lmk_prepass.num_steps == 0 or preset != "nersemble"
-        if cfg.pipeline.lmk_prepass.num_steps:
-            continue
-        d = config_to_dict(cfg)
-        for section, keys in ckpt._NON_RESULT_KEYS.items():
-            for k in keys:
-                d[section].pop(k, None)
-        for k in ("lmk_prepass", "lmk_prepass_lr_scale", "sequential_warm_start"):
-            d["pipeline"].pop(k)
-        old = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        assert ckpt.config_fingerprint(cfg) == old
+def test_fingerprint_follows_the_result_options_only():
+    """The checkpoint fingerprint changes with an option that changes the result and ignores where files go or
+    how often they are written (a resume may change those)."""
+    base = ckpt.config_fingerprint(TrackConfig())
     on = parse_config(TrackConfig, ["--pipeline.lmk-prepass.num-steps", "5"], preset_group="track")
-    assert ckpt.config_fingerprint(on) != ckpt.config_fingerprint(TrackConfig())
+    assert ckpt.config_fingerprint(on) != base
+    moved = parse_config(
+        TrackConfig,
+        ["--exp.output-folder", "elsewhere", "--exp.checkpoint-dir", "/tmp/ck", "--exp.checkpoint-every-epochs", "2"],
+        preset_group="track",
+    )
+    assert ckpt.config_fingerprint(moved) == base
+    assert ckpt.config_differences(TrackConfig(), on) == ["pipeline.lmk_prepass.num_steps"]
 
 
 def test_unknown_phase_is_refused():

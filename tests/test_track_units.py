@@ -214,7 +214,7 @@ def test_npz_has_vhap_keys_and_round_trips(tmp_path):
 
 def test_rig_focus_point_finds_where_cameras_look():
     from vhap.render import look_at_w2c
-    from vhap.track.tracker import rig_focus_point
+    from vhap.track.problem import rig_focus_point
 
     target = torch.tensor([0.1, -0.3, 0.6])
     eyes = torch.tensor([[1.0, 0, 1.5], [-1.0, 0.2, 1.4], [0.0, 1.0, 1.6]])
@@ -253,17 +253,17 @@ def test_user_region_file_feeds_occluded_clusters_and_offset_relaxation(tmp_path
     tr = Tracker(cfg, model=model)
     face_in = model.regions.face_mask("my_patch")
     assert face_in.sum() > 10
-    tex_off, bnd_off = tr.stage_masks["rgb_init_offset"]
+    tex_off, bnd_off = tr.problem.alignment_masks(tr.plan["rgb_init_offset"])
     assert bool(tex_off.cpu().numpy()[face_in].all())  # occluded -> texture alignment off on its faces
     assert bool(bnd_off.cpu().numpy()[patch].all())  # ... and boundary alignment off on its vertices
-    cluster = tr.face_cluster.cpu().numpy()
+    cluster = tr.problem.face_cluster.cpu().numpy()
     assert (cluster[face_in] == 3).all() and (cluster[~face_in] != 3).all()  # 2 + index in tex_clusters
-    lap_w = tr.regs.lap_weight.cpu().numpy()
+    lap_w = tr.problem.regs.lap_weight.cpu().numpy()
     assert np.allclose(lap_w[patch], 0.25) and np.allclose(np.delete(lap_w, patch), 1.0)
 
     # the same names without the file: the tracker knows nothing of them
     bare = Tracker(cfg_of(*[a for a in _strip_regions_file(cfg)]), model=HeadModel(load_head_assets("open")))
-    assert "my_patch" not in bare.model.regions and np.allclose(bare.regs.lap_weight.cpu().numpy(), 1.0)
+    assert "my_patch" not in bare.model.regions and np.allclose(bare.problem.regs.lap_weight.cpu().numpy(), 1.0)
 
 
 def _strip_regions_file(cfg: TrackConfig) -> list[str]:
@@ -298,20 +298,20 @@ def test_misspelled_region_name_is_reported():
 
     from vhap.model import HeadModel, load_head_assets
     from vhap.track.config import TrackConfig, stage_plan
-    from vhap.track.tracker import _warn_unknown_regions
+    from vhap.track.problem import warn_unknown_regions
 
     model = HeadModel(load_head_assets("open"))
     cfg = TrackConfig()
     cfg.model.occluded = ("hiar",)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
+        warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
     messages = [str(w.message) for w in caught]
     assert any("model.occluded: ['hiar']" in m and "'hair'" in m for m in messages), messages
     cfg.model.occluded = ("hair",)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
+        warn_unknown_regions(cfg, stage_plan(cfg), model.regions)
     assert not [w for w in caught if "model.occluded" in str(w.message)]
 
 

@@ -194,20 +194,22 @@ class Cameras:
     ) -> Cameras:
         """VHAP's default monocular camera: f_px = focal * max(H, W), centred principal point, camera at
         (0, 0, 1) looking along world -z (at the face). ``focal`` (scalar or (1,) tensor, normalised by
-        max(H, W); VHAP initialises it to 1.5) stays differentiable."""
+        max(H, W); VHAP initialises it to 1.5) stays differentiable.
+
+        With a tensor ``focal`` nothing is built from host data (the tracker calls this in every step, which
+        may be recorded as a CUDA graph): the constant entries are fills of ``focal``'s device and dtype."""
         H, W = int(image_size[0]), int(image_size[1])
         if isinstance(focal, torch.Tensor):
             focal_t = focal.reshape(-1)[:1].float()
         else:
-            focal_t = torch.tensor([float(focal)])
+            focal_t = torch.full((1,), float(focal))
         f_px = focal_t * max(H, W)
-        fxfycxcy = torch.cat([f_px, f_px, f_px.new_tensor([W / 2.0, H / 2.0])])
-        K = vector_to_intrinsics(fxfycxcy).unsqueeze(0).expand(batch, 3, 3)
+        o, z = torch.ones_like(f_px), torch.zeros_like(f_px)
+        cx, cy = torch.full_like(f_px, W / 2.0), torch.full_like(f_px, H / 2.0)
+        K = torch.cat([f_px, z, cx, z, f_px, cy, z, z, o]).view(1, 3, 3).expand(batch, 3, 3)
         # OpenCV camera at (0,0,1) looking to world -z: camera x = world x, y = -world y, z = -world z.
-        w2c = torch.tensor(
-            [[1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, -1.0, 1.0], [0, 0, 0, 1.0]], device=focal_t.device
-        ).expand(batch, 4, 4)
-        return cls(K=K, w2c=w2c, image_size=(H, W), near=near, far=far)
+        w2c = torch.cat([o, z, z, z, z, -o, z, z, z, z, -o, o, z, z, z, o]).view(1, 4, 4).expand(batch, 4, 4)
+        return cls(K=K, w2c=w2c.detach(), image_size=(H, W), near=near, far=far)
 
     @classmethod
     def from_opengl(

@@ -10,6 +10,7 @@ moment restarts from the last such boundary and repeats exactly the same computa
 from __future__ import annotations
 
 import copy
+import enum
 import hashlib
 import json
 import threading
@@ -25,51 +26,76 @@ from vhap.utils.atomic import atomic_path
 
 CHECKPOINT_VERSION = 1
 
-#: config sections that do not change the result (allowed to differ when resuming)
-_NON_RESULT_KEYS = {
-    "exp": ("resume", "overwrite", "checkpoint_every_samples", "checkpoint_every_epochs", "write_media", "device"),
+#: config keys that do not change the result (allowed to differ when resuming or re-running a finished run)
+NON_RESULT_KEYS = {
+    "exp": (
+        "output_folder",
+        "timestamp_subfolder",
+        "checkpoint_dir",
+        "resume",
+        "overwrite",
+        "checkpoint_every_samples",
+        "checkpoint_every_epochs",
+        "write_media",
+        "overlay_fps",
+        "device",
+    ),
     "log": ("interval_scalar", "progress", "view_indices", "max_num_views"),
     "render": ("backend",),
 }
 
 
-#: ``pipeline`` keys added after checkpoints existed, with the value that reproduces the older schedule: left out
-#: of the fingerprint at that value, so checkpoints of runs that did not use them still resume
-_ADDED_PIPELINE_DEFAULTS = {
-    "sequential_warm_start": ["pose", "joints", "expr", "dynamic_offset"],
-}
+class Phase(str, enum.Enum):
+    """Phases of the schedule, in order (``lmk_prepass``: the landmark pre-pass before the sequential pass)."""
 
-#: phases of the schedule, in order (``lmk_prepass``: the landmark pre-pass before the sequential pass)
-PHASES = ("init", "lmk_prepass", "sequential", "global", "final")
+    INIT = "init"
+    PREPASS = "lmk_prepass"
+    SEQUENTIAL = "sequential"
+    GLOBAL = "global"
+    FINAL = "final"
+
+
+def result_config(cfg) -> dict:
+    """The result-relevant part of a config as plain values (:data:`NON_RESULT_KEYS` left out)."""
+    d = json.loads(json.dumps(config_to_dict(cfg), default=str))
+    for section, keys in NON_RESULT_KEYS.items():
+        for k in keys:
+            d.get(section, {}).pop(k, None)
+    return d
 
 
 def config_fingerprint(cfg) -> str:
     """Hash of the result-relevant part of the config: a checkpoint is only resumed by the same recipe."""
-    d = config_to_dict(cfg)
-    for section, keys in _NON_RESULT_KEYS.items():
-        for k in keys:
-            d.get(section, {}).pop(k, None)
-    pipe = d.get("pipeline", {})
-    if int(pipe.get("lmk_prepass", {}).get("num_steps", 0)) <= 0:  # pre-pass off: as before it existed
-        pipe.pop("lmk_prepass", None)
-        pipe.pop("lmk_prepass_lr_scale", None)
-    for k, v in _ADDED_PIPELINE_DEFAULTS.items():
-        if k in pipe and list(pipe[k]) == v:
-            pipe.pop(k)
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(result_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_differences(old, new) -> list[str]:
+    """Dotted names of the result-relevant keys whose values differ between configs ``old`` and ``new``."""
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(result_config(old)), flat(result_config(new))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 @dataclass
 class Position:
-    """Where the schedule stands: ``phase`` in :data:`PHASES`; ``index`` = number of init stages done,
+    """Where the schedule stands: ``phase``; ``index`` = number of init stages done,
     samples done (pre-pass, sequential pass) or global epochs done within the phase."""
 
-    phase: str = "init"
+    phase: Phase = Phase.INIT
     index: int = 0
     global_step: int = 0
 
     def as_dict(self) -> dict:
-        return {"phase": self.phase, "index": self.index, "global_step": self.global_step}
+        return {"phase": self.phase.value, "index": self.index, "global_step": self.global_step}
 
 
 @dataclass
@@ -206,13 +232,14 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> dict:
 
 def restore_run_state(state: dict) -> RunState:
     pos = state["position"]
-    if pos.get("phase") not in PHASES:
+    known = [p.value for p in Phase]
+    if pos.get("phase") not in known:
         raise VhapError(
-            f"checkpoint stands in an unknown phase {pos.get('phase')!r} (known: {PHASES})",
+            f"checkpoint stands in an unknown phase {pos.get('phase')!r} (known: {known})",
             fix="it was written by another version of vhap: pass --exp.overwrite to start again",
         )
     return RunState(
-        position=Position(pos["phase"], pos["index"], pos["global_step"]),
+        position=Position(Phase(pos["phase"]), pos["index"], pos["global_step"]),
         loss_history=list(state["loss_history"]),
         stage_time=dict(state["stage_time"]),
         stage_steps=dict(state["stage_steps"]),

@@ -155,6 +155,8 @@ class StageConfig:
     num_epochs: int = 0
     params: tuple[str, ...] = ()
     photometric: bool = False
+    temporal: bool = False
+    """A tracking stage: the temporal smoothness terms (``w.smooth_*``, towards the previous frame) are on."""
     disable_jawline_landmarks: bool = False
     align_texture_except: tuple[str, ...] = ()
     align_boundary_except: tuple[str, ...] = ()
@@ -209,6 +211,7 @@ class PipelineConfig:
             num_steps=50,
             params=("pose", "joints", "expr", "texture", "dynamic_offset"),
             photometric=True,
+            temporal=True,
             disable_jawline_landmarks=True,
             align_boundary_except=("bottomline",),
         )
@@ -218,17 +221,20 @@ class PipelineConfig:
             num_epochs=30,
             params=(*_ALL_RGB, "static_offset", "dynamic_offset"),
             photometric=True,
+            temporal=True,
             disable_jawline_landmarks=True,
             align_boundary_except=("bottomline",),
         )
     )
     lmk_sequential_tracking: StageConfig = field(
-        default_factory=lambda: _stage(num_steps=50, params=("pose", "joints", "expr"))
+        default_factory=lambda: _stage(num_steps=50, params=("pose", "joints", "expr"), temporal=True)
     )
     lmk_global_tracking: StageConfig = field(
-        default_factory=lambda: _stage(num_epochs=30, params=("cam", "pose", "shape", "joints", "expr"))
+        default_factory=lambda: _stage(num_epochs=30, params=("cam", "pose", "shape", "joints", "expr"), temporal=True)
     )
-    lmk_prepass: StageConfig = field(default_factory=lambda: _stage(num_steps=0, params=("pose", "joints", "expr")))
+    lmk_prepass: StageConfig = field(
+        default_factory=lambda: _stage(num_steps=0, params=("pose", "joints", "expr"), temporal=True)
+    )
     """Landmark pre-pass (our addition, off in VHAP's defaults): before the sequential pass, every sample after
     the first is warm-started from the previous sample's last frame and fitted to its landmarks alone for
     ``num_steps`` steps (no rendering: cheap). The sequential pass then starts every frame from its own
@@ -268,10 +274,15 @@ class ExpConfig:
     checkpoint_every_samples: int = 8
     """Checkpoint after every N samples of the sequential pass (and always after each stage)."""
     checkpoint_every_epochs: int = 5
+    checkpoint_dir: Path | None = None
+    """Where checkpoints go and a resume reads them; None = ``<output_folder>/checkpoints``. A folder outside the
+    run folder survives a workflow engine deleting the outputs of a failed job, so the retry resumes; it is
+    removed after the run finishes."""
     resume: bool = True
-    """Resume from ``<run>/checkpoints/latest.pt`` when present (a finished run is left alone)."""
+    """Resume from the latest checkpoint when present (a finished run is left alone)."""
     overwrite: bool = False
-    """Start from scratch even if the run folder holds a checkpoint or a finished run."""
+    """Start from scratch even if the run folder holds a checkpoint or a finished run. The old run stays in place
+    until the new one is complete."""
     compile: bool = False
     """``torch.compile`` the non-raster parts of a step (head model, losses, regularisers)."""
     device: str = "auto"

@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,24 +17,29 @@ import torch
 from vhap.config import save_config
 from vhap.utils.atomic import atomic_path, write_text_atomic
 
+if TYPE_CHECKING:
+    from vhap.track.problem import TrackingProblem
+    from vhap.track.runlog import RunLog
+
 # ------------------------------------------------------------------------------------------------ folder
 
 
-def prepare_run_folder(tracker) -> None:
-    """Start a fresh run: clear stale products of an earlier run, write ``config.yml`` and the input tables."""
-    out = tracker.out_dir
+def write_run_inputs(problem: TrackingProblem, out: Path, fresh: bool) -> None:
+    """Write ``config.yml`` and the input tables (``frames.json``, ``cameras.npz``) into the run folder ``out``;
+    ``fresh``: a run from scratch, so first clear the products of an earlier run there (``DONE``, checkpoints). A
+    resumed run writes them too: its folder may have been deleted since the checkpoint was written."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("DONE",):
-        (out / stale).unlink(missing_ok=True)
-    if (out / "checkpoints").exists():
-        shutil.rmtree(out / "checkpoints")
-    save_config(tracker.cfg, out / "config.yml")
-    write_frames_json(tracker, out / "frames.json")
-    write_cameras_npz(tracker, out / "cameras.npz")
+    if fresh:
+        (out / "DONE").unlink(missing_ok=True)
+        if (out / "checkpoints").exists():
+            shutil.rmtree(out / "checkpoints")
+    save_config(problem.cfg, out / "config.yml")
+    write_frames_json(problem, out / "frames.json")
+    write_cameras_npz(problem, out / "cameras.npz")
 
 
-def write_frames_json(tracker, path: Path) -> None:
-    seq = tracker.seq
+def write_frames_json(problem: TrackingProblem, path: Path) -> None:
+    seq = problem.seq
     frames = []
     for t, ts in enumerate(seq.timestep_ids):
         for c, cam in enumerate(seq.camera_ids):
@@ -58,18 +64,18 @@ def write_frames_json(tracker, path: Path) -> None:
 
 
 @torch.no_grad()
-def write_cameras_npz(tracker, path: Path) -> None:
+def write_cameras_npz(problem: TrackingProblem, path: Path) -> None:
     """``K (C,3,3)``, ``w2c (C,4,4)`` OpenCV at tracking resolution, ``camera_ids``, ``image_size``,
     ``calibrated`` (uncalibrated: from the current focal length)."""
-    cams = tracker._cameras(1)
+    cams = problem.cameras(1)
     with atomic_path(path) as tmp:
         np.savez(
             tmp,
             K=cams.K.detach().cpu().numpy().astype(np.float32),
             w2c=cams.w2c.detach().cpu().numpy().astype(np.float32),
-            camera_ids=np.asarray(tracker.seq.camera_ids),
-            image_size=np.asarray(tracker.seq.image_size, dtype=np.int64),
-            calibrated=np.asarray(bool(tracker.calibrated)),
+            camera_ids=np.asarray(problem.seq.camera_ids),
+            image_size=np.asarray(problem.seq.image_size, dtype=np.int64),
+            calibrated=np.asarray(bool(problem.calibrated)),
         )
 
 
@@ -78,16 +84,17 @@ def _save_npz(path: Path, data: dict) -> None:
         np.savez(tmp, **data)
 
 
-def write_params_npz(tracker, path: Path, background: bool = False) -> None:
-    """``tracked_flame_params*.npz``; ``background``: write a host copy on the tracker's background writer (the
-    run goes on; ``tracker.wait_for_writes()`` waits for it)."""
+def write_params_npz(problem: TrackingProblem, log: RunLog, path: Path, background: bool = False) -> None:
+    """``tracked_flame_params*.npz``; ``background``: write a host copy on the run's background writer (the
+    run goes on; ``log.wait_for_writes()`` waits for it)."""
     t0 = time.perf_counter()
-    data = tracker.params.to_npz_dict(tracker.seq.timestep_ids, tracker.seq.image_size, tracker.cfg.model.head_model)
+    seq = problem.seq
+    data = problem.params.to_npz_dict(seq.timestep_ids, seq.image_size, problem.cfg.model.head_model)
     if background:
-        tracker.write_in_background(_save_npz, path, data)
+        log.write_in_background(_save_npz, path, data)
     else:
         _save_npz(path, data)
-    tracker.add_overhead("params_npz", time.perf_counter() - t0)
+    log.add_overhead("params_npz", time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -109,8 +116,8 @@ def _jsonable(x):
     return x
 
 
-def build_metrics(tracker, per_frame: dict[str, np.ndarray], timing: dict) -> dict:
-    seq = tracker.seq
+def build_metrics(problem: TrackingProblem, log: RunLog, per_frame: dict[str, np.ndarray], timing: dict) -> dict:
+    seq = problem.seq
     rows = []
     cams = list(seq.camera_ids)
     for t, ts in enumerate(seq.timestep_ids):
@@ -128,18 +135,18 @@ def build_metrics(tracker, per_frame: dict[str, np.ndarray], timing: dict) -> di
         "per_frame": rows,
         "totals": totals,
         "timing": timing,
-        "evaluations": tracker.run_state.evaluations,
-        "num_timesteps": tracker.T,
-        "num_cameras": tracker.C,
+        "evaluations": log.state.evaluations,
+        "num_timesteps": problem.T,
+        "num_cameras": problem.C,
         "image_size": list(seq.image_size),
-        "device": str(tracker.device),
-        "backend": tracker.renderer.backend,
-        "head_model": tracker.cfg.model.head_model,
-        "photometric": tracker.cfg.exp.photometric,
+        "device": str(problem.device),
+        "backend": problem.renderer.backend,
+        "head_model": problem.cfg.model.head_model,
+        "photometric": problem.cfg.exp.photometric,
     }
 
 
-#: overhead kinds booked by Tracker.__init__ (before run() starts its clock)
+#: overhead kinds booked while the Tracker is built (before run() starts its clock)
 _SETUP_KINDS = ("load_sequence", "head_model", "renderer", "setup")
 
 
@@ -155,8 +162,8 @@ def _process_age_s() -> float | None:
         return None
 
 
-def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
-    rs = tracker.run_state
+def timing_report(problem: TrackingProblem, log: RunLog, total_s: float, outputs_s: float) -> dict:
+    rs = log.state
     stages = {}
     for name, secs in rs.stage_time.items():
         steps = rs.stage_steps.get(name, 0)
@@ -166,8 +173,9 @@ def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
             "ms_per_step": round(1000 * secs / steps, 3) if steps else None,
         }
     peak = None
-    if tracker.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(tracker.device) / 2**20
+    device = problem.device
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         try:
             import resource
@@ -175,7 +183,7 @@ def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
         except Exception:  # pragma: no cover
             peak = None
-    overhead = dict(tracker.overhead, outputs=outputs_s)
+    overhead = dict(log.overhead, outputs=outputs_s)
     # what no timer saw inside run() (set-up happens before it and is not part of total_s)
     booked = sum(rs.stage_time.values()) + sum(v for k, v in overhead.items() if k not in _SETUP_KINDS)
     overhead["unaccounted_in_run"] = total_s - booked
@@ -185,12 +193,12 @@ def timing_report(tracker, total_s: float, outputs_s: float) -> dict:
         # time outside the stages, by kind (setup = Tracker construction incl. load_sequence, head_model and
         # renderer; checkpoints and params_npz are summed over the run; run_folder = resume / fresh folder)
         "overhead_s": {k: round(v, 3) for k, v in overhead.items()},
-        "overhead_max_s": {k: round(v, 3) for k, v in tracker.overhead_max.items()},
+        "overhead_max_s": {k: round(v, 3) for k, v in log.overhead_max.items()},
         "process_age_s": _process_age_s(),
         "stages": stages,
-        "seconds_per_frame": round(sum(rs.stage_time.values()) / max(1, tracker.T), 4),
+        "seconds_per_frame": round(sum(rs.stage_time.values()) / max(1, problem.T), 4),
         "peak_memory_mib": None if peak is None else round(peak, 1),
-        "peak_memory_kind": "cuda_max_allocated" if tracker.device.type == "cuda" else "host_max_rss",
+        "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "host_max_rss",
     }
 
 
@@ -247,8 +255,8 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
 
 def import_media_writers() -> None:
     """Import what the final outputs use (matplotlib with its font cache — built on the first import on a fresh
-    machine —, PIL, PyAV). :meth:`Tracker.run` calls this on a background thread at the start so the cost overlaps
-    the optimisation instead of adding to the end of the run."""
+    machine —, PIL, PyAV). :meth:`vhap.track.tracker.Tracker.run` calls this on a background thread at the start
+    so the cost overlaps the optimisation instead of adding to the end of the run."""
     # Only a warm-up: a failure here is left for the writer itself to report, in the main thread, with its context.
     with contextlib.suppress(Exception):
         import matplotlib
@@ -293,21 +301,21 @@ def write_loss_curves(history: list[dict], path: Path) -> None:
 
 
 @torch.no_grad()
-def write_meshes(tracker, folder: Path) -> None:
+def write_meshes(problem: TrackingProblem, folder: Path) -> None:
     """``canonical.obj`` (shape + static offset, zero pose) and ``frame_<first ts>.obj`` (posed), both textured
     with the tracked albedo (``canonical.png``, which both MTL files reference)."""
     from vhap.model.mesh_io import write_obj
 
     folder.mkdir(parents=True, exist_ok=True)
-    p = tracker.params
-    m = tracker.model
-    albedo = tracker.albedo()[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    p = problem.params
+    m = problem.model
+    albedo = problem.albedo()[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     cano = m(shape=p.shape, static_offset=p.static_offset).verts[0]
-    posed = tracker._forward(torch.zeros(1, dtype=torch.long, device=tracker.device)).verts[0]
+    posed = problem.forward(torch.zeros(1, dtype=torch.long, device=problem.device)).verts[0]
     uvs, uvf = m.uvs.cpu().numpy(), m.uv_faces.cpu().numpy()
     faces = m.faces.cpu().numpy()
     write_obj(folder / "canonical.obj", cano.cpu().numpy(), faces, uvs, uvf, texture=albedo)
-    frame_obj = folder / f"frame_{tracker.seq.timestep_ids[0]}.obj"
+    frame_obj = folder / f"frame_{problem.seq.timestep_ids[0]}.obj"
     write_obj(frame_obj, posed.cpu().numpy(), faces, uvs, uvf, texture_file="canonical.png")
 
 
@@ -321,20 +329,24 @@ def _write_jpg(path: Path, img: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------------------ final
 
 
-def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: float) -> dict:
-    cfg = tracker.cfg
-    out = tracker.out_dir
+def write_final_outputs(
+    problem: TrackingProblem, log: RunLog, out: Path, *, final_epoch: int, resumed: bool, t_start: float
+) -> dict:
+    """Evaluate, then write every output of a finished schedule into ``out``, ``DONE`` last (after the
+    background writes). Returns the metrics (as in ``metrics.json``)."""
+    from vhap.track.evaluation import evaluate
+
+    cfg = problem.cfg
     t0 = time.perf_counter()
     media = cfg.exp.write_media and cfg.exp.photometric
-    ev = tracker.evaluate(collect_images=media)
-    t_eval = time.perf_counter() - t0
-    rs = tracker.run_state
-    rs.stage_time["final_evaluation"] = rs.stage_time.get("final_evaluation", 0.0) + t_eval
-    write_params_npz(tracker, out / "tracked_flame_params.npz")
+    ev = evaluate(problem, collect_images=media)
+    log.add_stage_time("final_evaluation", time.perf_counter() - t0)
+    rs = log.state
+    write_params_npz(problem, log, out / "tracked_flame_params.npz")
     with atomic_path(out / f"tracked_flame_params_{final_epoch}.npz") as tmp:
         shutil.copyfile(out / "tracked_flame_params.npz", tmp)  # same content: a copy, not a second encoding
-    write_cameras_npz(tracker, out / "cameras.npz")
-    rs.evaluations[str(final_epoch)] = summarize_eval(ev["per_frame"])
+    write_cameras_npz(problem, out / "cameras.npz")
+    rs.evaluations[str(final_epoch)] = summarize_eval(ev.per_frame)
     t1 = time.perf_counter()
     job_seconds: dict[str, float] = {}
 
@@ -360,14 +372,14 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
             overlays.mkdir(exist_ok=True)
             by_frame: dict[int, list[np.ndarray]] = {}
             files = []
-            for batch in ev["images"]:
+            for batch in ev.images:
                 for t, c, img in batch:
-                    cam = f"_{tracker.seq.camera_ids[c]}" if tracker.C > 1 else ""
-                    files.append((overlays / f"{tracker.seq.timestep_ids[t]}{cam}.jpg", img))
+                    cam = f"_{problem.seq.camera_ids[c]}" if problem.C > 1 else ""
+                    files.append((overlays / f"{problem.seq.timestep_ids[t]}{cam}.jpg", img))
                     by_frame.setdefault(t, []).append(img)
             frames = [np.concatenate(by_frame[t], axis=1) for t in sorted(by_frame)]
             jobs.append(pool.submit(timed("video", write_video, frames, out / "overlay.mp4", cfg.exp.overlay_fps)))
-            jobs.append(pool.submit(timed("meshes", write_meshes, tracker, out / "mesh")))
+            jobs.append(pool.submit(timed("meshes", write_meshes, problem, out / "mesh")))
         if cfg.exp.write_media:
             jobs.append(pool.submit(timed("loss_curves", write_loss_curves, rs.loss_history, out / "loss_curves.png")))
         if media:
@@ -375,12 +387,12 @@ def write_final_outputs(tracker, *, final_epoch: int, resumed: bool, t_start: fl
         for j in jobs:
             j.result()
     outputs_s = time.perf_counter() - t1
-    timing = timing_report(tracker, time.perf_counter() - t_start, outputs_s)
+    timing = timing_report(problem, log, time.perf_counter() - t_start, outputs_s)
     timing["outputs_jobs_s"] = {k: round(v, 3) for k, v in job_seconds.items()}  # summed per kind; they overlap
     timing["resumed"] = resumed
-    metrics = build_metrics(tracker, ev["per_frame"], timing)
+    metrics = build_metrics(problem, log, ev.per_frame, timing)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
-    tracker.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
+    log.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
     write_text_atomic(out / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
     return metrics
 

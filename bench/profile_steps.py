@@ -1,4 +1,4 @@
-"""Time and profile tracker steps: ``python -m vhap.track.profile --stage rgb_global_tracking [track flags]``.
+"""Time and profile tracker steps: ``python bench/profile_steps.py --stage rgb_global_tracking [track flags]``.
 
 Builds the :class:`~vhap.track.tracker.Tracker` of the given ``vhap track`` flags (presets included), runs
 ``--warmup`` steps of one stage on the first sample, then times ``--steps`` steps (wall clock, with a device
@@ -11,38 +11,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_steps: int) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     stage = tracker.plan[stage_name]
-    tracker._stop_after = None
-    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr)
-    idx = tracker.sample_idx[0]
-    cuda = tracker.device.type == "cuda"
+    runner, problem = tracker.steps, tracker.problem
+    runner.stop_after = None
+    opt = runner.optimizer(stage)
+    idx = problem.sample_idx[0]
+    device = problem.device
+    cuda = device.type == "cuda"
 
     def sync():
         if cuda:
-            torch.cuda.synchronize(tracker.device)
+            torch.cuda.synchronize(device)
 
     for _ in range(warmup):
-        tracker._step(stage_name, stage, opt, idx)
+        runner.step(stage_name, stage, opt, idx)
     sync()
     if cuda:
-        torch.cuda.reset_peak_memory_stats(tracker.device)
+        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        tracker._step(stage_name, stage, opt, idx)
+        runner.step(stage_name, stage, opt, idx)
     sync()
     ms = 1000 * (time.perf_counter() - t0) / max(1, steps)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts) as prof:
         for _ in range(profile_steps):
-            tracker._step(stage_name, stage, opt, idx)
+            runner.step(stage_name, stage, opt, idx)
         sync()
     events = prof.key_averages()
     dev_attr = "device_time_total" if cuda else "cpu_time_total"
@@ -60,12 +68,12 @@ def profile_stage(tracker, stage_name: str, warmup: int, steps: int, profile_ste
     return {
         "stage": stage_name,
         "frames_per_step": int(idx.numel()),
-        "views_per_step": int(idx.numel()) * tracker.C,
-        "image_size": [tracker.H, tracker.W],
-        "device": str(tracker.device),
-        "backend": tracker.renderer.backend,
+        "views_per_step": int(idx.numel()) * problem.C,
+        "image_size": [problem.H, problem.W],
+        "device": str(device),
+        "backend": problem.renderer.backend,
         "ms_per_step": ms,
-        "peak_memory_mib": torch.cuda.max_memory_allocated(tracker.device) / 2**20 if cuda else None,
+        "peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None,
         "profile_steps": profile_steps,
         # GPU kernel time per step: the sum of the kernels' own durations (operator rows would count them twice)
         "device_ms_total_per_step": sum(k["ms_per_step"] for k in kernels) if cuda else None,
@@ -100,31 +108,31 @@ def graphed_steps(tracker, stage_name: str, steps: int) -> dict | None:
     from vhap.track.graphs import StepGraph
 
     stage = tracker.plan[stage_name]
-    if not tracker._use_cuda_graph(stage, steps + StepGraph.WARMUP + 3):
+    runner = tracker.steps
+    device = tracker.problem.device
+    if not runner.use_cuda_graph(stage, steps + StepGraph.WARMUP + 3):
         return None
-    opt = tracker.params.optimizer(stage.params, tracker.cfg.lr)
-    idx = tracker.sample_idx[0]
-    graph = tracker._step_graph(stage_name, stage, opt, idx.numel())
+    opt = runner.optimizer(stage)
+    idx = tracker.problem.sample_idx[0]
+    graph = runner.record(stage_name, stage, opt, idx.numel())
     try:
         t0 = time.perf_counter()
         for _ in range(StepGraph.WARMUP + 1):  # eager warm-up steps, then the recording and its first replay
-            tracker._step(stage_name, stage, opt, idx, graph)
-        torch.cuda.synchronize(tracker.device)
+            runner.step(stage_name, stage, opt, idx, graph)
+        torch.cuda.synchronize(device)
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(steps):
-            tracker._step(stage_name, stage, opt, idx, graph)
-        torch.cuda.synchronize(tracker.device)
+            runner.step(stage_name, stage, opt, idx, graph)
+        torch.cuda.synchronize(device)
         ms = 1000 * (time.perf_counter() - t0) / max(1, steps)
     finally:
         failed = graph.failed
-        tracker._release(graph, opt)
+        runner.release(graph, opt)
     return {"ms_per_step": ms, "setup_s": setup_s, "recorded": not failed, "steps": steps}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     from vhap.config import parse_config
     from vhap.track.config import TrackConfig
     from vhap.track.tracker import Tracker
@@ -146,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:<22} cpu {v['cpu_ms_per_step']:.2f} ms{dev}")
     print(res["top_ops"])
     if args.json:
-        from pathlib import Path
-
         Path(args.json).write_text(json.dumps({k: v for k, v in res.items()}, indent=1))
     return 0
 
