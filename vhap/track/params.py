@@ -36,41 +36,68 @@ SH_DC_INIT = math.sqrt(4.0 * math.pi)
 
 
 class OffsetField(nn.Module):
-    """A low-frequency static-offset field over some regions of the mesh.
+    """A low-frequency static-offset field over some regions of the mesh (a coarse-to-fine displacement).
 
-    ``field (1,V,3)`` -> offsets ``s ⊙ Dⁿ(field)``: the field diffused by ``n`` steps of ``x ← (x + mean of
-    neighbours) / 2`` (a low-pass whose radius grows with √n), faded in by ``s`` (V,), the regions' mask diffused
-    the same way, so that the field meets the per-vertex offsets outside the regions without a seam. Per-vertex
-    offsets are faded out by ``1 − s``: inside the regions nothing can form a lump or a one-vertex spike.
+    The field is spanned by ``K`` smooth bumps ``B (V,K)``: one-hot vectors at control vertices spread evenly over
+    the regions (farthest-point sampling, ``spacing`` apart), diffused over the mesh by ``iters`` steps of
+    ``x ← (x + mean of neighbours) / 2`` and normalised to a partition of unity (a constant coefficient gives a
+    constant displacement). Offsets = ``s ⊙ (B c) + (1 − s) ⊙ per-vertex`` with ``s`` (V,) the regions' mask
+    diffused a quarter as far: the field meets the per-vertex offsets outside the regions without a seam, and
+    inside them nothing can form a lump or a one-vertex spike. One dense (V,K) product per forward.
 
-    ``nbr``/``wgt`` (V,D) the padded one-ring table of :func:`vhap.track.regularizers.neighbour_table`,
-    ``mask`` (V,) bool.
+    ``verts`` (V,3) template (metres), ``faces`` (F,3), ``mask`` (V,) bool.
     """
 
-    def __init__(self, nbr: np.ndarray, wgt: np.ndarray, mask: np.ndarray, iters: int, device="cpu"):
+    def __init__(
+        self, verts: np.ndarray, faces: np.ndarray, mask: np.ndarray, iters: int, spacing: float = 0.02, device="cpu"
+    ):
         super().__init__()
+        import scipy.sparse as sp
+
         if iters < 1:
             raise VhapError(f"offset field: {iters} diffusion steps", fix="use at least 1")
-        self.iters = int(iters)
-        self.register_buffer("nbr", torch.as_tensor(nbr, device=device).reshape(-1), persistent=False)
-        self.register_buffer("wgt", torch.as_tensor(wgt, device=device, dtype=torch.float32), persistent=False)
-        m = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device).reshape(1, -1, 1)
-        # fade over a few rings only (a quarter of the field's steps) so that the face keeps its own offsets
-        fade = self.diffuse(m, max(1, self.iters // 4)).clamp(0.0, 1.0)
-        self.register_buffer("fade", fade.reshape(1, -1, 1), persistent=False)
+        verts = np.asarray(verts, dtype=np.float64)
+        V = len(verts)
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        f = np.asarray(faces, dtype=np.int64)
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        e = np.unique(np.concatenate([e, e[:, ::-1]]), axis=0)
+        adj = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(V, V))
+        deg = np.asarray(adj.sum(1)).reshape(-1)
+        # half-step averaging; isolated vertices keep their value
+        step = 0.5 * sp.identity(V, format="csr") + 0.5 * sp.diags(1.0 / np.maximum(deg, 1.0)) @ adj
+        step = step + sp.diags(0.5 * (deg == 0))
+        controls = _farthest_points(verts, np.flatnonzero(mask), spacing)
+        basis = sp.csr_matrix((np.ones(len(controls)), (controls, np.arange(len(controls)))), shape=(V, len(controls)))
+        basis = basis.toarray()
+        fade = mask.astype(np.float64)
+        for i in range(int(iters)):
+            basis = step @ basis
+            if i < max(1, int(iters) // 4):
+                fade = step @ fade
+        basis /= np.maximum(basis.sum(1, keepdims=True), 1e-12)
+        self.num_controls = len(controls)
+        self.register_buffer("basis", torch.as_tensor(basis, dtype=torch.float32, device=device), persistent=False)
+        fade_t = torch.as_tensor(np.clip(fade, 0.0, 1.0), dtype=torch.float32, device=device)
+        self.register_buffer("fade", fade_t.reshape(1, V, 1), persistent=False)
 
-    def diffuse(self, x: torch.Tensor, iters: int | None = None) -> torch.Tensor:
-        """(B,V,C) -> (B,V,C) after ``iters`` (default: the field's) averaging steps."""
-        B, V, C = x.shape
-        D = self.wgt.shape[1]
-        for _ in range(self.iters if iters is None else iters):
-            mean = (x.index_select(1, self.nbr).view(B, V, D, C) * self.wgt[None, :, :, None]).sum(2)
-            x = 0.5 * (x + mean)
-        return x
+    def forward(self, vertex: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """Per-vertex offsets (1,V,3) and field coefficients (1,K,3) -> the static offsets (1,V,3)."""
+        return vertex * (1.0 - self.fade) + self.fade * (self.basis @ coeffs[0])[None]
 
-    def forward(self, vertex: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-        """Per-vertex offsets (1,V,3) and field parameters (1,V,3) -> the static offsets (1,V,3)."""
-        return vertex * (1.0 - self.fade) + self.fade * self.diffuse(field)
+
+def _farthest_points(verts: np.ndarray, candidates: np.ndarray, spacing: float) -> np.ndarray:
+    """Greedy farthest-point subset of ``candidates`` (vertex ids) until every candidate is within ``spacing``."""
+    if len(candidates) == 0:
+        raise VhapError("offset field: its regions have no vertices", fix="check model.offset_lowpass_for")
+    pts = verts[candidates]
+    chosen = [0]
+    dist = np.linalg.norm(pts - pts[0], axis=1)
+    while dist.max() > spacing:
+        k = int(np.argmax(dist))
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[k], axis=1))
+    return candidates[np.asarray(chosen)]
 
 
 class TrackParams(nn.Module):
@@ -128,7 +155,7 @@ class TrackParams(nn.Module):
         if self.static_offset_vertex is None:
             raise VhapError("a static-offset field needs static offsets", fix="set model.use_static_offset true")
         self.offset_field = field.to(self.static_offset_vertex.device)
-        self.static_offset_field = nn.Parameter(torch.zeros_like(self.static_offset_vertex))
+        self.static_offset_field = nn.Parameter(self.static_offset_vertex.new_zeros(1, field.num_controls, 3))
 
     @property
     def static_offset(self) -> torch.Tensor | None:

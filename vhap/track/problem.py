@@ -209,7 +209,8 @@ class TrackingProblem:
         )  # fmt: skip
         if cfg.model.use_static_offset and self._known(cfg.model.offset_lowpass_for):
             lowpass = regions.vertex_mask(self._known(cfg.model.offset_lowpass_for))
-            field = OffsetField(self.regs.nbr, self.regs.wgt, lowpass, cfg.model.offset_lowpass_iters, device=dev)
+            verts, faces = model.v_template.cpu().numpy(), model.faces.cpu().numpy()
+            field = OffsetField(verts, faces, lowpass, cfg.model.offset_lowpass_iters, device=dev)
             self.params.enable_offset_field(field)
         with _warnings_suppressed():
             self.face_cluster = torch.as_tensor(
