@@ -77,3 +77,17 @@ def test_open_model_jaw_and_expression_move_the_mesh(open_model):
     moved = model(expr=expr)
     assert float((moved.verts - rest.verts).norm(dim=-1).max()) > 1e-4
     assert np.isfinite(moved.verts.numpy()).all()
+
+
+def test_open_v1_stays_loadable_and_v2_is_the_whole_head():
+    """`open-v1` reproduces old results; `open` (v2) reaches a mean head's cranium and a neck down to the collar."""
+    v1, v2 = load_head_assets("open-v1"), load_head_assets("open")
+    assert (v1.name, v2.name) == ("open-v1", "open")
+    assert v1.num_verts == 6645 and v2.num_verts != v1.num_verts
+    lo1, hi1 = v1.v_template.min(0), v1.v_template.max(0)
+    lo2, hi2 = v2.v_template.min(0), v2.v_template.max(0)
+    assert hi2[1] > hi1[1] + 0.008 and lo2[2] < lo1[2] - 0.008  # taller and deeper cranium
+    assert lo2[1] < lo1[1] - 0.015  # the neck reaches the collar
+    neck = v2.v_template[v2.regions["neck"]]
+    low = neck[neck[:, 1] < -0.14]
+    assert np.abs(low[:, 0]).max() > 1.6 * np.abs(neck[(neck[:, 1] > -0.1) & (neck[:, 1] < -0.08), 0]).max()  # flare

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tools.open_head.bases import EXPRESSIONS
 from vhap.model.assets import HeadAssets
 from vhap.model.open_head import OPEN_HEAD_NPZ
-from vhap.model.open_head.bases import EXPRESSIONS
 
 FLAME_MASK_NAMES = (
     "face", "neck", "scalp", "boundary", "right_eyeball", "left_eyeball", "right_ear", "left_ear", "forehead",
@@ -41,8 +41,8 @@ def test_file_small_and_valid(assets):
     assert list(assets.parents) == [-1, 0, 1, 1, 1]
     lo, hi = assets.v_template.min(0), assets.v_template.max(0)
     assert -0.1 < lo[0] < -0.07 and 0.07 < hi[0] < 0.1  # ears included
-    assert lo[1] == pytest.approx(-0.15, abs=1e-4) and 0.1 < hi[1] < 0.14
-    assert -0.12 < lo[2] < -0.08 and 0.09 < hi[2] < 0.11
+    assert lo[1] == pytest.approx(-0.17, abs=1e-4) and 0.1 < hi[1] < 0.14  # collar cut at the front
+    assert -0.13 < lo[2] < -0.11 and 0.09 < hi[2] < 0.11  # back of the skull ~120 mm behind the eye corners
     tex = assets.base_texture
     assert tex.shape == (1024, 1024, 3) and tex.min() >= 0 and tex.max() <= 1
 
@@ -84,7 +84,10 @@ def test_regions_present_and_lip_rings_ordered(assets):
         for kind in ("eyeball", "ear", "eye_region", "iris", "eyelid"):
             assert np.all(sign * v[assets.regions[f"{side}_{kind}"], 0] > 0), f"{side}_{kind}"
     assert len(assets.regions["neck_left_point"]) == 1 and v[assets.regions["neck_left_point"][0], 0] > 0.03
-    assert np.allclose(v[assets.regions["bottomline"], 1], -0.15, atol=1e-4)
+    # the collar line is slanted: 170 mm below the head centre at the front, 130 mm at the back
+    bottom = v[assets.regions["bottomline"]]
+    assert bottom[:, 1].min() == pytest.approx(-0.17, abs=1e-4) and bottom[:, 1].max() == pytest.approx(-0.13, abs=1e-4)
+    assert bottom[np.argmax(bottom[:, 2]), 1] == bottom[:, 1].min()
     assert set(assets.regions["bottomline"]) <= set(assets.regions["boundary"])
 
 
@@ -199,7 +202,7 @@ def test_generator_deterministic_and_matches_committed_file(tmp_path, assets):
     1.5 um, for the template (0.15 m) 15 um, for weights (max 1) 1e-4 - far above float32 rounding (6e-8 of
     the scale) and far below any real change of a field, a region or the mesh (whole millimetres / percent).
     """
-    from vhap.model.open_head.generate import generate
+    from tools.open_head.generate import generate
 
     out = tmp_path / "open_head.npz"
     generate(progress=False).save_npz(out)

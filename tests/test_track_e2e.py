@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vhap.config import parse_config
+from vhap.model import load_head_assets
 from vhap.track.config import TrackConfig
 from vhap.track.tracker import Tracker, TrackingInterrupted, track
 
@@ -112,7 +113,8 @@ def test_monocular_run_writes_every_output(mono_run):
     p = np.load(out / "tracked_flame_params.npz")
     assert p["rotation"].shape == (3, 3) and p["expr"].shape == (3, 100) and p["shape"].shape == (300,)
     assert p["eyes_pose"].shape == (3, 6) and p["focal_length"].shape == (1,) and p["lights"].shape == (9, 3)
-    assert p["static_offset"].shape == (1, 6765, 3) and p["tex_extra"].shape == (3, 32, 32)
+    v_teeth = load_head_assets("open").num_verts + 120
+    assert p["static_offset"].shape == (1, v_teeth, 3) and p["tex_extra"].shape == (3, 32, 32)
     assert list(p["timestep_id"]) == ["000000", "000001", "000002"] and str(p["head_model"]) == "open"
     cams = np.load(out / "cameras.npz")
     assert cams["K"].shape == (1, 3, 3) and cams["w2c"].shape == (1, 4, 4) and not bool(cams["calibrated"])

@@ -46,7 +46,7 @@ def _model_files(spec: str) -> list[tuple[str, ...]]:
 
 def check_assets(cfg: AssetsCheckConfig, out=print) -> bool:
     """Print the report; return whether the selected model is usable."""
-    from vhap.model.io import FLAME_MODEL_FILES, OPEN_HEAD_NPZ, find_file, flame_search_dirs, load_head_assets
+    from vhap.model.io import FLAME_MODEL_FILES, OPEN_HEAD_FILES, find_file, flame_search_dirs, load_head_assets
 
     dirs = flame_search_dirs()
     out("FLAME files are searched in (first match wins):")
@@ -55,10 +55,11 @@ def check_assets(cfg: AssetsCheckConfig, out=print) -> bool:
     out("")
     usable: dict[str, bool] = {}
     out("head models:")
-    ok_open = OPEN_HEAD_NPZ.is_file()
-    usable["open"] = ok_open
-    state = "found" if ok_open else "MISSING (generate it with vhap.model.open_head)"
-    out(f"  open            {'usable ' if ok_open else 'missing'}  {OPEN_HEAD_NPZ}  [{state}]")
+    for spec, path in OPEN_HEAD_FILES.items():
+        ok_open = path.is_file()
+        usable[spec] = ok_open
+        state = "found" if ok_open else "MISSING (regenerate it with tools/open_head)"
+        out(f"  {spec:<15} {'usable ' if ok_open else 'missing'}  {path}  [{state}]")
     for spec in FLAME_MODEL_FILES:
         rows, ok = [], True
         for names in _model_files(spec):

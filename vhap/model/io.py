@@ -19,9 +19,10 @@ import numpy as np
 
 from vhap.errors import VhapError
 from vhap.model.assets import HeadAssets, LandmarkEmbedding
+from vhap.model.open_head import OPEN_HEAD_FILES
+from vhap.model.open_head import OPEN_HEAD_NPZ as OPEN_HEAD_NPZ  # re-exported for callers of this module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-OPEN_HEAD_NPZ = Path(__file__).resolve().parent / "open_head" / "open_head.npz"
 
 #: model spec → candidate pickle names (first found wins)
 FLAME_MODEL_FILES: dict[str, tuple[str, ...]] = {
@@ -36,7 +37,7 @@ MEDIAPIPE_EMBEDDING_FILE = "mediapipe_landmark_embedding.npz"
 TEXTURE_FILE = "tex_mean_painted.png"
 #: fallback albedo when no painted texture is found (a neutral light skin tone)
 FALLBACK_SKIN_RGB = (0.80, 0.62, 0.53)
-HEAD_MODEL_SPECS = ("open", *FLAME_MODEL_FILES)
+HEAD_MODEL_SPECS = (*OPEN_HEAD_FILES, *FLAME_MODEL_FILES)
 
 
 # ----------------------------------------------------------------------------------------- unpickling
@@ -376,19 +377,23 @@ def load_flame_assets(model_path: str | Path, dirs: list[Path] | None = None, na
 
 
 def load_head_assets(spec: str | Path = "open") -> HeadAssets:
-    """Load a head model: ``"open"`` (the project's own), ``"flame2023"``, ``"flame2023_open"``, ``"flame2020"``,
+    """Load a head model: ``"open"`` (the project's own, v2), ``"open-v1"`` (its first version), ``"flame2023"``,
+    ``"flame2023_open"``, ``"flame2020"``,
     or a directory holding a FLAME pickle (+ companions) or an ``open_head.npz``-style file.
     """
     spec_str = str(spec)
-    if spec_str == "open":
-        if not OPEN_HEAD_NPZ.is_file():
+    if spec_str in OPEN_HEAD_FILES:
+        path = OPEN_HEAD_FILES[spec_str]
+        if not path.is_file():
             raise VhapError(
-                "the open head model has not been generated yet",
-                path=OPEN_HEAD_NPZ,
-                fix="generate it with the open_head generator (vhap.model.open_head), or select a FLAME model "
-                "(`vhap assets check` shows what is available)",
+                f"the open head model file for '{spec_str}' is missing",
+                path=path,
+                fix="regenerate it with `python -m tools.open_head.generate` (from a source checkout), or select "
+                "a FLAME model (`vhap assets check` shows what is available)",
             )
-        return HeadAssets.load_npz(OPEN_HEAD_NPZ)
+        assets = HeadAssets.load_npz(path)
+        assets.name = spec_str
+        return assets
     if spec_str in FLAME_MODEL_FILES:
         path = find_file(FLAME_MODEL_FILES[spec_str])
         if path is None:

@@ -38,6 +38,12 @@ class ModelConfig:
     add_teeth: bool = True
     use_static_offset: bool = True
     use_dynamic_offset: bool = False
+    offset_lowpass_for: tuple[str, ...] = ()
+    """Regions whose static offsets are a low-frequency field (a mesh-diffused displacement, faded in over the
+    region's border) instead of free per-vertex offsets: they can grow to the hair outline but cannot form lumps.
+    Empty (VHAP): per-vertex offsets everywhere."""
+    offset_lowpass_iters: int = 40
+    """Diffusion steps of the low-frequency field (its smoothing radius grows with the square root)."""
     occluded: tuple[str, ...] | None = None
     """Regions excluded from texture and boundary alignment in every photometric stage. ``None`` = take
     ``occluded_by_subject[data.subject]`` (or nothing); any value given here always wins over that table."""
@@ -63,6 +69,15 @@ class ModelConfig:
     from ``hair``, are not recomputed)."""
     flame_params_path: Path | None = None
     """Warm start from a previous ``tracked_flame_params*.npz`` (row-wise copy up to the shorter length)."""
+
+    def __post_init__(self) -> None:
+        if self.offset_lowpass_iters < 1:
+            from vhap.errors import VhapError
+
+            raise VhapError(
+                f"model.offset_lowpass_iters must be at least 1, got {self.offset_lowpass_iters}",
+                fix="use e.g. 40, or leave model.offset_lowpass_for empty for per-vertex offsets",
+            )
 
 
 @dataclass
@@ -118,6 +133,10 @@ class LossWeights:
     reg_offset_rigid: float = 3e2
     reg_offset_rigid_for: tuple[str, ...] = ("left_ear", "right_ear", "neck", "left_eye", "right_eye", "lips_tight")
     reg_offset_dynamic: float = 3e5
+    reg_offset_symmetry: float = 0.0
+    """Mirror-symmetry prior on the static offsets (mean squared difference between a vertex's offset and its
+    mirror vertex's mirrored offset) over ``reg_offset_symmetry_for``; 0 (VHAP) = none."""
+    reg_offset_symmetry_for: tuple[str, ...] = ("hair", "ears", "neck")
 
     def __post_init__(self):
         if not self.landmark_robust_scale > 0:

@@ -22,7 +22,7 @@ GROUP_TENSORS: dict[str, tuple[str, ...]] = {
     "expr": ("expr",),
     "texture": ("tex_extra",),
     "lights": ("lights",),
-    "static_offset": ("static_offset",),
+    "static_offset": ("static_offset_vertex", "static_offset_field"),
     "dynamic_offset": ("dynamic_offset",),
 }
 
@@ -33,6 +33,71 @@ PER_FRAME = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translat
 WARM_START = ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation", "dynamic_offset")
 
 SH_DC_INIT = math.sqrt(4.0 * math.pi)
+
+
+class OffsetField(nn.Module):
+    """A low-frequency static-offset field over some regions of the mesh (a coarse-to-fine displacement).
+
+    The field is spanned by ``K`` smooth bumps ``B (V,K)``: one-hot vectors at control vertices spread evenly over
+    the regions (farthest-point sampling, ``spacing`` apart), diffused over the mesh by ``iters`` steps of
+    ``x ← (x + mean of neighbours) / 2`` and normalised to a partition of unity (a constant coefficient gives a
+    constant displacement). Offsets = ``s ⊙ (B c) + (1 − s) ⊙ per-vertex`` with ``s`` (V,) the regions' mask
+    diffused a quarter as far: the field meets the per-vertex offsets outside the regions without a seam, and
+    inside them nothing can form a lump or a one-vertex spike. One dense (V,K) product per forward.
+
+    ``verts`` (V,3) template (metres), ``faces`` (F,3), ``mask`` (V,) bool.
+    """
+
+    def __init__(
+        self, verts: np.ndarray, faces: np.ndarray, mask: np.ndarray, iters: int, spacing: float = 0.02, device="cpu"
+    ):
+        super().__init__()
+        import scipy.sparse as sp
+
+        if iters < 1:
+            raise VhapError(f"offset field: {iters} diffusion steps", fix="use at least 1")
+        verts = np.asarray(verts, dtype=np.float64)
+        V = len(verts)
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        f = np.asarray(faces, dtype=np.int64)
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        e = np.unique(np.concatenate([e, e[:, ::-1]]), axis=0)
+        adj = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(V, V))
+        deg = np.asarray(adj.sum(1)).reshape(-1)
+        # half-step averaging; isolated vertices keep their value
+        step = 0.5 * sp.identity(V, format="csr") + 0.5 * sp.diags(1.0 / np.maximum(deg, 1.0)) @ adj
+        step = step + sp.diags(0.5 * (deg == 0))
+        controls = _farthest_points(verts, np.flatnonzero(mask), spacing)
+        basis = sp.csr_matrix((np.ones(len(controls)), (controls, np.arange(len(controls)))), shape=(V, len(controls)))
+        basis = basis.toarray()
+        fade = mask.astype(np.float64)
+        for i in range(int(iters)):
+            basis = step @ basis
+            if i < max(1, int(iters) // 4):
+                fade = step @ fade
+        basis /= np.maximum(basis.sum(1, keepdims=True), 1e-12)
+        self.num_controls = len(controls)
+        self.register_buffer("basis", torch.as_tensor(basis, dtype=torch.float32, device=device), persistent=False)
+        fade_t = torch.as_tensor(np.clip(fade, 0.0, 1.0), dtype=torch.float32, device=device)
+        self.register_buffer("fade", fade_t.reshape(1, V, 1), persistent=False)
+
+    def forward(self, vertex: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """Per-vertex offsets (1,V,3) and field coefficients (1,K,3) -> the static offsets (1,V,3)."""
+        return vertex * (1.0 - self.fade) + self.fade * (self.basis @ coeffs[0])[None]
+
+
+def _farthest_points(verts: np.ndarray, candidates: np.ndarray, spacing: float) -> np.ndarray:
+    """Greedy farthest-point subset of ``candidates`` (vertex ids) until every candidate is within ``spacing``."""
+    if len(candidates) == 0:
+        raise VhapError("offset field: its regions have no vertices", fix="check model.offset_lowpass_for")
+    pts = verts[candidates]
+    chosen = [0]
+    dist = np.linalg.norm(pts - pts[0], axis=1)
+    while dist.max() > spacing:
+        k = int(np.argmax(dist))
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[k], axis=1))
+    return candidates[np.asarray(chosen)]
 
 
 class TrackParams(nn.Module):
@@ -73,13 +138,31 @@ class TrackParams(nn.Module):
         lights[0] = SH_DC_INIT
         self.lights = nn.Parameter(lights)
         self.register_buffer("lights_init", lights.clone(), persistent=False)
-        self.static_offset = z(1, V, 3) if use_static_offset else None
+        # the static offsets: free per-vertex offsets, plus a low-frequency field once enable_offset_field is called
+        self.static_offset_vertex = z(1, V, 3) if use_static_offset else None
+        self.static_offset_field = None
+        self.offset_field: OffsetField | None = None
         self.dynamic_offset = z(T, V, 3) if use_dynamic_offset else None
         self.tex_extra = z(3, tex_resolution, tex_resolution) if use_texture else None
         self.focal_length = (
             None if calibrated else nn.Parameter(torch.full((1,), float(init_focal_length), device=device))
         )
         self.num_frames = T
+
+    # ------------------------------------------------------------------ static offsets
+    def enable_offset_field(self, field: OffsetField) -> None:
+        """Make the static offsets of ``field``'s regions a low-frequency field (before any optimiser exists)."""
+        if self.static_offset_vertex is None:
+            raise VhapError("a static-offset field needs static offsets", fix="set model.use_static_offset true")
+        self.offset_field = field.to(self.static_offset_vertex.device)
+        self.static_offset_field = nn.Parameter(self.static_offset_vertex.new_zeros(1, field.num_controls, 3))
+
+    @property
+    def static_offset(self) -> torch.Tensor | None:
+        """(1,V,3) the static offsets the head model gets (the per-vertex parameter itself without a field)."""
+        if self.offset_field is None or self.static_offset_vertex is None:
+            return self.static_offset_vertex
+        return self.offset_field(self.static_offset_vertex, self.static_offset_field)
 
     # ------------------------------------------------------------------ groups
     def tensors_of(self, groups: Iterable[str]) -> list[tuple[str, nn.Parameter]]:
@@ -103,7 +186,8 @@ class TrackParams(nn.Module):
             "expr": lr.expr,
             "lights": lr.light,
             "focal_length": lr.camera,
-            "static_offset": lr.static_offset,
+            "static_offset_vertex": lr.static_offset,
+            "static_offset_field": lr.static_offset,
             "dynamic_offset": lr.dynamic_offset,
         }
         param_groups = [
@@ -179,7 +263,8 @@ class TrackParams(nn.Module):
         loaded = []
         names = ("shape", "lights", "focal_length", "tex_extra", "static_offset", *PER_FRAME)
         for name in names:
-            p = getattr(self, name, None)
+            # a loaded static offset is the per-vertex part (the field, if any, starts from zero on top of it)
+            p = getattr(self, "static_offset_vertex" if name == "static_offset" else name, None)
             if p is None or name not in data.files:
                 continue
             src = torch.as_tensor(np.asarray(data[name], dtype=np.float32), device=p.device)

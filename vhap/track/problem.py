@@ -27,8 +27,8 @@ from vhap.track.losses import (
     photometric_from_sums,
     silhouette_from_sums,
 )
-from vhap.track.params import TrackParams
-from vhap.track.regularizers import Regularizers
+from vhap.track.params import OffsetField, TrackParams
+from vhap.track.regularizers import Regularizers, mirror_pairs
 
 if TYPE_CHECKING:
     from vhap.model.head import HeadOutput
@@ -200,9 +200,19 @@ class TrackingProblem:
             tex_mask = regions.uv_mask(self._known(w.reg_tex_res_for), size=tex_res)
         ds = cfg.data.downsample or 1
         tv_scale = (cfg.data.scale_factor**2) / (ds**2)
+        mirror = None
+        if w.reg_offset_symmetry and self._known(w.reg_offset_symmetry_for):
+            sym_mask = regions.vertex_mask(self._known(w.reg_offset_symmetry_for))
+            mirror = mirror_pairs(model.v_template.cpu().numpy(), sym_mask)
         self.regs = Regularizers(
-            w, model.faces.cpu().numpy(), model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev
-        )
+            w, model.faces.cpu().numpy(), model.num_verts, vertex_masks, tex_mask, tv_scale, device=dev,
+            mirror=mirror,
+        )  # fmt: skip
+        if cfg.model.use_static_offset and self._known(cfg.model.offset_lowpass_for):
+            lowpass = regions.vertex_mask(self._known(cfg.model.offset_lowpass_for))
+            verts, faces = model.v_template.cpu().numpy(), model.faces.cpu().numpy()
+            field = OffsetField(verts, faces, lowpass, cfg.model.offset_lowpass_iters, device=dev)
+            self.params.enable_offset_field(field)
         with _warnings_suppressed():
             self.face_cluster = torch.as_tensor(
                 regions.face_cluster_table(cfg.model.tex_clusters), device=dev, dtype=torch.int16

@@ -37,6 +37,17 @@ def neighbour_table(faces: np.ndarray, num_verts: int) -> tuple[np.ndarray, np.n
     return nbr, wgt
 
 
+def mirror_pairs(verts: np.ndarray, mask: np.ndarray, tol: float = 2e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices of ``mask`` (V,) and their mirror images (x -> -x) on a template ``verts`` (V,3) in metres:
+    ``(ids (K,), mirror_ids (K,))``; vertices whose mirror image is no vertex within ``tol`` are left out."""
+    from scipy.spatial import cKDTree
+
+    ids = np.flatnonzero(mask)
+    dist, idx = cKDTree(verts).query(verts[ids] * np.array([-1.0, 1.0, 1.0]))
+    keep = dist < tol
+    return ids[keep].astype(np.int64), idx[keep].astype(np.int64)
+
+
 def uniform_laplacian_apply(x: torch.Tensor, nbr: torch.Tensor, wgt: torch.Tensor) -> torch.Tensor:
     """(L x)_i = mean of neighbours − x_i for x (B,V,C); isolated vertices give −x_i (VHAP's convention)."""
     B, V, C = x.shape
@@ -100,7 +111,10 @@ class Regularizers:
         tex_res_mask: np.ndarray | None,
         tv_scale: float = 1.0,
         device="cpu",
+        mirror: tuple[np.ndarray, np.ndarray] | None = None,
     ):
+        """``mirror``: ``(ids, mirror_ids)`` of :func:`mirror_pairs` over ``w.reg_offset_symmetry_for`` (needed
+        when ``w.reg_offset_symmetry`` > 0)."""
         self.w = w
         nbr, wgt = neighbour_table(faces, num_verts)
         self.nbr = torch.as_tensor(nbr, device=device)
@@ -130,6 +144,10 @@ class Regularizers:
         self.rigid_counts = torch.as_tensor([len(r) for r in rigid], dtype=torch.int64, device=device)
         self.tex_res_mask = None if tex_res_mask is None else torch.as_tensor(tex_res_mask, device=device).float()
         self.tv_scale = tv_scale
+        ids, mids = mirror if mirror is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.sym_ids = torch.as_tensor(ids, device=device)
+        self.sym_mirror = torch.as_tensor(mids, device=device)
+        self.sym_flip = torch.tensor([-1.0, 1.0, 1.0], device=device)
 
     # ---------------------------------------------------------------------------------------------------
     def __call__(
@@ -211,6 +229,10 @@ class Regularizers:
                 # Σ over regions of the variance of the region's offsets, averaged over frames and coordinates
                 var = region_variance(offset, self.rigid_ids, self.rigid_segment, self.rigid_counts)  # (B,K,3)
                 out["reg_offset_rigid"] = w.reg_offset_rigid * var.mean(dim=(0, 2)).sum()
+            if use_static and w.reg_offset_symmetry and self.sym_ids.numel():
+                so = params.static_offset
+                diff = so.index_select(1, self.sym_ids) - so.index_select(1, self.sym_mirror) * self.sym_flip
+                out["reg_offset_symmetry"] = w.reg_offset_symmetry * diff.square().sum(-1).mean()
             if use_dynamic and w.reg_offset_dynamic:
                 dyn = params.dynamic_offset
                 out["reg_offset_dynamic"] = w.reg_offset_dynamic * (rows(dyn) - dyn[prev]).square().mean()

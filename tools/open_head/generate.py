@@ -1,7 +1,7 @@
-"""Generate the open head model: ``python -m vhap.model.open_head.generate --out vhap/model/open_head/open_head.npz``.
+"""Generate the open head model: ``python -m tools.open_head.generate --out vhap/model/open_head/open_head.npz``.
 
 Deterministic (no randomness, no network, no external model files): the only input is the MediaPipe face layout
-baked into :mod:`vhap.model.open_head.face_layout_data`. See ``README.md`` next to this file for the recipe.
+baked into :mod:`tools.open_head.face_layout_data`. See ``README.md`` next to this file for the recipe.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.open_head.bases import EXPRESSIONS, expression_bases, shape_bases
+from tools.open_head.geometry import build_mesh
+from tools.open_head.paint import paint_texture
+from tools.open_head.rig import build_regions, joint_regressor, landmark_embeddings, skinning_weights
 from vhap.model.assets import HeadAssets, LandmarkEmbedding
 from vhap.model.open_head import OPEN_HEAD_NPZ
-from vhap.model.open_head.bases import EXPRESSIONS, expression_bases, shape_bases
-from vhap.model.open_head.geometry import build_mesh
-from vhap.model.open_head.paint import paint_texture
-from vhap.model.open_head.rig import build_regions, joint_regressor, landmark_embeddings, skinning_weights
 
 TEXTURE_SIZE = 1024
 PARENTS = np.array([-1, 0, 1, 1, 1], dtype=np.int64)

@@ -1,4 +1,4 @@
-"""One-off derivation of the 3D face layout baked into :mod:`vhap.model.open_head.face_layout_data`.
+"""One-off derivation of the 3D face layout baked into :mod:`tools.open_head.face_layout_data`.
 
 This is *not* run by the generator (which must be deterministic and offline); it documents exactly how the
 baked constants were obtained, and can be re-run to check them:
@@ -16,7 +16,7 @@ baked constants were obtained, and can be re-run to check them:
    points pair with themselves: the midline); the layout is symmetrised as the mean of each point and its
    mirrored partner, and scaled so that the outer eye corners are 90 mm apart.
 
-Usage: ``python -m vhap.model.open_head.derive_face_layout`` prints the Python source of the data module.
+Usage: ``python -m tools.open_head.derive_face_layout`` prints the Python source of the data module.
 """
 
 from __future__ import annotations

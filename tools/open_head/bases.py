@@ -1,7 +1,7 @@
 """Identity (shape) and expression blendshapes of the open head.
 
 Identity: 100 smooth deformation fields, orthogonalised and scaled so that a coefficient of 1 is one "standard
-deviation" (largest vertex displacement 15 mm for the first basis, decaying to 1.5 mm): semantic fields first
+deviation" (largest vertex displacement 9 mm for the first basis, decaying to 1.2 mm): semantic fields first
 (head width/length/height, jaw width, chin, nose, eyes, lips, ears, neck, ...), then low-order polynomial fields
 (per degree: symmetric, then asymmetric). Eyeballs move rigidly with the field at their centre.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vhap.model.open_head import geometry as geo
-from vhap.model.open_head.geometry import HeadMesh
+from tools.open_head import geometry as geo
+from tools.open_head.geometry import HeadMesh
 
 N_SHAPE = 100
 
@@ -112,9 +112,10 @@ def shape_bases(m: HeadMesh) -> np.ndarray:
     q, rr = np.linalg.qr(mat)
     q *= np.sign(np.diag(rr))[None]
     k = q.shape[1]
-    # scale by the largest per-vertex displacement so that localised fields do not explode: 15 mm for the first
-    # basis, decaying to 1.5 mm
-    amp = np.maximum(0.015 * 0.95 ** np.arange(k), 0.0015)
+    # scale by the largest per-vertex displacement so that localised fields do not explode: 9 mm for the first
+    # basis (about one standard deviation of adult head breadth/length/height, so that ±1 stays a plausible
+    # head), decaying to 1.2 mm
+    amp = np.maximum(0.009 * 0.95 ** np.arange(k), 0.0012)
     norms = np.linalg.norm(q.reshape(len(v), 3, k), axis=1)
     q = q / norms.max(axis=0)[None] * amp[None]
     out = q.reshape(len(v), 3, k)

@@ -1,4 +1,4 @@
-"""Render the committed preview images of the open head (``python -m vhap.model.open_head.preview``)."""
+"""Render the committed preview images of the open head (``python -m tools.open_head.preview``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.open_head.bases import EXPRESSIONS
+from tools.open_head.preview import render, save_png
 from vhap.model.open_head import OPEN_HEAD_NPZ
-from vhap.model.open_head.bases import EXPRESSIONS
-from vhap.model.open_head.preview import render, save_png
 
 
 def posed(assets, shape=None, expr=None, jaw=0.0, teeth=True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -51,9 +51,9 @@ def render_all(out_dir: Path, npz: str | Path | None = None, size: int = 512) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
 
-    def shot(name, yaw=0.0, pitch=0.0, **kw):
+    def shot(name, yaw=0.0, pitch=0.0, view=None, **kw):
         v, f, uv, uvf = posed(assets, **kw)
-        img = render(v, f, uv, uvf, tex, yaw=yaw, pitch=pitch, size=size)
+        img = render(v, f, uv, uvf, tex, yaw=yaw, pitch=pitch, size=size, **(view or {}))
         path = out_dir / f"{name}.png"
         save_png(img, path)
         written.append(path)
@@ -63,7 +63,10 @@ def render_all(out_dir: Path, npz: str | Path | None = None, size: int = 512) ->
     shot("side", yaw=90)
     shot("three_quarter", yaw=35, pitch=-5)
     shot("back_three_quarter", yaw=150)
+    shot("ear", yaw=80, pitch=-10, view={"distance": 0.45, "centre": (0.08, 0.0, -0.025)})
+    shot("neck_back", yaw=140, pitch=15)
     shot("jaw_open", yaw=20, jaw=0.25, expr=_expr(assets, jaw_open=1.0))
+    shot("jaw_wide", yaw=25, jaw=0.45, expr=_expr(assets, jaw_open=1.5))
     shot("smile", yaw=15, expr=_expr(assets, smile_left=2.0, smile_right=2.0))
     shot("blink", yaw=10, expr=_expr(assets, blink_left=2.0, blink_right=2.0))
     shot("pucker_brows", yaw=25, expr=_expr(assets, pucker=2.0, brow_raise_left=2.0, brow_raise_right=2.0))

@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 from scipy.spatial import ConvexHull
 
-from vhap.model.open_head import geometry as geo
-from vhap.model.open_head.geometry import HeadMesh
+from tools.open_head import geometry as geo
+from tools.open_head.geometry import HeadMesh
 
 _KK = np.arange(-48, 48)
 
@@ -159,10 +159,11 @@ def joint_regressor(m: HeadMesh) -> np.ndarray:
         i = skin[np.argmin(np.linalg.norm(v[skin] - t, axis=1))]
         return [i, m.mirror[i]]
 
-    # root: the neck ring nearest y = -0.10
-    row = int(np.argmin(np.abs(v[m.grid_id[geo.ROW_CHIN + 1 :, 24], 1] + 0.10))) + geo.ROW_CHIN + 1
+    # root: the neck ring nearest y = -0.13 (the base of the neck, as FLAME's root); neck joint: mid-neck,
+    # ~95 mm below the eye corners and under the ear canal (where a mean head's neck joint sits)
+    row = int(np.argmin(np.abs(v[m.grid_id[geo.ROW_CHIN + 1 :, 24], 1] + 0.13))) + geo.ROW_CHIN + 1
     jr[0, m.grid_id[row]] = 1.0 / geo.N_COLS
-    for j, target in ((1, (0.05, -0.045, -0.03)), (2, (0.068, -0.012, -0.004))):
+    for j, target in ((1, (0.055, -0.065, -0.005)), (2, (0.068, -0.012, -0.004))):
         pair = nearest_pair(target)
         jr[j, pair] = 0.5
     lats = np.asarray(geo.EYEBALL_LATS_DEG)

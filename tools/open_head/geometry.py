@@ -29,18 +29,20 @@ from scipy import ndimage, sparse
 from scipy.interpolate import LinearNDInterpolator, PchipInterpolator, RegularGridInterpolator
 from scipy.sparse.linalg import spsolve
 
-from vhap.model.open_head import face_layout_data
+from tools.open_head import face_layout_data
 
 # ------------------------------------------------------------------------------------------ constants
 N_COLS = 96  # columns k = -48..47 (k = -48 is the back midline, θ = ±π)
-N_ROWS = 62  # rows i = 0 (just below the pole) .. 61 (neck cut)
+N_ROWS = 65  # rows i = 0 (just below the pole) .. 64 (neck cut)
 ROW_EYE = 16
 ROW_MOUTH = 38
 ROW_CHIN = 49
 LIP_OUTER_ROWS = (35, 41)
 MOUTH_HALF = 8  # mouth corners on columns ±8; 15 slit columns -7..7
 EYE_COLS = (7, 18)  # inner / outer eye corner columns (mirrored for the right eye)
+#: the neck cut (collar line) is slanted as a real collar: lowest at the front, highest at the back
 NECK_CUT_Y = -0.15
+NECK_CUT_TILT = 0.02
 EYE_RADIUS = 0.012
 #: the MediaPipe layout is moved so that the outer eye corners sit at y = 0.03 and the nose tip at z = 0.10
 FACE_EYE_Y = 0.03
@@ -106,6 +108,17 @@ def _ellipsoid(p, c, r):
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
 
 
+def _superellipsoid(p, c, r_front, r_back, n):
+    """Approximate signed distance of a super-ellipsoid (exponent ``n``) whose z radius differs front/back."""
+    q = p - np.asarray(c)
+    rz = np.where(q[..., 2] >= 0, r_front[2], r_back[2])
+    ax = np.abs(q[..., 0]) / r_front[0]
+    ay = np.abs(q[..., 1]) / r_front[1]
+    az = np.abs(q[..., 2]) / rz
+    k = (ax**n + ay**n + az**n) ** (1.0 / n)
+    return (k - 1.0) * min(min(r_front), min(r_back))
+
+
 def _smin(a, b, k):
     h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
     return b * (1 - h) + a * h - k * h * (1 - h)
@@ -113,14 +126,19 @@ def _smin(a, b, k):
 
 def base_sdf(p: np.ndarray) -> np.ndarray:
     """Approximate signed distance of the base solid (negative inside)."""
-    cranium = _ellipsoid(p, (0.0, 0.025, -0.016), (0.074, 0.097, 0.094))
+    # cranium proportions measured on an adult mean head: vertex 103 mm above the eye corners, 79 mm half-width
+    # at the parietal level, back of the skull 118 mm behind the eye corners; a super-ellipsoid keeps the top
+    # broad (an ellipsoid that wide is a pointed dome)
+    cranium = _superellipsoid(p, (0.0, 0.045, -0.010), (0.079, 0.088, 0.085), (0.079, 0.088, 0.102), 2.5)
+    occiput = _ellipsoid(p, (0.0, 0.012, -0.050), (0.062, 0.060, 0.068))
     jaw = _ellipsoid(p, (0.0, -0.036, 0.012), (0.060, 0.060, 0.064))
     chin = _ellipsoid(p, (0.0, -0.072, 0.045), (0.030, 0.020, 0.026))
     # neck: elliptic cylinder, capped far below the cut
     q = (p[..., [0, 2]] - np.array([0.0, -0.02])) / np.array([0.052, 0.053])
     neck_side = (np.linalg.norm(q, axis=-1) - 1.0) * 0.055
     neck = np.maximum(neck_side, np.maximum(p[..., 1] - (-0.02), -0.4 - p[..., 1]))
-    d = _smin(cranium, jaw, 0.02)
+    d = _smin(cranium, occiput, 0.02)
+    d = _smin(d, jaw, 0.02)
     d = _smin(d, chin, 0.012)
     return _smin(d, neck, 0.018)
 
@@ -137,17 +155,39 @@ def _raycast(dirs: np.ndarray, r_max: float = 0.35, iters: int = 32) -> np.ndarr
 
 
 def _ear_relief(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Radial height of both ears (metres) on the (θ, φ) raster."""
+    """Radial height of both ears (metres) on the (θ, φ) raster: helix rim, concha bowl, lobe."""
     out = np.zeros_like(theta)
     for side in (1.0, -1.0):
-        a = (side * theta - 1.86) / 0.23  # across the ear: -1 front (attached), +1 back rim
-        b = (phi - 0.12) / 0.42  # along the ear: +1 top, -1 lobe
-        rho = np.sqrt(a**2 + b**2)
+        a = (side * theta - 1.86) / 0.24  # across the ear: -1 front (attached), +1 back rim
+        b = (phi - 0.02) / 0.39  # along the ear: +1 top, -1 lobe
+        # the lobe is narrower than the upper ear
+        a_w = a / (1.0 - 0.25 * _smoothstep(-0.3, -0.9, b))
+        rho = np.sqrt(a_w**2 + b**2)
         outline = _smoothstep(1.05, 0.8, rho)
-        # height grows towards the back rim (the ear stands off the head), lower at the lobe
-        lift = 0.004 + 0.016 * _smoothstep(-0.9, 0.7, a) * (0.55 + 0.45 * _smoothstep(-1.0, -0.3, b))
-        rim = 1.0 - 0.45 * np.exp(-(((rho - 0.35) / 0.28) ** 2)) * _smoothstep(-0.6, -0.2, b)  # concha bowl
-        out += outline * lift * rim
+        # the ear stands off the head towards its back rim (~22 mm), less at the lobe
+        lift = 0.004 + 0.018 * _smoothstep(-0.9, 0.7, a_w) * (0.6 + 0.4 * _smoothstep(-1.0, -0.3, b))
+        # helix: a rolled rim along the top and back, fading out towards the lobe
+        helix = 0.004 * np.exp(-(((rho - 0.78) / 0.17) ** 2)) * _smoothstep(-0.7, -0.2, b)
+        # concha: the bowl in front of the ear canal, below the middle
+        concha = 0.6 * np.exp(-(((a_w + 0.05) / 0.42) ** 2 + ((b + 0.12) / 0.38) ** 2)) * _smoothstep(-0.75, -0.3, b)
+        out += outline * (lift * (1.0 - concha) + helix)
+    return out
+
+
+def neck_flare(p: np.ndarray) -> np.ndarray:
+    """Widen the lower neck towards the shoulders and deepen it towards the back (the trapezius).
+
+    Applied to the grid after the star-shaped sampling (a flare seen from the head centre is not star-shaped).
+    Measured targets on an adult mean head, relative to the eye corners: half-width 54 mm 130 mm below them,
+    81 mm at 150 mm and 102 mm at 170 mm; the back of the neck recedes by ~25 mm over the same span.
+    """
+    y = p[:, 1]
+    s_x = _smoothstep(-0.09, -0.155, y)
+    s_z = _smoothstep(-0.07, -0.15, y)
+    out = p.copy()
+    out[:, 0] = p[:, 0] * (1.0 + 0.95 * s_x)
+    axis_z = -0.02
+    out[:, 2] = axis_z - 0.025 * s_z + (p[:, 2] - axis_z) * (1.0 + 0.1 * s_z)
     return out
 
 
@@ -201,11 +241,14 @@ def column_angles() -> np.ndarray:
     """(96,) azimuth of columns k = -48..47, mirror-symmetric, exact at the feature corners."""
     face = face_points()
     th = lambda i: float(np.arctan2(face[i, 0], face[i, 2]))  # noqa: E731
-    knots_k = [0, EYE_COLS[0], MOUTH_HALF, EYE_COLS[1], 26, 40, 48]
-    knots_t = [0.0, th(362), th(308), th(263), 1.2, 2.3, np.pi]
+    # columns 29..39 are denser over the ear (θ ≈ 1.6..2.15), the back of the head is coarser
+    knots_k = [0, EYE_COLS[0], MOUTH_HALF, EYE_COLS[1], 25, 29, 39, 48]
+    knots_t = [0.0, th(362), th(308), th(263), 1.25, 1.58, 2.16, np.pi]
     g = PchipInterpolator(knots_k, knots_t)
     k = np.arange(-48, 48)
-    return np.sign(k) * g(np.abs(k))
+    out = np.sign(k) * g(np.abs(k))
+    out[0] = -np.pi  # the back midline exactly (the spline's end value may round past ±π)
+    return out
 
 
 def row_angles_face() -> np.ndarray:
@@ -343,8 +386,9 @@ def build_mesh() -> HeadMesh:
         ph = np.linspace(p0, -np.pi / 2 + 0.02, 600)
         rr = rmap(np.full_like(ph, cols[c]), ph)
         y = rr * np.sin(ph)
-        end = int(np.argmax(y < NECK_CUT_Y))
-        ph_end = np.interp(NECK_CUT_Y, [y[end], y[end - 1]], [ph[end], ph[end - 1]])
+        cut_y = NECK_CUT_Y - NECK_CUT_TILT * np.cos(cols[c])
+        end = int(np.argmax(y < cut_y))
+        ph_end = np.interp(cut_y, [y[end], y[end - 1]], [ph[end], ph[end - 1]])
         ph = np.linspace(p0, ph_end, 400)
         pts = directions(np.full_like(ph, cols[c]), ph) * rmap(np.full_like(ph, cols[c]), ph)[:, None]
         s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
@@ -354,7 +398,16 @@ def build_mesh() -> HeadMesh:
         node_phi[ids[ROW_CHIN + 1 :, c]] = np.interp(u * s[-1], s, ph)
 
     node_r = rmap(node_theta, node_phi)
-    verts = directions(node_theta, node_phi) * node_r[:, None]
+    verts = neck_flare(directions(node_theta, node_phi) * node_r[:, None])
+    # exact mirror symmetry (the θ raster of the radius map is not symmetric about 0)
+    for grid in (ids, ids_lower):
+        for k in range(1, 48):
+            left, right = grid[:, 48 + k], grid[:, 48 - k]
+            avg = 0.5 * (verts[left] + verts[right] * np.array([-1.0, 1.0, 1.0]))
+            verts[left] = avg
+            verts[right] = avg * np.array([-1.0, 1.0, 1.0])
+        verts[grid[:, 48], 0] = 0.0
+        verts[grid[:, 0], 0] = 0.0
     top_phi = np.pi / 2
     pole_v = np.array([0.0, rmap(np.array([0.0]), np.array([top_phi]))[0], 0.0])
 

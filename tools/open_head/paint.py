@@ -12,9 +12,9 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 from scipy import ndimage
 
-from vhap.model.open_head import geometry as geo
-from vhap.model.open_head.geometry import HeadMesh
-from vhap.model.open_head.raster import rasterize
+from tools.open_head import geometry as geo
+from tools.open_head.geometry import HeadMesh
+from tools.open_head.raster import rasterize
 
 SKIN = np.array([0.80, 0.60, 0.50])
 LIPS = np.array([0.70, 0.38, 0.38])

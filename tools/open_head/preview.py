@@ -1,6 +1,6 @@
 """Shaded previews of a FLAME-structured head (numpy only): perspective camera, z-buffer, texture, Lambert.
 
-``python -m vhap.model.open_head.preview --out docs/open_head`` renders the committed views of the open head.
+``python -m tools.open_head.preview --out docs/open_head`` renders the committed views of the open head.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vhap.model.open_head.raster import rasterize
+from tools.open_head.raster import rasterize
 
 
 def _rot_y(deg: float) -> np.ndarray:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/open_head")
     parser.add_argument("--npz", default=None)
     args = parser.parse_args(argv)
-    from vhap.model.open_head.views import render_all
+    from tools.open_head.views import render_all
 
     render_all(Path(args.out), args.npz)
     return 0
