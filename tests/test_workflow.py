@@ -401,7 +401,7 @@ def test_docs_yaml_examples_load_and_pass_the_config_check():
                 sources += sources_of(spec.get("steps"), f"{doc.name}: datasets.{name}.steps")
             assert check_settings(sources) == [], text
             checked += 1
-    assert checked >= 2
+    assert checked >= 1  # docs/workflow.md (README links to it instead of repeating it)
 
 
 # ---------------------------------------------------------------------------------------------

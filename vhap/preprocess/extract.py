@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import tyro
 from tqdm import tqdm
 
-from vhap.config.core import AT_LEAST_ONE, Range
+from vhap.config.core import AT_LEAST_ONE, POSITIVE, Range
 from vhap.data.layout import frame_stem, images_dir_name, locate
 from vhap.errors import VhapError
 from vhap.preprocess.colour import load_colour_corrections
@@ -37,7 +37,7 @@ class PreprocessConfig:
     """JPEG quality (1-100)"""
     output: Path | None = None
     """sequence folder to write into (default: next to the video / the input folder itself)"""
-    source_fps: float | None = None
+    source_fps: Annotated[float | None, POSITIVE] = None
     """frame rate of an image-folder input (recorded in meta.json; with a lower --fps frames are dropped to it;
     unknown: every frame kept, fps null)"""
     cameras: tuple[str, ...] = ()
