@@ -37,3 +37,17 @@ def carphone_path() -> Path:
     if not path.is_file():
         pytest.skip(f"carphone clip missing at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def standin_dir(flame_topology_dir, tmp_path_factory) -> Path:
+    """A head-model folder holding the FLAME 2023 stand-in's files (symlinks into ../shared)."""
+    d = tmp_path_factory.mktemp("flame_standin")
+    for src in (
+        flame_topology_dir / "standin" / "flame2023.pkl",
+        flame_topology_dir / "standin" / "FLAME_masks.pkl",
+        flame_topology_dir / "head_template_mesh.obj",
+        flame_topology_dir / "landmark_embedding_with_eyes.npy",
+    ):
+        (d / src.name).symlink_to(src)
+    return d

@@ -15,19 +15,6 @@ DEFAULT_CLUSTERS = ["skin", "hair", "boundary", "lips_tight", "teeth", "sclerae"
 
 
 @pytest.fixture(scope="module")
-def standin_dir(flame_topology_dir, tmp_path_factory):
-    d = tmp_path_factory.mktemp("flame_standin")
-    for src in (
-        flame_topology_dir / "standin" / "flame2023.pkl",
-        flame_topology_dir / "standin" / "FLAME_masks.pkl",
-        flame_topology_dir / "head_template_mesh.obj",
-        flame_topology_dir / "landmark_embedding_with_eyes.npy",
-    ):
-        (d / src.name).symlink_to(src)
-    return d
-
-
-@pytest.fixture(scope="module")
 def assets(standin_dir):
     return load_head_assets(standin_dir)
 

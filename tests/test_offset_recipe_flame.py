@@ -16,16 +16,8 @@ from vhap.track.regularizers import Regularizers, mirror_pairs
 
 
 @pytest.fixture(scope="module")
-def flame(flame_topology_dir, tmp_path_factory):
-    d = tmp_path_factory.mktemp("flame_standin")
-    for src in (
-        flame_topology_dir / "standin" / "flame2023.pkl",
-        flame_topology_dir / "standin" / "FLAME_masks.pkl",
-        flame_topology_dir / "head_template_mesh.obj",
-        flame_topology_dir / "landmark_embedding_with_eyes.npy",
-    ):
-        (d / src.name).symlink_to(src)
-    return HeadModel(load_head_assets(d), n_shape=10, n_expr=10, add_teeth=True)
+def flame(standin_dir):
+    return HeadModel(load_head_assets(standin_dir), n_shape=10, n_expr=10, add_teeth=True)
 
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
