@@ -180,6 +180,18 @@ def head_region(
     return head
 
 
+def head_region_of_frames(matte: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """(N,H,W) bool head regions (rules 1-4) of frames ``matte`` (N,H,W) in [0,1] with detected iBUG-68 points
+    ``landmarks`` (N,68,3): x/W, y/H normalised and the detector's confidence (≤ 0 = no point). The tracker's
+    head-coverage term uses the same regions as the benchmark."""
+    N, H, W = matte.shape
+    lmk = landmarks.float()
+    px = lmk[..., :2] * lmk.new_tensor([W, H])
+    px = torch.where(lmk[..., 2:3] > 0, px, px.new_tensor(float("nan")))
+    cut = collar_rows(matte, px)
+    return head_region(matte, cut.collar_row, px)
+
+
 def _psnr(render: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B,) PSNR (peak 1) over ``mask`` (B,H,W) of (B,H,W,3) images; NaN where the mask is empty."""
     m = mask.unsqueeze(-1).float()
