@@ -69,6 +69,19 @@ def test_head_region_leaves_out_what_lies_beside_the_jaw_below_the_mouth():
     assert abs(reach - 42.0) < 1e-9
 
 
+def test_cranium_part_is_the_head_region_above_the_brows():
+    matte, lmk = _person()
+    conf = torch.ones(1, 68, 1)
+    norm = torch.cat([lmk / 200.0, conf], -1)  # normalised x/W, y/H as the tracker holds them
+    head = wh.head_region_of_frames(matte, norm)
+    cranium = wh.head_region_of_frames(matte, norm, "cranium")
+    cut = wh.collar_rows(matte, lmk)
+    assert torch.equal(head, wh.head_region(matte, cut.collar_row, lmk))
+    assert torch.equal(cranium[0, :50], head[0, :50]) and not cranium[0, 50:].any()  # brows at row 50
+    norm[0, 20, 2] = 0  # a brow point without confidence: no cranium part (nothing to place the line by)
+    assert not wh.head_region_of_frames(matte, norm, "cranium").any()
+
+
 def test_frame_figures_known_answers():
     matte, lmk = _person()
     H, W = matte.shape[1:]

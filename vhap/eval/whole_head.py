@@ -180,16 +180,33 @@ def head_region(
     return head
 
 
-def head_region_of_frames(matte: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+def above_brows(shape: tuple[int, int], landmarks_px: torch.Tensor) -> torch.Tensor:
+    """(B,H,W) bool: pixels above the brows — on the brow side of the line through the mean brow point (17-26)
+    across the face's own up-down axis (brow → chin) — of frames of ``shape`` (H, W) with detected iBUG-68
+    points ``landmarks_px`` (B,68,2); all False where points are missing."""
+    H, W = shape
+    lmk = landmarks_px.float()
+    brow = lmk[:, 17:27].mean(1)
+    down = lmk[:, 8] - brow
+    down = down / down.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    yy, xx = torch.meshgrid(torch.arange(H, device=lmk.device), torch.arange(W, device=lmk.device), indexing="ij")
+    pix = torch.stack([xx, yy], -1).float()[None]
+    ok = torch.isfinite(lmk[:, 17:27]).all(-1).all(-1) & torch.isfinite(lmk[:, 8]).all(-1)
+    return (((pix - brow[:, None, None]) * down[:, None, None]).sum(-1) < 0) & ok[:, None, None]
+
+
+def head_region_of_frames(matte: torch.Tensor, landmarks: torch.Tensor, part: str = "head") -> torch.Tensor:
     """(N,H,W) bool head regions (rules 1-4) of frames ``matte`` (N,H,W) in [0,1] with detected iBUG-68 points
-    ``landmarks`` (N,68,3): x/W, y/H normalised and the detector's confidence (≤ 0 = no point). The tracker's
-    head-coverage term uses the same regions as the benchmark."""
+    ``landmarks`` (N,68,3): x/W, y/H normalised and the detector's confidence (≤ 0 = no point); ``part``
+    ``cranium``: only its part above the brows (:func:`above_brows`). The tracker's head-coverage term uses
+    the same regions as the benchmark."""
     N, H, W = matte.shape
     lmk = landmarks.float()
     px = lmk[..., :2] * lmk.new_tensor([W, H])
     px = torch.where(lmk[..., 2:3] > 0, px, px.new_tensor(float("nan")))
     cut = collar_rows(matte, px)
-    return head_region(matte, cut.collar_row, px)
+    head = head_region(matte, cut.collar_row, px)
+    return head & above_brows((H, W), px) if part == "cranium" else head
 
 
 def _psnr(render: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

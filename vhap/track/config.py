@@ -105,6 +105,10 @@ class LossWeights:
     (:mod:`vhap.eval.whole_head`, the benchmark's rule) — per covered pixel. Its gradient moves only silhouette
     edges: it pulls the mesh out to the hair outline and down the neck, where the photometric term alone is
     outweighed by the offset priors. 0 (VHAP) = off."""
+    silhouette_head_part: Literal["head", "cranium"] = "head"
+    """Where ``silhouette_head`` pulls: the whole head region, or only its part above the brows (the hair
+    outline; the sides beside the face, where mattes often keep a window or a seat, are left to the matte term
+    and the photometric term)."""
     always_enable_jawline_landmarks: bool = True
     nose_landmark_weight: float = 10.0
     landmark_robust: Literal["l1", "geman_mcclure", "cauchy"] = "l1"

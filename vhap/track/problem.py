@@ -147,7 +147,9 @@ class TrackingProblem:
 
             T_, C_, H_, W_ = seq.alphas.shape
             heads = head_region_of_frames(
-                seq.alphas.reshape(-1, H_, W_).float() / 255.0, seq.landmarks.reshape(T_ * C_, -1, 3)[:, :68]
+                seq.alphas.reshape(-1, H_, W_).float() / 255.0,
+                seq.landmarks.reshape(T_ * C_, -1, 3)[:, :68],
+                cfg.w.silhouette_head_part,
             )
             self.head_masks = heads.view(T_, C_, H_, W_).to(dev)
         self.use_mediapipe = cfg.model.landmarks == "mediapipe"
