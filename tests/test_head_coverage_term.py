@@ -31,7 +31,8 @@ def tracker(request, tmp_path_factory):
         [
             "--preset", "demo", "--data.root", str(seq.root), "--data.sequence", seq.sequence,
             "--data.landmark-detector", seq.landmark_detector, "--exp.output-folder", str(tmp / "run"),
-            "--model.head-model", head_model, "--w.silhouette-head", "10", "--pipeline.lmk-init-rigid.num-steps", "150",
+            "--model.head-model", head_model, "--w.silhouette-head", "10", "--w.silhouette-head-part", "head",
+            "--pipeline.lmk-init-rigid.num-steps", "150",
             "--pipeline.lmk-init-all.num-steps", "100",
         ],
         preset_group="track",
