@@ -23,6 +23,7 @@ if importlib.util.find_spec("vhap") is None:  # a snakemake without the project 
     sys.path.insert(0, str(WORKFLOW_DIR))
 
 from vhap.errors import VhapError
+from vhap.workflow import gpu_share as wf_gpu_share
 from vhap.workflow import plan as wf_plan
 from vhap.workflow import settings as wf_settings
 
@@ -74,6 +75,31 @@ def note(message):
 _gpu = workflow.global_resources.get("gpu")
 _gpu_limit = None if _gpu is None else _gpu.value
 note(f"GPU jobs at once: {_gpu_limit if _gpu_limit is not None else 'no limit (the scheduler decides)'}")
+
+# Track jobs sharing a GPU (config tracks_per_gpu; see vhap.workflow.gpu_share): slots for the local
+# scheduler, or k track jobs per cluster job (a group spanning k sequences) of one GPU.
+try:
+    TRACK_GPU = wf_gpu_share.track_gpu_plan(
+        config["tracks_per_gpu"], config["resources"]["track"]["gpu"], _gpu_limit
+    )
+except VhapError as e:
+    raise WorkflowError(str(e))
+for _name, _amount in TRACK_GPU.global_resources.items():
+    workflow.register_resource(_name, _amount)
+note(TRACK_GPU.summary)
+
+
+def track_group(wildcards):
+    """The track rule's group (None: no grouping). Snakemake calls this while it builds the DAG (only
+    where groups are in effect: cluster execution and dry runs), after it has put the command line's
+    group settings in place (it replaces them after this file is parsed), so this is where the config's
+    k becomes the group's `--group-components` (a value given on the command line or in a profile wins)."""
+    group = TRACK_GPU.group
+    if group is not None:
+        settings = workflow.group_settings
+        if group not in settings.group_components:
+            settings.group_components = {**settings.group_components, group: TRACK_GPU.group_components}
+    return group
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,7 +556,9 @@ def step_resources(step):
         return int(round(mb * scale ** (attempt - 1)))
 
     res = {"mem_mb": job_function(mem_mb), "runtime": job_function(runtime)}
-    if r["gpu"]:
+    if step == "track":
+        res.update(TRACK_GPU.resources)  # gpu, or a share of one (config tracks_per_gpu)
+    elif r["gpu"]:
         res["gpu"] = r["gpu"]
     partition = config["slurm_partitions"]["gpu" if r["gpu"] else "cpu"]
     if partition:

@@ -33,6 +33,8 @@ rule track:
     log:
         log_of("track"),
     threads: step_threads("track")
+    # k > 1 track jobs per GPU on a cluster: k of them form one job (config tracks_per_gpu)
+    group: track_group
     resources:
         **step_resources("track"),
     conda:
