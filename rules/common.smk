@@ -278,6 +278,22 @@ def _subject_step(ds: str, subject: str, step: str) -> dict:
     return wf_settings.merge_step(merged, subject_overrides(subject).get("steps", {}).get(step, {}))
 
 
+def _sequence_override(subject: str, seq: str, step: str) -> dict | None:
+    return ((subject_overrides(subject).get("sequences") or {}).get(seq) or {}).get("steps", {}).get(step)
+
+
+def _sequence_step(ds: str, subject: str, seq: str, step: str) -> dict:
+    """Merged settings of a step for one sequence (the subject's when the sequence overrides nothing)."""
+    over = _sequence_override(subject, seq, step)
+    return wf_settings.merge_step(_subject_step(ds, subject, step), over) if over else _subject_step(ds, subject, step)
+
+
+def _as_settings(step: str, merged: dict, track: dict) -> tuple:
+    if step == "landmarks":  # detect only on the views whose landmarks tracking uses (data.landmark_cameras)
+        merged = wf_settings.landmarks_for_track(merged, track)
+    return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+
+
 @functools.cache
 def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     """(preset, {param slot: text}) of one step of one job; see vhap.workflow.settings.config_params.
@@ -285,18 +301,15 @@ def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     Sequences without an override of their own share the subject's (cached) tuple, so ~10k sequences
     cost one merge per (dataset, subject, step), not one per job.
     """
-    if seq:
-        over = ((subject_overrides(subject).get("sequences") or {}).get(seq) or {}).get("steps", {}).get(step)
-        if over:
-            merged = wf_settings.merge_step(_subject_step(ds, subject, step), over)
-            return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+    own = seq and _sequence_override(subject, seq, step)
+    if own or (seq and step == "landmarks" and _sequence_override(subject, seq, "track")):
+        return _as_settings(step, _sequence_step(ds, subject, seq, step), _sequence_step(ds, subject, seq, "track"))
     return _subject_settings(ds, subject, step)
 
 
 @functools.cache
 def _subject_settings(ds, subject, step):
-    merged = _subject_step(ds, subject, step)
-    return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+    return _as_settings(step, _subject_step(ds, subject, step), _subject_step(ds, subject, "track"))
 
 
 # The steps whose settings shape a step's input. Their settings are part of the step's params (as a

@@ -348,3 +348,34 @@ def test_camera_to_world_given_as_world_to_camera_is_caught(tmp_path):
     d["world_2_cam"] = {k: (flip @ np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
     with pytest.raises(VhapError, match="optical axes do not meet in front"):
         load_camera_params(_write(tmp_path, d))
+
+
+def test_landmark_cameras_fit_landmarks_of_those_views_only(tmp_path):
+    """#19 item 3: --data.landmark-cameras keeps every camera's frames but only the listed cameras' landmarks;
+    the others need no landmark file and count as 'no landmarks' (confidence 0), MediaPipe points included."""
+    from vhap.data import DataConfig, load_sequence
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1"
+    _frames(seq / "images", SERIALS[:3])
+    (v2 / "074" / "calibration").mkdir()
+    (v2 / "074" / "calibration" / "camera_params.json").write_text(json.dumps(camera_params((8, 10), 3)))
+    (seq / "landmark2d" / "mediapipe").mkdir(parents=True)
+    lmk = _good_lmk()[:2]
+    for i, serial in enumerate(SERIALS[:2]):  # no landmark file for the third camera
+        np.savez(seq / "landmark2d" / "mediapipe" / f"{serial}.npz", face_landmark_2d=lmk + 0.01 * i,
+                 timestep_id=np.array(["000000", "000001"]),
+                 mediapipe_478=np.full((2, 478, 3), 0.5, np.float32))  # fmt: skip
+    with pytest.raises(VhapError, match="landmark file not found"):
+        load_sequence(DataConfig(sequence_dir=seq))
+    loaded = load_sequence(DataConfig(sequence_dir=seq, landmark_cameras=(SERIALS[1],)))
+    assert loaded.camera_ids == SERIALS[:3] and tuple(loaded.images.shape[:2]) == (2, 3)
+    assert loaded.landmark_valid.tolist() == [[False, True, False]] * 2
+    assert np.allclose(loaded.landmarks[:, 1].numpy(), lmk + 0.01)
+    assert (loaded.landmarks[:, [0, 2], :, 2] == 0).all() and (loaded.landmarks[:, [0, 2], :, :2] == -1).all()
+    assert tuple(loaded.landmarks_mp.shape) == (2, 3, 478, 3) and (loaded.landmarks_mp[:, 0, :, 2] == 0).all()
+    assert (loaded.landmarks_mp[:, 1, :, 2] == 0.5).all()
+    with pytest.raises(VhapError, match=r"landmark cameras \['nope'\] are not among the tracked cameras"):
+        load_sequence(DataConfig(sequence_dir=seq, landmark_cameras=("nope",)))
+    with pytest.raises(VhapError, match="not among the tracked cameras"):  # left out by --data.cameras
+        load_sequence(DataConfig(sequence_dir=seq, cameras=(SERIALS[0],), landmark_cameras=(SERIALS[1],)))

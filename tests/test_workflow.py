@@ -947,3 +947,31 @@ def test_tracks_per_gpu_on_slurm_is_one_job_of_one_gpu_per_k_sequences(tmp_path)
     assert sorted(int(j["NumCPUs"]) for j in jobs) == [1, 2]  # each track job's threads, added up
     spans = _spans(wd, names)
     assert any(b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), spans
+
+
+def test_landmarks_run_on_the_views_tracking_fits_with(tmp_path):
+    """#19 item 3: track's data.landmark_cameras (from its preset or config) becomes the landmarks step's
+    cameras, per subject and per sequence; a landmarks step that names its cameras keeps them."""
+    from vhap.workflow.settings import landmarks_for_track, track_landmark_cameras
+
+    preset = tmp_path / "few_lmk.yaml"
+    preset.write_text("data: {downsample: 4, landmark_cameras: ['221501007']}\n")
+    assert track_landmark_cameras({"preset": str(preset)}) == ("221501007",)
+    assert track_landmark_cameras({"preset": str(preset), "config": {"data": {"landmark_cameras": []}}}) == ()
+    assert track_landmark_cameras({"preset": "nersemble"}) == ()  # every view (the preset sets none)
+    lm = {"config": {"downsample": 4}}
+    assert landmarks_for_track(lm, {"preset": str(preset)}) == {"config": {"downsample": 4, "cameras": ["221501007"]}}
+    own = {"config": {"cameras": ["222200036"]}}
+    assert landmarks_for_track(own, {"preset": str(preset)}) == own
+
+    data = _placeholder_datasets(tmp_path / "data")
+    data["v2"]["steps"]["track"]["config"] = {"data": {"landmark_cameras": ["220700191", "222200036"]}}
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "104.yaml").write_text(
+        "sequences: {EXP-2: {steps: {track: {config: {data: {landmark_cameras: ['221501007']}}}}}}\n"
+    )
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": VHAP_CMD, "subjects_dir": "subjects"})
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(cfg), "--cores", "1", "--until", "landmarks").stdout
+    got = dict(re.findall(r"cfg=results/\.jobconfig/landmarks/v2/(\d+/[\w-]+)\.yaml.*?'cameras: \[([^\]]*)\]", out))
+    assert got == {"074/EMO-1": '"220700191","222200036"', "074/EXP-2": '"220700191","222200036"',
+                   "104/EMO-1": '"220700191","222200036"', "104/EXP-2": '"221501007"'}, got  # fmt: skip

@@ -39,6 +39,9 @@ class DataConfig:
     """raise when the landmark file is missing (else landmarks are all -1 with confidence 0)"""
     cameras: tuple[str, ...] = ()
     """camera serials to keep (empty = all); applied before ``subset``/``division``"""
+    landmark_cameras: tuple[str, ...] = ()
+    """camera serials whose 2D landmarks the fit uses (empty = every tracked camera); the other cameras are
+    fitted photometrically only and need no landmark file, so ``vhap landmarks --cameras`` may skip them"""
     timesteps: tuple[str, ...] = ()
     """timestep ids to keep (empty = all); applied before ``subset``"""
     subset: str | None = None
