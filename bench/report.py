@@ -300,6 +300,67 @@ def landmark_failures_table(results: list[dict]) -> str:
     return head + "\n".join(rows)
 
 
+#: the device command that measures the GPU cells of the dataset cost table
+DATASET_GPU_COMMAND = 'OUT=<dir> PARTS="sequence share" bash bench/gpu_dataset.sh'
+
+
+def _gpu_seconds_per_sequence(folder: Path) -> tuple[float, str] | None:
+    """GPU-seconds per 150-frame 16-view sequence (best k of bench/gpu_share.py, else one per GPU) and its source."""
+    best = None
+    for p in sorted(folder.glob("gpu_share_*.json")):
+        d = json.loads(p.read_text())
+        proj = d.get("best_projection") or {}
+        if proj.get("gpu_seconds_per_sequence") and d.get("hardware", {}).get("gpu"):  # a GPU run, not a CPU smoke
+            cand = (proj["gpu_seconds_per_sequence"], f"`{p.name}` (k = {d.get('best_k')} per GPU)")
+            best = cand if best is None or cand[0] < best[0] else best
+    if best:
+        return best
+    for p in sorted(folder.glob("nersemble_sequence*.json")):
+        d = json.loads(p.read_text())
+        if str(d.get("device", "")).startswith("cuda") and d.get("per_seed"):
+            proj = d["per_seed"][0].get("projection") or {}
+            if proj.get("gpu_seconds_per_sequence") and proj.get("frames", 0) >= 150:
+                return proj["gpu_seconds_per_sequence"], f"`{p.name}` (one sequence per GPU)"
+    return None
+
+
+def dataset_cost_table(folder: Path) -> str | None:
+    """GPU-hours, CPU-hours and disk per 16-view sequence and for NeRSemble v2 from the results that exist;
+    what is not measured says so, with the command that measures it."""
+    prep_path = folder / "preprocess_cost_cpu.json"
+    disks = sorted(folder.glob("dataset_disk_*.json"))
+    if not prep_path.is_file() and not disks:
+        return None
+    from bench.run import NERSEMBLE_V2_SEQUENCES
+
+    frames, n = 150, NERSEMBLE_V2_SEQUENCES
+    rows = ["| cost | per sequence (16 views × 150 frames) | NeRSemble v2 (10,800 sequences) | source |",
+            "|---|---|---|---|"]  # fmt: skip
+    gpu = _gpu_seconds_per_sequence(folder)
+    if gpu:
+        s, src = gpu
+        rows.append(f"| GPU-hours, tracking | {s / 3600:.3f} ({s:.0f} GPU-s) | {s * n / 3600:,.0f} | {src} |")
+    else:
+        rows.append(f"| GPU-hours, tracking (`nersemble` preset) | unmeasured | unmeasured | `{DATASET_GPU_COMMAND}` |")
+    if prep_path.is_file():
+        prep = json.loads(prep_path.read_text())["nersemble_16view"]
+        s = prep["cpu_s_per_frame_set"] * frames
+        rows.append(
+            f"| CPU-hours, preprocessing ({prep['chain'].replace(' + ', ', ')}) | {s / 3600:.3f} ({s:.0f} CPU-s) | "
+            f"{s * n / 3600:,.0f} | `{prep_path.name}` |"
+        )
+    for path in disks:
+        d = json.loads(path.read_text())
+        for name, a in d["artefacts"].items():
+            rows.append(
+                f"| disk, {name} | {a['per_sequence_gib']:.2f} GiB ({a['fixed_mib']:.0f} MiB + "
+                f"{a['per_frame_mib']:.2f} MiB/frame) | {a['dataset_tib']:.1f} TiB | `{path.name}` |"
+            )
+        t = d["total"]
+        rows.append(f"| disk, total | {t['per_sequence_gib']:.2f} GiB | {t['dataset_tib']:.1f} TiB | `{path.name}` |")
+    return "\n".join(rows)
+
+
 def make_plots(results: list[dict], folder: Path) -> list[Path]:
     import matplotlib
 
@@ -372,6 +433,7 @@ def build_markdown(
     output: Path,
     profiles: list[dict] | None = None,
     failures: list[dict] | None = None,
+    dataset_cost: str | None = None,
 ) -> str:
     real = [r for r in results if r["set"] == "realvideo"]
     results = [r for r in results if r["set"] != "realvideo"]
@@ -400,6 +462,22 @@ def build_markdown(
         per_seed_table(results),
         "",
     ]
+    if dataset_cost:
+        lines += [
+            "## Dataset cost",
+            "",
+            "What tracking a whole 16-view dataset costs (issue 19): per NeRSemble-like sequence of 150 frames at DS4",
+            "(802×550) and for NeRSemble v2 (10,800 sequences). CPU-hours are CPU seconds (user + system, so",
+            "independent of the core count) of `bench/preprocess_cost.py` on 16 NeRSemble-sized videos made from the",
+            "carphone clip. Disk: `bench/dataset_disk.py`, a line `fixed + per_frame × frames` through CPU runs of",
+            "`bench/run.py --set nersemble_sequence` of different lengths at the real DS4 size (synthetic frames",
+            "compress better than real footage, so the frame sizes are a lower bound; the run folder keeps the texture",
+            "map in each parameter file). GPU cells stay 'unmeasured' until the device command has run; its JSON",
+            "then fills them.",
+            "",
+            dataset_cost,
+            "",
+        ]
     if real:
         lines += [
             "## Real video (whole head)",
@@ -541,7 +619,8 @@ def write_report(cfg: ReportConfig) -> Path:
     plots = make_plots(results, cfg.results_dir / "plots") if cfg.plots and results else []
     profiles = load_profiles(cfg.results_dir)
     failures = load_landmark_failures(cfg.results_dir)
-    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles, failures))
+    cost = dataset_cost_table(cfg.results_dir)
+    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles, failures, cost))
     return cfg.output
 
 
