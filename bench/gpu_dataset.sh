@@ -10,19 +10,12 @@
 # process in the sharing runs), SHARE_K ("1 2 4 8"), BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl_min .whl_av),
 # TRACK_ARGS (extra `vhap track` flags for both parts).
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
-BUDGET_S="${BUDGET_S:-560}"
+GPU_THREADS=2
+. "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
-mkdir -p "$OUT" "$DATA"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+mkdir -p "$DATA"
 
-whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+install_wheels
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stamp "built"
 RES="$DATA/results"
