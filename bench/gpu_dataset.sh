@@ -13,19 +13,12 @@
 # bench/landmark_views.py, camera indices, 8 = frontal), LMK_FRAMES (4: frames of the synthetic 16-view sequence),
 # LMK_ARGS (extra bench/run.py flags for lmkviews, e.g. "--image-size 401 275" to halve the cost).
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
-BUDGET_S="${BUDGET_S:-560}"
+GPU_THREADS=2
+. "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
-mkdir -p "$OUT" "$DATA"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+mkdir -p "$DATA"
 
-whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+install_wheels
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stamp "built"
 RES="$DATA/results"

@@ -49,7 +49,7 @@ def job_function(func):
     """Mark ``func`` (an input, params or resources function, called once per job) as having a fixed signature.
 
     Snakemake runs ``inspect.signature`` on such a function at every call to pick the arguments it
-    passes (wildcards, attempt, input, ...), about 15 us each: ~2 s of a 50k-job dry run. Its own hook
+    passes (wildcards, attempt, input, ...), which adds up over a dataset-sized dry run. Its own hook
     for functions of a known signature (``snakemake.common.FUNC_OVERWRITE_PARAMS_ATTR``) takes the
     precomputed parameters instead. Without that hook (another snakemake version) nothing changes but
     the speed.
@@ -586,7 +586,7 @@ USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 
 def conda_env(step):
     """The conda environment file of a step's rule with --software-deployment-method conda, else None
-    (snakemake resolves a rule's conda file for every job of a dry run: ~10 s for the whole dataset)."""
+    (snakemake resolves a rule's conda file for every job of a dry run, which adds up over a dataset)."""
     if not USE_CONDA:
         return None
     path = Path(config["conda"]["steps"].get(step, config["conda"]["default"]))

@@ -261,6 +261,37 @@ def test_sequence_dir_is_enough_to_address_a_sequence(tmp_path):
     with pytest.raises(VhapError, match="(?s)sequence folder .*new does not exist yet.*vhap preprocess"):
         resolve_sequence_dir(DataConfig(sequence_dir=mono / "new.mp4"))
 
+
+def test_root_and_sequence_name_the_same_address_as_the_folder(tmp_path):
+    """``--data.root R --data.sequence PREFIX`` (layout auto) and ``--data.sequence-dir R/.../FULL`` are one
+    address once addressed by folder: equal configs, so a finished run or a checkpoint is recognised either way."""
+    from vhap.data import DataConfig, address_by_folder
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1_head"
+    _frames(seq / "images_4", SERIALS[:2])
+    (v2 / "074" / "calibration").mkdir()
+    by_dir = address_by_folder(DataConfig(sequence_dir=seq, downsample=4))
+    by_name = address_by_folder(DataConfig(root=v2, sequence="EXP-1", subject="07", downsample=4))
+    assert by_name == by_dir and by_dir.sequence_dir == seq.resolve()
+    assert (by_dir.root, by_dir.layout, by_dir.subject, by_dir.sequence) == (
+        v2.resolve(),
+        "nersemble_v2",
+        "074",
+        "EXP-1_head",
+    )
+    assert address_by_folder(by_dir) == by_dir  # a saved, addressed config reads back the same
+
+    mono = tmp_path / "mono"
+    _frames(mono / "talk" / "images", [None])
+    by_name = address_by_folder(DataConfig(root=mono, sequence="talk", layout="monocular"))
+    assert by_name == address_by_folder(DataConfig(sequence_dir=mono / "talk"))
+    assert by_name.layout == "monocular" and by_name.sequence_dir == (mono / "talk").resolve()
+    assert by_name != address_by_folder(DataConfig(root=v2, sequence="EXP-1", subject="074"))
+    with pytest.raises(VhapError, match="no sequence folder named or starting with 'walk'"):
+        address_by_folder(DataConfig(root=mono, sequence="walk"))
+
+
 # ---------------------------------------------------------------- garbage landmarks (#17 items 9, 10)
 
 

@@ -179,9 +179,9 @@ def test_dry_run_lists_pending_jobs(tmp_path):
         ("v2", "104", "EMO-1"),
         ("v2", "104", "EXP-2"),
     }
-    # NeRSemble tracking is told its subject and gets the dataset preset; GPU rules ask for a GPU and a
-    # runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
-    v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.subject 074 --data\.sequence EMO-1", out)
+    # tracking addresses a sequence by its folder (as matting and landmarks do) and gets the dataset preset; GPU
+    # rules ask for a GPU and a runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
+    v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.sequence-dir \S*/v2/074/sequences/EMO-1\s", out)
     assert v2_track, out[-3000:]
     # the layouts' default presets: NeRSemble frames at 1/4 resolution, matting and landmarks on them;
     # monocular videos keep every frame and track with the monocular preset
@@ -189,7 +189,7 @@ def test_dry_run_lists_pending_jobs(tmp_path):
     assert re.search(r"'downsample: 4'.*vhap\.cli landmarks .*/v2/074/sequences/EMO-1", out)
     assert re.search(r"vhap\.cli preprocess --preset nersemble .*/v2/074/sequences/EMO-1", out)
     assert re.search(r"vhap\.cli preprocess --preset monocular .*/mono/alice\.mp4", out)
-    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence alice", out)
+    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence-dir \S*/mono/alice\s", out)
     track_block = out[out.index("rule track:") :].split("\n\n", 1)[0]
     assert "gpu=1" in track_block
     runtimes = {int(m) for m in re.findall(r"rule track:.*?runtime=(\d+)", out, re.S)}
@@ -234,7 +234,7 @@ def test_preset_is_checked_at_config_time(tmp_path):
     presets = "steps: {track: {preset: monocular}, preprocess: {preset: monocular}}\n"
     (tmp_path / "subjects" / "bob.yaml").write_text(presets)
     out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
-    assert re.search(r"track --preset monocular .*--data\.sequence bob", out), out[-3000:]
+    assert re.search(r"track --preset monocular .*--data\.sequence-dir \S*/mono/bob\s", out), out[-3000:]
 
 
 def test_subject_file_is_validated(tmp_path):

@@ -42,7 +42,7 @@ def write_run_inputs(problem: TrackingProblem, out: Path, fresh: bool) -> None:
 
 def write_frames_json(problem: TrackingProblem, path: Path) -> None:
     """Image/alpha paths are written relative to the run folder (``paths_relative_to: run_folder``), so readers
-    find them from any working directory (#17 item 2)."""
+    find them from any working directory."""
     seq = problem.seq
     # real paths on both sides: the kernel resolves "run/../.." physically, so a symlinked folder on the way
     # (results -> /scratch/...) must not be undone lexically
@@ -448,7 +448,7 @@ def write_final_outputs(
     metrics["diverged_in"] = diverged
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
     log.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
-    if diverged:  # no DONE: the run failed (#17 item 9)
+    if diverged:  # no DONE: the run failed
         raise VhapError(
             f"tracking diverged: non-finite {', '.join(diverged)} (recorded as diverged in metrics.json)",
             path=out,
