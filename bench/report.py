@@ -288,24 +288,20 @@ def landmark_failures_table(results: list[dict]) -> str:
 DATASET_GPU_COMMAND = 'OUT=<dir> PARTS="sequence share" bash bench/gpu_dataset.sh'
 
 
-def _gpu_seconds_per_sequence(folder: Path) -> tuple[float, str] | None:
-    """GPU-seconds per 150-frame 16-view sequence (best k of bench/gpu_share.py, else one per GPU) and its source."""
-    best = None
+def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
+    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU) of every k that bench/gpu_share.py measured
+    on a GPU (k track processes at once; projected from its shorter runs), sorted by k."""
+    rows = {}
     for p in sorted(folder.glob("gpu_share_*.json")):
         d = json.loads(p.read_text())
-        proj = d.get("best_projection") or {}
-        if proj.get("gpu_seconds_per_sequence") and d.get("hardware", {}).get("gpu"):  # a GPU run, not a CPU smoke
-            cand = (proj["gpu_seconds_per_sequence"], f"`{p.name}` (k = {d.get('best_k')} per GPU)")
-            best = cand if best is None or cand[0] < best[0] else best
-    if best:
-        return best
-    for p in sorted(folder.glob("nersemble_sequence*.json")):
-        d = json.loads(p.read_text())
-        if str(d.get("device", "")).startswith("cuda") and d.get("per_seed"):
-            proj = d["per_seed"][0].get("projection") or {}
-            if proj.get("gpu_seconds_per_sequence") and proj.get("frames", 0) >= 150:
-                return proj["gpu_seconds_per_sequence"], f"`{p.name}` (one sequence per GPU)"
-    return None
+        gpu = d.get("hardware", {}).get("gpu")
+        if not gpu:  # a CPU smoke run
+            continue
+        for r in d.get("results", []):
+            proj = r.get("projection") or {}
+            if r.get("ok") and proj.get("gpu_seconds_per_sequence"):
+                rows[r["k"]] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu)
+    return [rows[k] for k in sorted(rows)]
 
 
 def dataset_cost_table(folder: Path) -> str | None:
@@ -320,11 +316,15 @@ def dataset_cost_table(folder: Path) -> str | None:
     frames, n = 150, NERSEMBLE_V2_SEQUENCES
     rows = ["| cost | per sequence (16 views × 150 frames) | NeRSemble v2 (10,800 sequences) | source |",
             "|---|---|---|---|"]  # fmt: skip
-    gpu = _gpu_seconds_per_sequence(folder)
-    if gpu:
-        s, src = gpu
-        rows.append(f"| GPU-hours, tracking | {s / 3600:.3f} ({s:.0f} GPU-s) | {s * n / 3600:,.0f} | {src} |")
-    else:
+    share = _gpu_share_rows(folder)
+    best = min((r[1] for r in share), default=None)
+    for k, s, name, gpu in share:
+        mark = " (best)" if s == best else ""
+        rows.append(
+            f"| GPU-hours, tracking, {k} per GPU{mark} | {s / 3600:.3f} ({s:.0f} GPU-s) | {s * n / 3600:,.0f} | "
+            f"`{name}`, {gpu} |"
+        )
+    if not share:
         rows.append(f"| GPU-hours, tracking (`nersemble` preset) | unmeasured | unmeasured | `{DATASET_GPU_COMMAND}` |")
     if prep_path.is_file():
         prep = json.loads(prep_path.read_text())["nersemble_16view"]
@@ -451,10 +451,12 @@ def build_markdown(
             "(802×550) and for NeRSemble v2 (10,800 sequences). CPU-hours are CPU seconds (user + system, so",
             "independent of the core count) of `bench/preprocess_cost.py` on 16 NeRSemble-sized videos made from the",
             "carphone clip. Disk: `bench/dataset_disk.py`, a line `fixed + per_frame × frames` through CPU runs of",
-            "`bench/run.py --set nersemble_sequence` of different lengths at the real DS4 size (synthetic frames",
-            "compress better than real footage, so the frame sizes are a lower bound; the run folder keeps the texture",
-            "map in each parameter file). GPU cells stay 'unmeasured' until the device command has run; its JSON",
-            "then fills them.",
+            "`bench/run.py --set nersemble_sequence` of different lengths at the real DS4 size (synthetic frames, not",
+            "real footage: JPEG sizes depend on the content; the run folder's fixed part is the texture map in each of",
+            "its three parameter files plus a 49 MiB checkpoint, which the workflow keeps under results/.resume and",
+            "deletes when the run finishes). GPU rows: `bench/gpu_share.py`, k tracking processes started together on",
+            "one GPU (24-frame runs; their per-frame stages scaled to 150 frames), GPU-seconds per sequence = wall / k;",
+            "without such a result they read 'unmeasured', with the device command that measures them.",
             "",
             dataset_cost,
             "",

@@ -121,10 +121,13 @@ def test_dataset_cost_table_fills_what_is_measured(tmp_path):
     table = bench_report.dataset_cost_table(results)
     assert "| GPU-hours, tracking (`nersemble` preset) | unmeasured | unmeasured |" in table
     assert bench_report.DATASET_GPU_COMMAND in table and "| disk, run | 0.22 GiB (150 MiB + 0.50 MiB/frame)" in table
-    share = {"hardware": {"gpu": "NVIDIA H100"}, "best_k": 4, "best_projection": {"gpu_seconds_per_sequence": 36.0}}
-    (results / "gpu_share_16view.json").write_text(json.dumps(share))
+    res = [{"k": k, "ok": True, "projection": {"gpu_seconds_per_sequence": s}} for k, s in ((1, 72.0), (4, 36.0))]
+    (results / "gpu_share_16view.json").write_text(json.dumps({"hardware": {"gpu": "H1"}, "results": res}))
+    (results / "gpu_share_cpu.json").write_text(json.dumps({"hardware": {}, "results": res}))  # a CPU smoke: left out
     table = bench_report.dataset_cost_table(results)
-    assert "| GPU-hours, tracking | 0.010 (36 GPU-s) | 108 | `gpu_share_16view.json` (k = 4 per GPU) |" in table
+    assert "| GPU-hours, tracking, 1 per GPU | 0.020 (72 GPU-s) | 216 | `gpu_share_16view.json`, H1 |" in table
+    assert "| GPU-hours, tracking, 4 per GPU (best) | 0.010 (36 GPU-s) | 108 |" in table
+    assert "unmeasured" not in table and "gpu_share_cpu" not in table
     assert dataset_disk.main([runs[0], "--out", str(tmp_path / "x.json")]) == 2  # one length: no line
 
 
