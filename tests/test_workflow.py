@@ -191,7 +191,7 @@ def test_dry_run_lists_pending_jobs(tmp_path):
     assert re.search(r"vhap\.cli preprocess --preset monocular .*/mono/alice\.mp4", out)
     assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence-dir \S*/mono/alice\s", out)
     track_block = out[out.index("rule track:") :].split("\n\n", 1)[0]
-    assert "gpu=1" in track_block
+    assert "gpu_track_slots=1" in track_block and "gres=gpu:1" in track_block  # a share of a GPU (tracks_per_gpu 4)
     runtimes = {int(m) for m in re.findall(r"rule track:.*?runtime=(\d+)", out, re.S)}
     assert runtimes == {30 + round(0.05 * 300), 30 + round(0.05 * 900)}
     assert "UNION_BOTH" in out
@@ -364,6 +364,7 @@ def test_slurm_profile_settings_are_in_force(tmp_path):
     assert "workflow specific profile" in out and "vhap workflow: GPU jobs at once: no limit" in out
     out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "local"), "--configfile", str(cfg)).stdout
     assert "vhap workflow: GPU jobs at once: 1" in out
+    assert "vhap workflow: track jobs per GPU: 4 (4 at once on 1 GPU(s) here" in out  # the config's default
 
 
 def test_cpu_steps_go_to_the_cpu_partition_by_one_setting(tmp_path):
@@ -544,6 +545,7 @@ def _tiny_config() -> dict:
         "datasets": {"mono": {"layout": "monocular", "root": "data"}},
         "steps": {"track": TINY_TRACK},
         "resources": copy.deepcopy(TINY_RESOURCES),
+        "tracks_per_gpu": 1,  # one SLURM job per track job (these tests count and time them)
     }
 
 
