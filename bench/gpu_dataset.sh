@@ -9,9 +9,9 @@
 #
 # Knobs: PARTS ("sequence share"; also "lmkviews"), FRAMES (150: frames of the whole sequence), SHARE_FRAMES
 # (24: frames per process in the sharing runs), SHARE_K ("1 2 4 8"), BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS
-# (.whl_min .whl_av), TRACK_ARGS (extra `vhap track` flags for every part), LMK_VIEWS ("all 6,7,8,9": view sets of
-# bench/landmark_views.py, camera indices, 8 = frontal), LMK_FRAMES (4: frames of the synthetic 16-view sequence),
-# LMK_ARGS (extra bench/run.py flags for lmkviews, e.g. "--image-size 401 275" to halve the cost).
+# (.whl_min .whl_av), TRACK_ARGS (extra `vhap track` flags for every part), LMK_VIEWS ("all 6,7,8,9 2,6,10,14":
+# view sets of bench/landmark_views.py, camera indices, 8 = frontal), LMK_FRAMES (4: frames of the synthetic
+# 16-view sequence), LMK_ARGS (extra bench/run.py flags for lmkviews, e.g. "--image-size 401 275" to halve the cost).
 set -uo pipefail
 GPU_THREADS=2
 . "$(dirname "$0")/gpu_env.sh"
@@ -42,7 +42,7 @@ for part in ${PARTS:-sequence share}; do
     ;;
   lmkviews)
     t=$(($(left) - 20))
-    timeout "$t" python3 bench/landmark_views.py --views ${LMK_VIEWS:-all 6,7,8,9} --name landmark_views_gpu \
+    timeout "$t" python3 bench/landmark_views.py --views ${LMK_VIEWS:-all 6,7,8,9 2,6,10,14} --name landmark_views_gpu \
       --out-dir "$RES" --budget-s "$((t - 30))" --device cuda --seeds 0 --num-frames "${LMK_FRAMES:-4}" \
       --data-dir "$DATA" ${LMK_ARGS:-} -- --log.no-progress ${TRACK_ARGS:-} >"$OUT/lmkviews.log" 2>&1
     stamp "lmkviews rc=$?"; grep -E "^landmark_views|wrote|rror" "$OUT/lmkviews.log" | tail -12
