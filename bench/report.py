@@ -314,35 +314,31 @@ def dataset_cost_table(folder: Path) -> str | None:
     from bench.run import NERSEMBLE_V2_SEQUENCES
 
     frames, n = 150, NERSEMBLE_V2_SEQUENCES
-    rows = ["| cost | per sequence (16 views × 150 frames) | NeRSemble v2 (10,800 sequences) | source |",
-            "|---|---|---|---|"]  # fmt: skip
+    rows = []
     share = _gpu_share_rows(folder)
     best = min((r[1] for r in share), default=None)
     for k, s, name, gpu in share:
         mark = " (best)" if s == best else ""
-        rows.append(
-            f"| GPU-hours, tracking, {k} per GPU{mark} | {s / 3600:.3f} ({s:.0f} GPU-s) | {s * n / 3600:,.0f} | "
-            f"`{name}`, {gpu} |"
-        )
+        rows.append([f"GPU-hours, tracking, {k} per GPU{mark}", f"{s / 3600:.3f} ({s:.0f} GPU-s)",
+                     f"{s * n / 3600:,.0f}", f"`{name}`, {gpu}"])  # fmt: skip
     if not share:
-        rows.append(f"| GPU-hours, tracking (`nersemble` preset) | unmeasured | unmeasured | `{DATASET_GPU_COMMAND}` |")
+        rows.append(["GPU-hours, tracking (`nersemble` preset)", "unmeasured", "unmeasured",
+                     f"`{DATASET_GPU_COMMAND}`"])  # fmt: skip
     if prep_path.is_file():
         prep = json.loads(prep_path.read_text())["nersemble_16view"]
         s = prep["cpu_s_per_frame_set"] * frames
-        rows.append(
-            f"| CPU-hours, preprocessing ({prep['chain'].replace(' + ', ', ')}) | {s / 3600:.3f} ({s:.0f} CPU-s) | "
-            f"{s * n / 3600:,.0f} | `{prep_path.name}` |"
-        )
+        rows.append([f"CPU-hours, preprocessing ({prep['chain'].replace(' + ', ', ')})",
+                     f"{s / 3600:.3f} ({s:.0f} CPU-s)", f"{s * n / 3600:,.0f}", f"`{prep_path.name}`"])  # fmt: skip
     for path in disks:
         d = json.loads(path.read_text())
         for name, a in d["artefacts"].items():
-            rows.append(
-                f"| disk, {name} | {a['per_sequence_gib']:.2f} GiB ({a['fixed_mib']:.0f} MiB + "
-                f"{a['per_frame_mib']:.2f} MiB/frame) | {a['dataset_tib']:.1f} TiB | `{path.name}` |"
-            )
+            per_seq = f"{a['per_sequence_gib']:.2f} GiB ({a['fixed_mib']:.0f} MiB + {a['per_frame_mib']:.2f} MiB/frame)"
+            rows.append([f"disk, {name}", per_seq, f"{a['dataset_tib']:.1f} TiB", f"`{path.name}`"])
         t = d["total"]
-        rows.append(f"| disk, total | {t['per_sequence_gib']:.2f} GiB | {t['dataset_tib']:.1f} TiB | `{path.name}` |")
-    return "\n".join(rows)
+        total = [f"{t['per_sequence_gib']:.2f} GiB", f"{t['dataset_tib']:.1f} TiB"]
+        rows.append(["disk, total", *total, f"`{path.name}`"])
+    columns = ["cost", "per sequence (16 views × 150 frames)", "NeRSemble v2 (10,800 sequences)", "source"]
+    return _table(columns, rows)
 
 
 def make_plots(results: list[dict], folder: Path) -> list[Path]:
