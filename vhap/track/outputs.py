@@ -17,7 +17,7 @@ import torch
 from vhap.config import save_config
 from vhap.errors import VhapError
 from vhap.eval.whole_head import run_means
-from vhap.utils.atomic import atomic_path, write_text_atomic
+from vhap.utils.atomic import atomic_path, same_content_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from vhap.track.problem import TrackingProblem
@@ -396,8 +396,8 @@ def write_final_outputs(
     log.add_stage_time("final_evaluation", time.perf_counter() - t0)
     rs = log.state
     write_params_npz(problem, log, out / "tracked_flame_params.npz")
-    with atomic_path(out / f"tracked_flame_params_{final_epoch}.npz") as tmp:
-        shutil.copyfile(out / "tracked_flame_params.npz", tmp)  # same content: a copy, not a second encoding
+    # the same file under VHAP's second name: a hard link (the texture map alone is tens of MiB per sequence)
+    same_content_atomic(out / "tracked_flame_params.npz", out / f"tracked_flame_params_{final_epoch}.npz")
     write_cameras_npz(problem, out / "cameras.npz")
     rs.evaluations[str(final_epoch)] = summarize_eval(ev.per_frame)
     t1 = time.perf_counter()
