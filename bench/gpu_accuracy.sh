@@ -15,39 +15,27 @@
 # mono_b_s*, mono_c_s*, merged as synthetic_mono_monocular_cuda_b, _c), MONO_B_ARGS (= MONO_VARIANTS="b:ARGS").
 # Afterwards, on the development machine: copy res/*.json into bench/results and run `python bench/report.py`.
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
+BUDGET_S="${BUDGET_S:-545}"
+GPU_THREADS=2
+. "$(dirname "$0")/gpu_env.sh"
 SEEDS="${SEEDS:-0 1 2}"
 MONO_FRAMES="${MONO_FRAMES:-32}"
 MV_FRAMES="${MV_FRAMES:-2}"
-BUDGET_S="${BUDGET_S:-545}"
 ACC_TIMEOUT_S="${ACC_TIMEOUT_S:-420}"
 DATA="${DATA:-/tmp/vhap_bd}"
 BACKEND="${BACKEND:-cuda}"  # render backend of the tracker runs (cuda: CUDA-graph replay; nvdiffrast: eager)
 PROFILE="${PROFILE:-1}"     # 0: skip the step profiles (phases 1 and 3)
 RES="${RES:-/tmp/vhap_gpu_res}"  # everything lands here; $OUT gets results.tgz + the key files (≤ 8 files)
 mkdir -p "$RES" "$DATA"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 
 # measure a committed state: HEAD copies of files with other people's unfinished edits, if carried
 [ -d output/t3_head ] && cp -rv output/t3_head/vhap/. vhap/ | tail -3
 
 # 0. wheels the image lacks (tyro & co., nvdiffrast sources, PyAV for the overlay video)
-whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$RES/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
+install_wheels "$RES"
 python3 -c "import tyro" || { tail -5 "$RES/pip.log"; echo "wheel install failed"; exit 1; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 stamp "wheels installed"
-# build nvdiffrast's plugin once (a JIT build; parallel processes would wait on its lock)
-python3 -c "
-import time, vhap.render.backends.nvdiffrast as n
-t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
-from vhap.render.kernels import load_kernels
-t = time.time(); load_kernels(); print('vhap kernels ready', round(time.time() - t, 1), 's')
-" 2>&1 | tail -2
+build_kernels
 stamp "nvdiffrast built"
 
 # 1. step profile, uncontended: eager steps of three stages, and whole landmark stages eager vs CUDA-graphed

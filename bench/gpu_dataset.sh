@@ -5,24 +5,20 @@
 # From the repository root on the device (wheels: bash bench/prepare_wheels.sh here first):
 #
 #   OUT=/path/to/out PARTS="sequence share" bash bench/gpu_dataset.sh
+#   OUT=/path/to/out PARTS=lmkviews bash bench/gpu_dataset.sh     # landmarks of all 16 views vs a subset
 #
-# Knobs: PARTS ("sequence share"), FRAMES (150: frames of the whole sequence), SHARE_FRAMES (24: frames per
-# process in the sharing runs), SHARE_K ("1 2 4 8"), BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS (.whl_min .whl_av),
-# TRACK_ARGS (extra `vhap track` flags for both parts).
+# Knobs: PARTS ("sequence share"; also "lmkviews"), FRAMES (150: frames of the whole sequence), SHARE_FRAMES
+# (24: frames per process in the sharing runs), SHARE_K ("1 2 4 8"), BUDGET_S (560), DATA (/tmp/vhap_bd), WHEELS
+# (.whl_min .whl_av), TRACK_ARGS (extra `vhap track` flags for every part), LMK_VIEWS ("all 6,7,8,9 2,6,10,14":
+# view sets of bench/landmark_views.py, camera indices, 8 = frontal), LMK_FRAMES (4: frames of the synthetic
+# 16-view sequence), LMK_ARGS (extra bench/run.py flags for lmkviews, e.g. "--image-size 401 275" to halve the cost).
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
-BUDGET_S="${BUDGET_S:-560}"
+GPU_THREADS=2
+. "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
-mkdir -p "$OUT" "$DATA"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=2
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+mkdir -p "$DATA"
 
-whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+install_wheels
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stamp "built"
 RES="$DATA/results"
@@ -43,6 +39,13 @@ for part in ${PARTS:-sequence share}; do
       --project-frames "${FRAMES:-150}" --device cuda --data-dir "$DATA" --out-dir "$RES" --budget-s "$((t - 30))" \
       -- ${TRACK_ARGS:-} >"$OUT/share.log" 2>&1
     stamp "share rc=$?"; grep -E "^k=|wrote|Error|error" "$OUT/share.log" | tail -12
+    ;;
+  lmkviews)
+    t=$(($(left) - 20))
+    timeout "$t" python3 bench/landmark_views.py --views ${LMK_VIEWS:-all 6,7,8,9 2,6,10,14} --name landmark_views_gpu \
+      --out-dir "$RES" --budget-s "$((t - 30))" --device cuda --seeds 0 --num-frames "${LMK_FRAMES:-4}" \
+      --data-dir "$DATA" ${LMK_ARGS:-} -- --log.no-progress ${TRACK_ARGS:-} >"$OUT/lmkviews.log" 2>&1
+    stamp "lmkviews rc=$?"; grep -E "^landmark_views|wrote|rror" "$OUT/lmkviews.log" | tail -12
     ;;
   esac
 done

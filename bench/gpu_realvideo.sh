@@ -14,21 +14,13 @@
 # Knobs: BUDGET_S (560), REALVIDEO_DATA (.benchdata), WHEELS (.whl_min .whl .whl_av: bench/prepare_wheels.sh), HEAD_MODEL (open), NAME
 # (realvideo_monocular_cuda), TRACK_ARGS (extra `vhap track` flags), SKIP_FAILURES=1.
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
-BUDGET_S="${BUDGET_S:-560}"
+GPU_WHEELS=".whl_min .whl .whl_av"
+. "$(dirname "$0")/gpu_env.sh"
 DATA="${REALVIDEO_DATA:-.benchdata}"
 NAME="${NAME:-realvideo_monocular_cuda}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=4
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
 
 [ -f "$DATA/realvideo/carphone/landmark2d/mediapipe.npz" ] || { echo "no prepared clips in $DATA/realvideo (see the header)"; exit 2; }
-whls=$(for d in ${WHEELS:-.whl_min .whl .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+install_wheels
 stamp "wheels installed"
 
 t=$(($(left) - 150)); [ "${SKIP_FAILURES:-0}" = 1 ] && t=$(($(left) - 20))

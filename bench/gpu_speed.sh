@@ -15,25 +15,12 @@
 # carphone_monocular_cuda_graphs_b), COMPILE=1 (also profile the cuda backend with --exp.compile: torch.compile of
 # the head model and regularisers inside the recorded step).
 set -uo pipefail
-START=$(date +%s)
-OUT="${OUT:-/tmp/vhap_gpu_out}"
-BUDGET_S="${BUDGET_S:-560}"
+. "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
-mkdir -p "$OUT" "$DATA"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=4
-left() { echo $((START + BUDGET_S - $(date +%s))); }
-stamp() { echo "[$(($(date +%s) - START)) s] $*"; }
+mkdir -p "$DATA"
 
-whls=$(for d in ${WHEELS:-.whl_min .whl_av}; do ls "$d"/*.whl 2>/dev/null; done)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $whls >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "
-import time, torch, vhap.render.backends.nvdiffrast as n
-t = time.time(); dr = n.import_nvdiffrast(); dr.RasterizeCudaContext(); print('nvdiffrast ready', round(time.time() - t, 1), 's')
-from vhap.render.kernels import load_kernels
-t = time.time(); load_kernels(); print('vhap kernels ready', round(time.time() - t, 1), 's')
-" 2>&1 | tail -3
+install_wheels
+build_kernels
 stamp "built"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then

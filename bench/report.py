@@ -45,6 +45,12 @@ def _hw(r: dict) -> str:
     return f"CPU ×{h.get('cpu_count', '?')}"
 
 
+def _table(columns: list[str], rows: list[list]) -> str:
+    """A Markdown table: a header row of ``columns``, then one row per list of (formatted) cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def load_results(folder: Path) -> list[dict]:
     out = []
     for p in sorted(folder.glob("*.json")):
@@ -92,23 +98,19 @@ def _profile_steps_from_command(command: str) -> int:
 
 
 def profile_table(profiles: list[dict]) -> str:
-    head = (
-        "| file | hardware | set | stage | views × size | eager ms / step | CUDA-graph ms / step "
-        "| GPU kernel ms / step | peak memory (MiB) |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
-    )
+    columns = ["file", "hardware", "set", "stage", "views × size", "eager ms / step", "CUDA-graph ms / step",
+               "GPU kernel ms / step", "peak memory (MiB)"]  # fmt: skip
     rows = []
     for d in profiles:
         gpu = d.get("hardware", {}).get("gpu", "CPU")
         for r in d["results"]:
-            dev_ms = r.get("device_ms_total_per_step")
             size = "×".join(str(x) for x in r.get("image_size", []))
-            rows.append(
-                f"| `{d['_file']}` | {gpu} | {r.get('set')} | {r['stage']} | {r['views_per_step']} × {size} | "
-                f"{_fmt(r['ms_per_step'], 1)} | {_fmt((r.get('cuda_graph') or {}).get('ms_per_step'), 2)} | "
-                f"{_fmt(dev_ms, 1)} | {_fmt(r.get('peak_memory_mib'), 0)} |"
-            )
-    return head + "\n".join(rows)
+            rows.append([
+                f"`{d['_file']}`", gpu, r.get("set"), r["stage"], f"{r['views_per_step']} × {size}",
+                _fmt(r["ms_per_step"], 1), _fmt((r.get("cuda_graph") or {}).get("ms_per_step"), 2),
+                _fmt(r.get("device_ms_total_per_step"), 1), _fmt(r.get("peak_memory_mib"), 0),
+            ])  # fmt: skip
+    return _table(columns, rows)
 
 
 def fixed_stage_table(profiles: list[dict]) -> str:
@@ -118,17 +120,14 @@ def fixed_stage_table(profiles: list[dict]) -> str:
         gpu = d.get("hardware", {}).get("gpu", "CPU")
         for g in d.get("fixed_stage_runs", []):
             fail = "; ".join(g.get("capture_failures", []))[:80] or "–"
-            rows.append(
-                f"| `{d['_file']}` | {gpu} | {g.get('set')} | {g['stage']} | {'on' if g['cuda_graphs'] else 'off'} | "
-                f"{'yes' if g.get('graphed') else 'no'} | {g['steps']} | {_fmt(g['ms_per_step'], 2)} | {fail} |"
-            )
+            rows.append([
+                f"`{d['_file']}`", gpu, g.get("set"), g["stage"], "on" if g["cuda_graphs"] else "off",
+                "yes" if g.get("graphed") else "no", g["steps"], _fmt(g["ms_per_step"], 2), fail,
+            ])  # fmt: skip
     if not rows:
         return ""
-    head = (
-        "| file | hardware | set | stage | CUDA graphs | graphed | steps | ms / step | capture failure |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
-    )
-    return head + "\n".join(rows)
+    columns = ["file", "hardware", "set", "stage", "CUDA graphs", "graphed", "steps", "ms / step", "capture failure"]
+    return _table(columns, rows)
 
 
 def breakdown_table(results: list[dict]) -> str:
@@ -146,20 +145,16 @@ def breakdown_table(results: list[dict]) -> str:
         regions = {k: mean(lambda b, k=k: b["regions"][k]) for k in bs[0]["regions"]}
         worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(regions.items(), key=lambda kv: -kv[1])[:3])
         frame_max = mean(lambda b: max(b["per_frame_face"]) if b["per_frame_face"] else float("nan"))
-        rows.append(
-            f"| `{r['name']}` | {_fmt(mean(lambda b: b['identity']['face']))} | "
-            f"{_fmt(mean(lambda b: b['expression']['face']))} | "
-            f"{_fmt(mean(lambda b: b['head_pose']['rotation_deg']['mean']))} | "
-            f"{_fmt(mean(lambda b: b['head_pose']['nonrigid_face_mean']))} | {_fmt(frame_max)} | {worst} |"
-        )
+        rows.append([
+            f"`{r['name']}`", _fmt(mean(lambda b: b["identity"]["face"])),
+            _fmt(mean(lambda b: b["expression"]["face"])), _fmt(mean(lambda b: b["head_pose"]["rotation_deg"]["mean"])),
+            _fmt(mean(lambda b: b["head_pose"]["nonrigid_face_mean"])), _fmt(frame_max), worst,
+        ])  # fmt: skip
     if not rows:
         return ""
-    head = (
-        "| result | identity err, face (mm) | expression err, face (mm) | head rotation err (deg) "
-        "| face err after a rigid skull fit (mm) | worst frame, face (mm) | worst regions (mm) |\n"
-        "|---|---|---|---|---|---|---|\n"
-    )
-    return head + "\n".join(rows)
+    columns = ["result", "identity err, face (mm)", "expression err, face (mm)", "head rotation err (deg)",
+               "face err after a rigid skull fit (mm)", "worst frame, face (mm)", "worst regions (mm)"]  # fmt: skip
+    return _table(columns, rows)
 
 
 def _size(r: dict) -> str:
@@ -178,11 +173,8 @@ def _size(r: dict) -> str:
 
 
 def accuracy_table(results: list[dict]) -> str:
-    head = (
-        "| result | set | preset | hardware | data | seeds | face err mean / median / p95 (mm) "
-        "| head err mean / p95 (mm) | landmark NME (%) | masked PSNR (dB) | silhouette IoU |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
+    columns = ["result", "set", "preset", "hardware", "data", "seeds", "face err mean / median / p95 (mm)",
+               "head err mean / p95 (mm)", "landmark NME (%)", "masked PSNR (dB)", "silhouette IoU"]  # fmt: skip
     rows = []
     for r in results:
         m = r["mean"]
@@ -190,47 +182,43 @@ def accuracy_table(results: list[dict]) -> str:
         head_e = " / ".join(_fmt(m.get(f"accuracy.vertex_error.head.{k}")) for k in ("mean", "p95"))
         if r["set"] == "carphone":
             face = head_e = "n/a (no ground truth)"
-        rows.append(
-            f"| `{r['name']}` | {r['set']} | {r['preset']} | {_hw(r)} | {_size(r)} | {len(r['seeds'])} | {face} | "
-            f"{head_e} | {_fmt(m.get('accuracy.landmark_nme.mean'))} | {_fmt(m.get('accuracy.masked_psnr.mean'))} | "
-            f"{_fmt(m.get('accuracy.silhouette_iou.mean'), 3)} |"
-        )
-    return head + "\n".join(rows)
+        rows.append([
+            f"`{r['name']}`", r["set"], r["preset"], _hw(r), _size(r), len(r["seeds"]), face, head_e,
+            _fmt(m.get("accuracy.landmark_nme.mean")), _fmt(m.get("accuracy.masked_psnr.mean")),
+            _fmt(m.get("accuracy.silhouette_iou.mean"), 3),
+        ])  # fmt: skip
+    return _table(columns, rows)
 
 
 def speed_table(results: list[dict]) -> str:
-    head = (
-        "| result | hardware | data | tracking (s) | wall (s) | s / frame | peak memory (MiB) | ms / step per stage |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-    )
+    columns = ["result", "hardware", "data", "tracking (s)", "wall (s)", "s / frame", "peak memory (MiB)",
+               "ms / step per stage"]  # fmt: skip
     rows = []
     for r in results:
         m = r["mean"]
         mem = m.get("timing.cuda_max_allocated_mib")
         mem_s = f"{_fmt(mem, 0)} (CUDA)" if mem is not None else f"{_fmt(m.get('timing.peak_rss_mib'), 0)} (RSS)"
         stages = ", ".join(f"{k} {_fmt(v, 1)}" for k, v in m.get("timing.stage_ms_per_step", {}).items())
-        rows.append(
-            f"| `{r['name']}` | {_hw(r)} | {_size(r)} | {_fmt(m.get('timing.tracking_s'), 1)} | "
-            f"{_fmt(m.get('timing.wall_s'), 1)} | {_fmt(m.get('timing.seconds_per_frame'), 2)} | {mem_s} | {stages} |"
-        )
-    return head + "\n".join(rows)
+        rows.append([
+            f"`{r['name']}`", _hw(r), _size(r), _fmt(m.get("timing.tracking_s"), 1), _fmt(m.get("timing.wall_s"), 1),
+            _fmt(m.get("timing.seconds_per_frame"), 2), mem_s, stages,
+        ])  # fmt: skip
+    return _table(columns, rows)
 
 
 def per_seed_table(results: list[dict]) -> str:
-    head = "| result | seed | face err mean (mm) | head err mean (mm) | NME (%) | PSNR (dB) | IoU | s / frame |\n"
-    head += "|---|---|---|---|---|---|---|---|\n"
+    columns = ["result", "seed", "face err mean (mm)", "head err mean (mm)", "NME (%)", "PSNR (dB)", "IoU", "s / frame"]
     rows = []
     for r in results:
         for s in r["per_seed"]:
             a, t = s.get("accuracy", {}), s.get("timing", {})
             ve = a.get("vertex_error", {})
-            rows.append(
-                f"| `{r['name']}` | {s['seed']} | {_fmt(ve.get('face', {}).get('mean'))} | "
-                f"{_fmt(ve.get('head', {}).get('mean'))} | {_fmt(a.get('landmark_nme', {}).get('mean'))} | "
-                f"{_fmt(a.get('masked_psnr', {}).get('mean'))} | {_fmt(a.get('silhouette_iou', {}).get('mean'), 3)} | "
-                f"{_fmt(t.get('seconds_per_frame'))} |"
-            )
-    return head + "\n".join(rows)
+            rows.append([
+                f"`{r['name']}`", s["seed"], _fmt(ve.get("face", {}).get("mean")), _fmt(ve.get("head", {}).get("mean")),
+                _fmt(a.get("landmark_nme", {}).get("mean")), _fmt(a.get("masked_psnr", {}).get("mean")),
+                _fmt(a.get("silhouette_iou", {}).get("mean"), 3), _fmt(t.get("seconds_per_frame")),
+            ])  # fmt: skip
+    return _table(columns, rows)
 
 
 def _pct(v, digits: int = 1) -> str:
@@ -239,12 +227,10 @@ def _pct(v, digits: int = 1) -> str:
 
 def realvideo_table(results: list[dict], output: Path) -> str:
     """One row per clip of every ``--set realvideo`` result (bench/realvideo.py, vhap.eval.whole_head)."""
-    head = (
-        "| result | clip | hardware | frames, tracked at | head coverage (%) | spill (% of covered) "
-        "| head PSNR (dB) | face PSNR (dB) | NME (%) | mouth NME (%) | mouth gap model / detected (eye dist.) "
-        "| hair: p99 dihedral fit / template (°), offset Laplacian (mm) | neck: same | end to end (s) | strip |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
+    columns = ["result", "clip", "hardware", "frames, tracked at", "head coverage (%)", "spill (% of covered)",
+               "head PSNR (dB)", "face PSNR (dB)", "NME (%)", "mouth NME (%)", "mouth gap model / detected (eye dist.)",
+               "hair: p99 dihedral fit / template (°), offset Laplacian (mm)", "neck: same", "end to end (s)",
+               "strip"]  # fmt: skip
     rows = []
     for r in results:
         for c in r["per_seed"]:
@@ -262,14 +248,14 @@ def realvideo_table(results: list[dict], output: Path) -> str:
 
             strip = c.get("strip")
             link = f"[png]({_relpath(Path(strip), output.parent)})" if strip and Path(strip).is_file() else "–"
-            rows.append(
-                f"| `{r['name']}` | {c['clip']} | {_hw(r)} | {c.get('num_frames')}, {c.get('tracked_size')} | "
-                f"{_pct(w.get('head_coverage'))} | {_pct(w.get('spill'), 2)} | {_fmt(w.get('head_psnr_db'))} | "
-                f"{_fmt(w.get('face_psnr_db'))} | {_pct(w.get('nme'), 2)} | {_pct(w.get('mouth_nme'), 2)} | "
-                f"{_fmt(w.get('mouth_gap_model'))} / {_fmt(w.get('mouth_gap_detected'))} | {smooth('hair')} | "
-                f"{smooth('neck')} | {_fmt(c.get('end_to_end_s'), 0)} | {link} |"
-            )
-    return head + "\n".join(rows)
+            rows.append([
+                f"`{r['name']}`", c["clip"], _hw(r), f"{c.get('num_frames')}, {c.get('tracked_size')}",
+                _pct(w.get("head_coverage")), _pct(w.get("spill"), 2), _fmt(w.get("head_psnr_db")),
+                _fmt(w.get("face_psnr_db")), _pct(w.get("nme"), 2), _pct(w.get("mouth_nme"), 2),
+                f"{_fmt(w.get('mouth_gap_model'))} / {_fmt(w.get('mouth_gap_detected'))}", smooth("hair"),
+                smooth("neck"), _fmt(c.get("end_to_end_s"), 0), link,
+            ])  # fmt: skip
+    return _table(columns, rows)
 
 
 def load_landmark_failures(folder: Path) -> list[dict]:
@@ -282,22 +268,77 @@ def load_landmark_failures(folder: Path) -> list[dict]:
 
 
 def landmark_failures_table(results: list[dict]) -> str:
-    head = (
-        "| result | hardware | frames | corrupted / flagged frames | variant | wide-open frames "
-        "| mouth gap model / reference (eye dist.) | mouth NME (%) | rest-of-face NME (%) | head coverage (%) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
-    )
+    columns = ["result", "hardware", "frames", "corrupted / flagged frames", "variant", "wide-open frames",
+               "mouth gap model / reference (eye dist.)", "mouth NME (%)", "rest-of-face NME (%)",
+               "head coverage (%)"]  # fmt: skip
     rows = []
     for r in results:
         for name, v in r["variants"].items():
-            rows.append(
-                f"| `{r['name']}` | {_hw(r)} | {r['frames'][0]}-{r['frames'][1]} | {r['corrupted_frames']} / "
-                f"{r['frames_flagged_by_quality']} | {name} | {v['wide_open_frames']} | "
-                f"{_fmt(v['mouth_gap_model_wide'])} / {_fmt(v['mouth_gap_reference_wide'])} | "
-                f"{_pct(v['mouth_nme_wide'], 2)} | {_pct(v['nme_without_mouth_wide'], 2)} | "
-                f"{_pct(v['whole_head'].get('head_coverage'))} |"
-            )
-    return head + "\n".join(rows)
+            rows.append([
+                f"`{r['name']}`", _hw(r), f"{r['frames'][0]}-{r['frames'][1]}",
+                f"{r['corrupted_frames']} / {r['frames_flagged_by_quality']}", name, v["wide_open_frames"],
+                f"{_fmt(v['mouth_gap_model_wide'])} / {_fmt(v['mouth_gap_reference_wide'])}",
+                _pct(v["mouth_nme_wide"], 2), _pct(v["nme_without_mouth_wide"], 2),
+                _pct(v["whole_head"].get("head_coverage")),
+            ])  # fmt: skip
+    return _table(columns, rows)
+
+
+#: the device command that measures the GPU cells of the dataset cost table
+DATASET_GPU_COMMAND = 'OUT=<dir> PARTS="sequence share" bash bench/gpu_dataset.sh'
+
+
+def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
+    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU) of every k that bench/gpu_share.py measured
+    on a GPU (k track processes at once; projected from its shorter runs), sorted by k."""
+    rows = {}
+    for p in sorted(folder.glob("gpu_share_*.json")):
+        d = json.loads(p.read_text())
+        gpu = d.get("hardware", {}).get("gpu")
+        if not gpu:  # a CPU smoke run
+            continue
+        for r in d.get("results", []):
+            proj = r.get("projection") or {}
+            if r.get("ok") and proj.get("gpu_seconds_per_sequence"):
+                rows[r["k"]] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu)
+    return [rows[k] for k in sorted(rows)]
+
+
+def dataset_cost_table(folder: Path) -> str | None:
+    """GPU-hours, CPU-hours and disk per 16-view sequence and for NeRSemble v2 from the results that exist;
+    what is not measured says so, with the command that measures it."""
+    prep_path = folder / "preprocess_cost_cpu.json"
+    disks = sorted(folder.glob("dataset_disk_*.json"))
+    if not prep_path.is_file() and not disks:
+        return None
+    from bench.run import NERSEMBLE_V2_SEQUENCES
+
+    frames, n = 150, NERSEMBLE_V2_SEQUENCES
+    rows = []
+    share = _gpu_share_rows(folder)
+    best = min((r[1] for r in share), default=None)
+    for k, s, name, gpu in share:
+        mark = " (best)" if s == best else ""
+        rows.append([f"GPU-hours, tracking, {k} per GPU{mark}", f"{s / 3600:.3f} ({s:.0f} GPU-s)",
+                     f"{s * n / 3600:,.0f}", f"`{name}`, {gpu}"])  # fmt: skip
+    if not share:
+        rows.append(["GPU-hours, tracking (`nersemble` preset)", "unmeasured", "unmeasured",
+                     f"`{DATASET_GPU_COMMAND}`"])  # fmt: skip
+    if prep_path.is_file():
+        prep = json.loads(prep_path.read_text())["nersemble_16view"]
+        s = prep["cpu_s_per_frame_set"] * frames
+        rows.append([f"CPU-hours, preprocessing ({prep['chain'].replace(' + ', ', ')})",
+                     f"{s / 3600:.3f} ({s:.0f} CPU-s)", f"{s * n / 3600:,.0f}", f"`{prep_path.name}`"])  # fmt: skip
+    for path in disks:
+        d = json.loads(path.read_text())
+        for name, a in d["artefacts"].items():
+            per_seq = f"{a['per_sequence_gib']:.2f} GiB ({a['fixed_mib']:.0f} MiB + {a['per_frame_mib']:.2f} MiB/frame)"
+            rows.append([f"disk, {name}", per_seq, f"{a['dataset_tib']:.1f} TiB", f"`{path.name}`"])
+        t = d["total"]
+        total = [f"{t['per_sequence_gib']:.2f} GiB", f"{t['dataset_tib']:.1f} TiB"]
+        rows.append(["disk, total", *total, f"`{path.name}`"])
+    columns = ["cost", "per sequence (16 views × 150 frames)", "NeRSemble v2 (10,800 sequences)", "source"]
+    return _table(columns, rows)
 
 
 def make_plots(results: list[dict], folder: Path) -> list[Path]:
@@ -305,6 +346,13 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def save(fig, path: Path) -> Path:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        return path
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -333,12 +381,7 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
         ax.set_xticks(list(x), names, rotation=20, ha="right", fontsize=7)
         ax.set_ylabel("mean vertex error (mm)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = folder / "vertex_error.png"
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(save(fig, folder / "vertex_error.png"))
     timed = [r for r in results if r["mean"].get("timing.stage_ms_per_step")]
     if timed:
         fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(timed) + 2), 3.2))
@@ -357,12 +400,7 @@ def make_plots(results: list[dict], folder: Path) -> list[Path]:
         )
         ax.set_ylabel("ms per step")
         ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        p = folder / "ms_per_step.png"
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(save(fig, folder / "ms_per_step.png"))
     return written
 
 
@@ -372,6 +410,7 @@ def build_markdown(
     output: Path,
     profiles: list[dict] | None = None,
     failures: list[dict] | None = None,
+    dataset_cost: str | None = None,
 ) -> str:
     real = [r for r in results if r["set"] == "realvideo"]
     results = [r for r in results if r["set"] != "realvideo"]
@@ -400,6 +439,24 @@ def build_markdown(
         per_seed_table(results),
         "",
     ]
+    if dataset_cost:
+        lines += [
+            "## Dataset cost",
+            "",
+            "What tracking a whole 16-view dataset costs (issue 19): per NeRSemble-like sequence of 150 frames at DS4",
+            "(802×550) and for NeRSemble v2 (10,800 sequences). CPU-hours are CPU seconds (user + system, so",
+            "independent of the core count) of `bench/preprocess_cost.py` on 16 NeRSemble-sized videos made from the",
+            "carphone clip. Disk: `bench/dataset_disk.py`, a line `fixed + per_frame × frames` through CPU runs of",
+            "`bench/run.py --set nersemble_sequence` of different lengths at the real DS4 size (synthetic frames, not",
+            "real footage: JPEG sizes depend on the content; the run folder's fixed part is the texture map in each of",
+            "its three parameter files plus a 49 MiB checkpoint, which the workflow keeps under results/.resume and",
+            "deletes when the run finishes). GPU rows: `bench/gpu_share.py`, k tracking processes started together on",
+            "one GPU (24-frame runs; their per-frame stages scaled to 150 frames), GPU-seconds per sequence =",
+            "wall / k; without such a result they read 'unmeasured', with the device command that measures them.",
+            "",
+            dataset_cost,
+            "",
+        ]
     if real:
         lines += [
             "## Real video (whole head)",
@@ -521,16 +578,15 @@ def reproduction_section(results: list[dict], profiles: list[dict]) -> list[str]
         "Commands below runs the same way after `pip install --no-deps --target /tmp/site .whl_min/*.whl",
         ".whl_av/*.whl` and `export PYTHONPATH=/tmp/site:$PWD`.",
         "",
-        "| result | hardware | device command |",
-        "|---|---|---|",
     ]
+    rows = []
     for r in gpu:
         name = r.get("name") or r.get("_file", "?")
         hw = _hw(r) if "name" in r else r["hardware"]["gpu"]
         cmd = device_command(r)
         shown = f"`{cmd}`" if cmd else "not recorded: its command below, with the wheels installed"
-        lines.append(f"| `{name}` | {hw} | {shown} |")
-    return lines + [""]
+        rows.append([f"`{name}`", hw, shown])
+    return lines + [_table(["result", "hardware", "device command"], rows), ""]
 
 
 def _relpath(p: Path, start: Path) -> str:
@@ -544,7 +600,8 @@ def write_report(cfg: ReportConfig) -> Path:
     plots = make_plots(results, cfg.results_dir / "plots") if cfg.plots and results else []
     profiles = load_profiles(cfg.results_dir)
     failures = load_landmark_failures(cfg.results_dir)
-    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles, failures))
+    cost = dataset_cost_table(cfg.results_dir)
+    write_text_atomic(cfg.output, build_markdown(results, plots, cfg.output, profiles, failures, cost))
     return cfg.output
 
 

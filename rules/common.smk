@@ -23,6 +23,7 @@ if importlib.util.find_spec("vhap") is None:  # a snakemake without the project 
     sys.path.insert(0, str(WORKFLOW_DIR))
 
 from vhap.errors import VhapError
+from vhap.workflow import gpu_share as wf_gpu_share
 from vhap.workflow import plan as wf_plan
 from vhap.workflow import settings as wf_settings
 
@@ -48,7 +49,7 @@ def job_function(func):
     """Mark ``func`` (an input, params or resources function, called once per job) as having a fixed signature.
 
     Snakemake runs ``inspect.signature`` on such a function at every call to pick the arguments it
-    passes (wildcards, attempt, input, ...), about 15 us each: ~2 s of a 50k-job dry run. Its own hook
+    passes (wildcards, attempt, input, ...), which adds up over a dataset-sized dry run. Its own hook
     for functions of a known signature (``snakemake.common.FUNC_OVERWRITE_PARAMS_ATTR``) takes the
     precomputed parameters instead. Without that hook (another snakemake version) nothing changes but
     the speed.
@@ -74,6 +75,31 @@ def note(message):
 _gpu = workflow.global_resources.get("gpu")
 _gpu_limit = None if _gpu is None else _gpu.value
 note(f"GPU jobs at once: {_gpu_limit if _gpu_limit is not None else 'no limit (the scheduler decides)'}")
+
+# Track jobs sharing a GPU (config tracks_per_gpu; see vhap.workflow.gpu_share): slots for the local
+# scheduler, or k track jobs per cluster job (a group spanning k sequences) of one GPU.
+try:
+    TRACK_GPU = wf_gpu_share.track_gpu_plan(
+        config["tracks_per_gpu"], config["resources"]["track"]["gpu"], _gpu_limit
+    )
+except VhapError as e:
+    raise WorkflowError(str(e))
+for _name, _amount in TRACK_GPU.global_resources.items():
+    workflow.register_resource(_name, _amount)
+note(TRACK_GPU.summary)
+
+
+def track_group(wildcards):
+    """The track rule's group (None: no grouping). Snakemake calls this while it builds the DAG (only
+    where groups are in effect: cluster execution and dry runs), after it has put the command line's
+    group settings in place (it replaces them after this file is parsed), so this is where the config's
+    k becomes the group's `--group-components` (a value given on the command line or in a profile wins)."""
+    group = TRACK_GPU.group
+    if group is not None:
+        settings = workflow.group_settings
+        if group not in settings.group_components:
+            settings.group_components = {**settings.group_components, group: TRACK_GPU.group_components}
+    return group
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +278,22 @@ def _subject_step(ds: str, subject: str, step: str) -> dict:
     return wf_settings.merge_step(merged, subject_overrides(subject).get("steps", {}).get(step, {}))
 
 
+def _sequence_override(subject: str, seq: str, step: str) -> dict | None:
+    return ((subject_overrides(subject).get("sequences") or {}).get(seq) or {}).get("steps", {}).get(step)
+
+
+def _sequence_step(ds: str, subject: str, seq: str, step: str) -> dict:
+    """Merged settings of a step for one sequence (the subject's when the sequence overrides nothing)."""
+    over = _sequence_override(subject, seq, step)
+    return wf_settings.merge_step(_subject_step(ds, subject, step), over) if over else _subject_step(ds, subject, step)
+
+
+def _as_settings(step: str, merged: dict, track: dict) -> tuple:
+    if step == "landmarks":  # detect only on the views whose landmarks tracking uses (data.landmark_cameras)
+        merged = wf_settings.landmarks_for_track(merged, track)
+    return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+
+
 @functools.cache
 def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     """(preset, {param slot: text}) of one step of one job; see vhap.workflow.settings.config_params.
@@ -259,18 +301,15 @@ def step_settings(ds: str, subject: str, seq: str, step: str) -> tuple:
     Sequences without an override of their own share the subject's (cached) tuple, so ~10k sequences
     cost one merge per (dataset, subject, step), not one per job.
     """
-    if seq:
-        over = ((subject_overrides(subject).get("sequences") or {}).get(seq) or {}).get("steps", {}).get(step)
-        if over:
-            merged = wf_settings.merge_step(_subject_step(ds, subject, step), over)
-            return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+    own = seq and _sequence_override(subject, seq, step)
+    if own or (seq and step == "landmarks" and _sequence_override(subject, seq, "track")):
+        return _as_settings(step, _sequence_step(ds, subject, seq, step), _sequence_step(ds, subject, seq, "track"))
     return _subject_settings(ds, subject, step)
 
 
 @functools.cache
 def _subject_settings(ds, subject, step):
-    merged = _subject_step(ds, subject, step)
-    return merged.get("preset") or "", wf_settings.config_params(step, merged.get("config") or {})
+    return _as_settings(step, _subject_step(ds, subject, step), _subject_step(ds, subject, "track"))
 
 
 # The steps whose settings shape a step's input. Their settings are part of the step's params (as a
@@ -530,7 +569,9 @@ def step_resources(step):
         return int(round(mb * scale ** (attempt - 1)))
 
     res = {"mem_mb": job_function(mem_mb), "runtime": job_function(runtime)}
-    if r["gpu"]:
+    if step == "track":
+        res.update(TRACK_GPU.resources)  # gpu, or a share of one (config tracks_per_gpu)
+    elif r["gpu"]:
         res["gpu"] = r["gpu"]
     partition = config["slurm_partitions"]["gpu" if r["gpu"] else "cpu"]
     if partition:
@@ -545,7 +586,7 @@ USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 
 def conda_env(step):
     """The conda environment file of a step's rule with --software-deployment-method conda, else None
-    (snakemake resolves a rule's conda file for every job of a dry run: ~10 s for the whole dataset)."""
+    (snakemake resolves a rule's conda file for every job of a dry run, which adds up over a dataset)."""
     if not USE_CONDA:
         return None
     path = Path(config["conda"]["steps"].get(step, config["conda"]["default"]))

@@ -20,8 +20,8 @@ def preprocess_input(wildcards):
 
     A multi-view sequence folder is an input only to require that it exists: the later steps write
     alpha_maps/ and landmark2d/ into it, which makes it newer than the frames' stamp, so its mtime must
-    not count. Its videos are not inputs one by one either (16 file lookups per job, ~12 s of a
-    NeRSemble-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
+    not count. Its videos are not inputs one by one either (16 file lookups per job add up over a
+    dataset-sized dry run); a video added, removed or replaced changes ``params.job[videos]`` instead.
     """
     rec = seq_record(wildcards)
     return rec.videos[0] if rec.layout == "monocular" else ancient(rec.folder)

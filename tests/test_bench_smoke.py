@@ -98,3 +98,43 @@ def test_bench_run_tracks_a_tiny_sequence(tmp_path, flame_topology_dir):
         bench_report.ReportConfig(results_dir=tmp_path / "results", output=tmp_path / "B.md")
     )
     assert "`smoke`" in out.read_text()
+
+
+def test_dataset_cost_table_fills_what_is_measured(tmp_path):
+    """#19 item 4: disk as fixed + per-frame from runs of two lengths; GPU cells 'unmeasured' with the device
+    command until a GPU sharing result exists, then filled from its best k."""
+    from bench import dataset_disk
+
+    assert dataset_disk.fit_line([(2, 12.0), (4, 16.0), (6, 20.0)]) == pytest.approx((8.0, 2.0))
+    runs = []
+    for frames in (2, 4):
+        path = tmp_path / f"run_f{frames}.json"
+        disk = {"frames": 3.0 * frames, "run": 150.0 + 0.5 * frames}
+        path.write_text(json.dumps({"bench_command": "x", "per_seed": [{"num_frames": frames, "disk_mib": disk}]}))
+        runs.append(str(path))
+    results = tmp_path / "results"
+    assert dataset_disk.main([*runs, "--out", str(results / "dataset_disk_cpu.json")]) == 0
+    d = json.loads((results / "dataset_disk_cpu.json").read_text())
+    assert d["artefacts"]["run"]["fixed_mib"] == pytest.approx(150.0)
+    assert d["artefacts"]["frames"]["per_sequence_gib"] == pytest.approx(3.0 * 150 / 1024)
+    assert d["total"]["dataset_tib"] == pytest.approx((450.0 + 225.0) * 10_800 / 2**20)
+    table = bench_report.dataset_cost_table(results)
+    assert "| GPU-hours, tracking (`nersemble` preset) | unmeasured | unmeasured |" in table
+    assert bench_report.DATASET_GPU_COMMAND in table and "| disk, run | 0.22 GiB (150 MiB + 0.50 MiB/frame)" in table
+    res = [{"k": k, "ok": True, "projection": {"gpu_seconds_per_sequence": s}} for k, s in ((1, 72.0), (4, 36.0))]
+    (results / "gpu_share_16view.json").write_text(json.dumps({"hardware": {"gpu": "H1"}, "results": res}))
+    (results / "gpu_share_cpu.json").write_text(json.dumps({"hardware": {}, "results": res}))  # a CPU smoke: left out
+    table = bench_report.dataset_cost_table(results)
+    assert "| GPU-hours, tracking, 1 per GPU | 0.020 (72 GPU-s) | 216 | `gpu_share_16view.json`, H1 |" in table
+    assert "| GPU-hours, tracking, 4 per GPU (best) | 0.010 (36 GPU-s) | 108 |" in table
+    assert "unmeasured" not in table and "gpu_share_cpu" not in table
+    assert dataset_disk.main([runs[0], "--out", str(tmp_path / "x.json")]) == 2  # one length: no line
+
+
+def test_landmark_views_sets():
+    from bench.landmark_views import parse_views
+
+    assert parse_views("all", 16) is None and parse_views("9,6,7,8", 16) == [6, 7, 8, 9]
+    for bad in ("6,6", "16", "", "-1"):
+        with pytest.raises(ValueError, match="distinct camera indices 0..15"):
+            parse_views(bad, 16)

@@ -21,8 +21,12 @@ def test_every_wheel_is_pinned_with_a_hash_and_the_gpu_scripts_read_those_folder
     assert {"tyro", "docstring-parser", "typeguard", "diffrp-nvdiffrast", "av"} <= names
     assert "--require-hashes" in script and "--python-version 3.12" in script and "manylinux" in script
     assert "fetch .whl_min" in script and "fetch .whl_av" in script
-    for name in ("gpu_speed.sh", "gpu_accuracy.sh"):
-        assert "${WHEELS:-.whl_min .whl_av}" in (REPO / "bench" / name).read_text(), name
+    # one prelude installs them for every device script
+    assert "${WHEELS:-${GPU_WHEELS:-.whl_min .whl_av}}" in (REPO / "bench" / "gpu_env.sh").read_text()
+    for name in ("gpu_speed.sh", "gpu_accuracy.sh", "gpu_dataset.sh", "gpu_realvideo.sh"):
+        text = (REPO / "bench" / name).read_text()
+        assert '. "$(dirname "$0")/gpu_env.sh"' in text and "install_wheels" in text, name
+        assert "pip install" not in text, name
 
 
 def test_reproduction_section_names_each_gpu_row():

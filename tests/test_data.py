@@ -261,6 +261,37 @@ def test_sequence_dir_is_enough_to_address_a_sequence(tmp_path):
     with pytest.raises(VhapError, match="(?s)sequence folder .*new does not exist yet.*vhap preprocess"):
         resolve_sequence_dir(DataConfig(sequence_dir=mono / "new.mp4"))
 
+
+def test_root_and_sequence_name_the_same_address_as_the_folder(tmp_path):
+    """``--data.root R --data.sequence PREFIX`` (layout auto) and ``--data.sequence-dir R/.../FULL`` are one
+    address once addressed by folder: equal configs, so a finished run or a checkpoint is recognised either way."""
+    from vhap.data import DataConfig, address_by_folder
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1_head"
+    _frames(seq / "images_4", SERIALS[:2])
+    (v2 / "074" / "calibration").mkdir()
+    by_dir = address_by_folder(DataConfig(sequence_dir=seq, downsample=4))
+    by_name = address_by_folder(DataConfig(root=v2, sequence="EXP-1", subject="07", downsample=4))
+    assert by_name == by_dir and by_dir.sequence_dir == seq.resolve()
+    assert (by_dir.root, by_dir.layout, by_dir.subject, by_dir.sequence) == (
+        v2.resolve(),
+        "nersemble_v2",
+        "074",
+        "EXP-1_head",
+    )
+    assert address_by_folder(by_dir) == by_dir  # a saved, addressed config reads back the same
+
+    mono = tmp_path / "mono"
+    _frames(mono / "talk" / "images", [None])
+    by_name = address_by_folder(DataConfig(root=mono, sequence="talk", layout="monocular"))
+    assert by_name == address_by_folder(DataConfig(sequence_dir=mono / "talk"))
+    assert by_name.layout == "monocular" and by_name.sequence_dir == (mono / "talk").resolve()
+    assert by_name != address_by_folder(DataConfig(root=v2, sequence="EXP-1", subject="074"))
+    with pytest.raises(VhapError, match="no sequence folder named or starting with 'walk'"):
+        address_by_folder(DataConfig(root=mono, sequence="walk"))
+
+
 # ---------------------------------------------------------------- garbage landmarks (#17 items 9, 10)
 
 
@@ -348,3 +379,34 @@ def test_camera_to_world_given_as_world_to_camera_is_caught(tmp_path):
     d["world_2_cam"] = {k: (flip @ np.array(m)).tolist() for k, m in d["world_2_cam"].items()}
     with pytest.raises(VhapError, match="optical axes do not meet in front"):
         load_camera_params(_write(tmp_path, d))
+
+
+def test_landmark_cameras_fit_landmarks_of_those_views_only(tmp_path):
+    """#19 item 3: --data.landmark-cameras keeps every camera's frames but only the listed cameras' landmarks;
+    the others need no landmark file and count as 'no landmarks' (confidence 0), MediaPipe points included."""
+    from vhap.data import DataConfig, load_sequence
+
+    v2 = tmp_path / "v2"
+    seq = v2 / "074" / "sequences" / "EXP-1"
+    _frames(seq / "images", SERIALS[:3])
+    (v2 / "074" / "calibration").mkdir()
+    (v2 / "074" / "calibration" / "camera_params.json").write_text(json.dumps(camera_params((8, 10), 3)))
+    (seq / "landmark2d" / "mediapipe").mkdir(parents=True)
+    lmk = _good_lmk()[:2]
+    for i, serial in enumerate(SERIALS[:2]):  # no landmark file for the third camera
+        np.savez(seq / "landmark2d" / "mediapipe" / f"{serial}.npz", face_landmark_2d=lmk + 0.01 * i,
+                 timestep_id=np.array(["000000", "000001"]),
+                 mediapipe_478=np.full((2, 478, 3), 0.5, np.float32))  # fmt: skip
+    with pytest.raises(VhapError, match="landmark file not found"):
+        load_sequence(DataConfig(sequence_dir=seq))
+    loaded = load_sequence(DataConfig(sequence_dir=seq, landmark_cameras=(SERIALS[1],)))
+    assert loaded.camera_ids == SERIALS[:3] and tuple(loaded.images.shape[:2]) == (2, 3)
+    assert loaded.landmark_valid.tolist() == [[False, True, False]] * 2
+    assert np.allclose(loaded.landmarks[:, 1].numpy(), lmk + 0.01)
+    assert (loaded.landmarks[:, [0, 2], :, 2] == 0).all() and (loaded.landmarks[:, [0, 2], :, :2] == -1).all()
+    assert tuple(loaded.landmarks_mp.shape) == (2, 3, 478, 3) and (loaded.landmarks_mp[:, 0, :, 2] == 0).all()
+    assert (loaded.landmarks_mp[:, 1, :, 2] == 0.5).all()
+    with pytest.raises(VhapError, match=r"landmark cameras \['nope'\] are not among the tracked cameras"):
+        load_sequence(DataConfig(sequence_dir=seq, landmark_cameras=("nope",)))
+    with pytest.raises(VhapError, match="not among the tracked cameras"):  # left out by --data.cameras
+        load_sequence(DataConfig(sequence_dir=seq, cameras=(SERIALS[0],), landmark_cameras=(SERIALS[1],)))

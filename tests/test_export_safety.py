@@ -335,3 +335,27 @@ def test_run_folder_reads_from_any_working_directory(tmp_path, run, monkeypatch)
     finally:
         frames_json = run.run_dir / "frames.json"
         frames_json.write_text(original)
+
+
+def test_same_content_is_a_hard_link_that_survives_a_later_replace_of_its_source(tmp_path, monkeypatch):
+    """VHAP's second name of the final parameters costs no disk (hard link), stays the old content when the
+    source is replaced by an atomic write, and falls back to a copy where links are refused."""
+    from vhap.utils.atomic import same_content_atomic, write_bytes_atomic
+
+    src, dst = tmp_path / "tracked_flame_params.npz", tmp_path / "tracked_flame_params_30.npz"
+    write_bytes_atomic(src, b"first")
+    write_bytes_atomic(dst, b"an older result")
+    same_content_atomic(src, dst)
+    assert dst.read_bytes() == b"first" and os.stat(dst).st_ino == os.stat(src).st_ino
+    write_bytes_atomic(src, b"second")
+    assert dst.read_bytes() == b"first" and src.read_bytes() == b"second"
+
+    def no_links(*args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    other = tmp_path / "copy.npz"
+    same_content_atomic(src, other)
+    assert other.read_bytes() == b"second" and os.stat(other).st_ino != os.stat(src).st_ino
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["copy.npz", "tracked_flame_params.npz", "tracked_flame_params_30.npz"]  # no temporaries

@@ -386,6 +386,31 @@ def test_backends_declare_their_abilities():
     assert frags.alpha.dtype == frags.depth.dtype and torch.equal(frags.alpha[..., 0] > 0, frags.mask)
 
 
+def test_nvdiffrast_attribute_ops_are_one_shared_base(monkeypatch):
+    """The ``cuda`` backend is not an nvdiffrast backend (no rasteriser context): both share the declared base that
+    runs nvdiffrast's interpolate / texture kernels on a raster in nvdiffrast's layout. nvdiffrast's raster is
+    bottom row first and comes back flipped; the ``cuda`` raster is written top row first and comes back as is."""
+    from types import SimpleNamespace
+
+    from vhap.render.backends import cuda, nvdiffrast
+    from vhap.render.backends.base import Fragments
+
+    assert not issubclass(cuda.CudaBackend, nvdiffrast.NvdiffrastBackend)
+    assert issubclass(cuda.CudaBackend, nvdiffrast.NvdiffrastAttributeBackend)
+    assert issubclass(nvdiffrast.NvdiffrastBackend, nvdiffrast.NvdiffrastAttributeBackend)
+    fake = SimpleNamespace(interpolate=lambda attr, rast, tri, **kw: (rast[..., : attr.shape[-1]], None))
+    monkeypatch.setattr(nvdiffrast, "import_nvdiffrast", lambda: fake)
+    monkeypatch.setattr(cuda, "load_kernels", lambda: None)
+    rows = torch.arange(3.0).view(1, 3, 1, 1).expand(1, 3, 2, 4)  # (B,H,W,4): value = buffer row
+    faces = torch.tensor([[0, 1, 2]])
+    native = {"rast": rows, "tri": faces.int(), "cull": False, "V": 3}
+    frags = Fragments(torch.zeros(1, 3, 2, dtype=torch.long), torch.zeros(1, 3, 2), torch.ones(1, 1, dtype=torch.bool),
+                      faces, (3, 2), lambda: None, native)  # fmt: skip
+    attr = torch.zeros(1, 3, 1)
+    assert nvdiffrast.NvdiffrastBackend().interpolate(attr, frags)[0, :, 0, 0].tolist() == [2.0, 1.0, 0.0]
+    assert cuda.CudaBackend().interpolate(attr, frags)[0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
+
+
 def test_kernel_loader_builds_every_source_and_names_the_fix(monkeypatch):
     """One loader for all .cu files of vhap/render/kernels; a failed build is one VhapError with the fix."""
     import torch.utils.cpp_extension as cpp_ext

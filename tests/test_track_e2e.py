@@ -281,6 +281,30 @@ def test_finished_run_with_other_options_is_refused(mono_run, mono_seq, capsys):
     assert (out / "tracked_flame_params.npz").read_bytes() == before and (out / "DONE").is_file()
 
 
+def test_finished_run_is_found_by_folder_or_by_name(mono_run, mono_seq, tmp_path, capsys):
+    """The run was made with ``--data.root R --data.sequence NAME``: ``--data.sequence-dir`` with its folder, or a
+    name prefix, names the same data (already finished, exit 0); the same sequence under another root does not."""
+    import shutil
+
+    from vhap.cli import main
+
+    out, _ = mono_run
+    before = (out / "tracked_flame_params.npz").read_bytes()
+    rest = _args(mono_seq, out, "--preset", "monocular", "--data.background-color", "white")[4:]
+    assert rest[0] == "--data.landmark-detector"  # _args starts with --data.root R --data.sequence NAME
+    by_dir = ["--data.sequence-dir", str(mono_seq.sequence_dir), *rest]
+    by_prefix = ["--data.root", str(mono_seq.root), "--data.sequence", mono_seq.sequence[:-1], *rest]
+    for args in (by_dir, by_prefix):
+        assert main(["track", *args]) == 0
+        assert "already finished" in capsys.readouterr().out
+    copy = tmp_path / "elsewhere" / mono_seq.sequence
+    shutil.copytree(mono_seq.sequence_dir, copy)
+    assert main(["track", "--data.sequence-dir", str(copy), *rest]) == 2
+    err = capsys.readouterr().err
+    assert "finished with other options (differing: data.root, data.sequence_dir)" in err
+    assert (out / "tracked_flame_params.npz").read_bytes() == before
+
+
 def test_mediapipe_landmarks_drive_the_landmark_term(mono_seq, tmp_path):
     cfg = _cfg(mono_seq, tmp_path / "mp", "--preset", "landmark_only", "--model.landmarks", "mediapipe")
     tr = Tracker(cfg)

@@ -179,9 +179,9 @@ def test_dry_run_lists_pending_jobs(tmp_path):
         ("v2", "104", "EMO-1"),
         ("v2", "104", "EXP-2"),
     }
-    # NeRSemble tracking is told its subject and gets the dataset preset; GPU rules ask for a GPU and a
-    # runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
-    v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.subject 074 --data\.sequence EMO-1", out)
+    # tracking addresses a sequence by its folder (as matting and landmarks do) and gets the dataset preset; GPU
+    # rules ask for a GPU and a runtime that grows with frames x cameras (3 cameras x 300 estimated frames here)
+    v2_track = re.search(r"vhap\.cli track --preset nersemble .*--data\.sequence-dir \S*/v2/074/sequences/EMO-1\s", out)
     assert v2_track, out[-3000:]
     # the layouts' default presets: NeRSemble frames at 1/4 resolution, matting and landmarks on them;
     # monocular videos keep every frame and track with the monocular preset
@@ -189,9 +189,9 @@ def test_dry_run_lists_pending_jobs(tmp_path):
     assert re.search(r"'downsample: 4'.*vhap\.cli landmarks .*/v2/074/sequences/EMO-1", out)
     assert re.search(r"vhap\.cli preprocess --preset nersemble .*/v2/074/sequences/EMO-1", out)
     assert re.search(r"vhap\.cli preprocess --preset monocular .*/mono/alice\.mp4", out)
-    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence alice", out)
+    assert re.search(r"vhap\.cli track --preset monocular .*--data\.sequence-dir \S*/mono/alice\s", out)
     track_block = out[out.index("rule track:") :].split("\n\n", 1)[0]
-    assert "gpu=1" in track_block
+    assert "gpu_track_slots=1" in track_block and "gres=gpu:1" in track_block  # a share of a GPU (tracks_per_gpu 4)
     runtimes = {int(m) for m in re.findall(r"rule track:.*?runtime=(\d+)", out, re.S)}
     assert runtimes == {30 + round(0.05 * 300), 30 + round(0.05 * 900)}
     assert "UNION_BOTH" in out
@@ -234,7 +234,7 @@ def test_preset_is_checked_at_config_time(tmp_path):
     presets = "steps: {track: {preset: monocular}, preprocess: {preset: monocular}}\n"
     (tmp_path / "subjects" / "bob.yaml").write_text(presets)
     out = snakemake(tmp_path, "-n", "--configfile", str(cfg), "--cores", "1").stdout
-    assert re.search(r"track --preset monocular .*--data\.sequence bob", out), out[-3000:]
+    assert re.search(r"track --preset monocular .*--data\.sequence-dir \S*/mono/bob\s", out), out[-3000:]
 
 
 def test_subject_file_is_validated(tmp_path):
@@ -364,6 +364,7 @@ def test_slurm_profile_settings_are_in_force(tmp_path):
     assert "workflow specific profile" in out and "vhap workflow: GPU jobs at once: no limit" in out
     out = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "local"), "--configfile", str(cfg)).stdout
     assert "vhap workflow: GPU jobs at once: 1" in out
+    assert "vhap workflow: track jobs per GPU: 4 (4 at once on 1 GPU(s) here" in out  # the config's default
 
 
 def test_cpu_steps_go_to_the_cpu_partition_by_one_setting(tmp_path):
@@ -544,6 +545,7 @@ def _tiny_config() -> dict:
         "datasets": {"mono": {"layout": "monocular", "root": "data"}},
         "steps": {"track": TINY_TRACK},
         "resources": copy.deepcopy(TINY_RESOURCES),
+        "tracks_per_gpu": 1,  # one SLURM job per track job (these tests count and time them)
     }
 
 
@@ -847,3 +849,131 @@ def test_track_job_cancelled_on_slurm_resumes_on_retry(tmp_path, carphone_path):
     metrics = json.loads((wd / "results" / "track" / "mono" / "dave" / "dave" / "metrics.json").read_text())
     assert metrics["timing"]["resumed"] is True
     assert not resume.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# several track jobs per GPU (config tracks_per_gpu; issue 19 item 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_track_gpu_plan_per_executor():
+    from vhap.errors import VhapError
+    from vhap.workflow.gpu_share import SLOT_RESOURCE, TRACK_GROUP, track_gpu_plan
+
+    one = track_gpu_plan(1, 1, 1)
+    assert one.resources == {"gpu": 1} and one.group is None and not one.global_resources
+    four = track_gpu_plan(4, 1, 2)  # 2 local GPUs: 8 slots; on a cluster 4 sequences per job of one GPU
+    assert four.resources == {SLOT_RESOURCE: 1, "gres": "gpu:1"} and four.global_resources == {SLOT_RESOURCE: 8}
+    assert (four.group, four.group_components) == (TRACK_GROUP, 4)
+    assert track_gpu_plan(4, 1, None).global_resources == {}  # no GPU count (a cluster profile): no limit
+    assert track_gpu_plan(4, 0, 1).resources == {}  # tracking on the CPU: nothing to share
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(VhapError, match="tracks_per_gpu must be a whole number"):
+            track_gpu_plan(bad, 1, 1)
+    with pytest.raises(VhapError, match="resources.track.gpu = 2"):
+        track_gpu_plan(2, 2, 1)
+
+
+def _gpu_track_resources() -> dict:
+    return copy.deepcopy(TINY_RESOURCES) | {"track": {"threads": 1, "gpu": 1, "mem_mb": 1000, "runtime": 10}}
+
+
+def _fake_vhap_timing(path: Path, sleep_s: float) -> Path:
+    """A stand-in `vhap`: `track` records when it ran in <output>/span.txt (start and end, seconds since the
+    epoch) after sleeping; every other subcommand does nothing (the in-place steps' stamps come from the rules)."""
+    path.write_text(
+        '#!/bin/sh\n[ "$1" = track ] || exit 0\nout=""; prev=""\n'
+        'for a in "$@"; do [ "$prev" = --exp.output_folder ] && out="$a"; prev="$a"; done\n'
+        f's=$(date +%s.%N); sleep {sleep_s}; mkdir -p "$out" && echo "$s $(date +%s.%N)" > "$out/span.txt"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def _spans(wd: Path, names) -> list[tuple[float, float]]:
+    return sorted(tuple(map(float, (wd / f"results/track/mono/{n}/{n}/span.txt").read_text().split())) for n in names)
+
+
+def test_tracks_per_gpu_runs_k_track_jobs_at_once_on_the_local_executor(tmp_path):
+    """profiles/local declares one GPU: with tracks_per_gpu 2, two of three track jobs run side by side, never
+    three; with 1 they run one after the other. Other GPU rules keep the plain GPU count."""
+    data = _placeholder_datasets(tmp_path / "data")
+    fake = _fake_vhap_timing(tmp_path / "fake_vhap.sh", 2)
+    (tmp_path / "data" / "mono" / "carol.mp4").touch()
+    names = ("alice", "bob", "carol")
+    targets = [f"results/track/mono/{n}/{n}" for n in names]
+    for k in (2, 1):
+        wd = tmp_path / f"k{k}"
+        wd.mkdir()
+        cfg = write_config(wd, {"datasets": {"mono": data["mono"]}, "vhap": str(fake), "tracks_per_gpu": k,
+                                "resources": _gpu_track_resources()})  # fmt: skip
+        out = snakemake(wd, "--profile", str(REPO / "profiles" / "local"), "--cores", "4", "--configfile", str(cfg),
+                        "--", *targets).stdout  # fmt: skip
+        spans = _spans(wd, names)
+        overlaps = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if b[0] < a[1]]
+        if k == 2:
+            assert "track jobs per GPU: 2 (2 at once on 1 GPU(s) here" in out
+            assert overlaps and spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.05, spans  # 2, never 3
+        else:
+            assert "track jobs per GPU: 1" in out and not overlaps, spans
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_tracks_per_gpu_on_slurm_is_one_job_of_one_gpu_per_k_sequences(tmp_path):
+    """profiles/slurm with tracks_per_gpu 2 on the real one-node cluster: three sequences' track jobs become
+    two SLURM jobs (2 + 1 sequences), each asking for one GPU, and the two of one job run side by side."""
+    reason = _slurm_ready()
+    if reason:
+        pytest.skip(reason)
+    data = _placeholder_datasets(tmp_path / "data")
+    (tmp_path / "data" / "mono" / "carol.mp4").touch()
+    fake = _fake_vhap_timing(tmp_path / "fake_vhap.sh", 3)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    write_config(wd, {"datasets": {"mono": data["mono"]}, "vhap": str(fake), "tracks_per_gpu": 2,
+                      "resources": _gpu_track_resources()})  # fmt: skip
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.update({"jobs": 6, "retries": 0, "max-threads": os.cpu_count() or 1, "latency-wait": 5,
+                    "slurm-init-seconds-before-status-checks": 2,
+                    "default-resources": {"slurm_partition": "debug", "mem_mb": 1000, "runtime": 10}})  # fmt: skip
+    (wd / "profile").mkdir()
+    (wd / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    names = ("alice", "bob", "carol")
+    before = set(_slurm_jobs())
+    snakemake(wd, "--profile", str(wd / "profile"), "--configfile", "config.yaml", "--",
+              *[f"results/track/mono/{n}/{n}" for n in names], timeout=600)  # fmt: skip
+    jobs = [j for k, j in _slurm_jobs().items() if k not in before and "track" in j.get("Comment", "")]
+    # `--gres=gpu:1`: SLURM shows it per node (`--gpus=1` shows as TresPerJob)
+    assert len(jobs) == 2 and all(j.get("TresPerNode") == "gres:gpu:1" for j in jobs), jobs
+    assert sorted(int(j["NumCPUs"]) for j in jobs) == [1, 2]  # each track job's threads, added up
+    spans = _spans(wd, names)
+    assert any(b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), spans
+
+
+def test_landmarks_run_on_the_views_tracking_fits_with(tmp_path):
+    """#19 item 3: track's data.landmark_cameras (from its preset or config) becomes the landmarks step's
+    cameras, per subject and per sequence; a landmarks step that names its cameras keeps them."""
+    from vhap.workflow.settings import landmarks_for_track, track_landmark_cameras
+
+    preset = tmp_path / "few_lmk.yaml"
+    preset.write_text("data: {downsample: 4, landmark_cameras: ['221501007']}\n")
+    assert track_landmark_cameras({"preset": str(preset)}) == ("221501007",)
+    assert track_landmark_cameras({"preset": str(preset), "config": {"data": {"landmark_cameras": []}}}) == ()
+    assert track_landmark_cameras({"preset": "nersemble"}) == ()  # every view (the preset sets none)
+    lm = {"config": {"downsample": 4}}
+    assert landmarks_for_track(lm, {"preset": str(preset)}) == {"config": {"downsample": 4, "cameras": ["221501007"]}}
+    own = {"config": {"cameras": ["222200036"]}}
+    assert landmarks_for_track(own, {"preset": str(preset)}) == own
+
+    data = _placeholder_datasets(tmp_path / "data")
+    data["v2"]["steps"]["track"]["config"] = {"data": {"landmark_cameras": ["220700191", "222200036"]}}
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "104.yaml").write_text(
+        "sequences: {EXP-2: {steps: {track: {config: {data: {landmark_cameras: ['221501007']}}}}}}\n"
+    )
+    cfg = write_config(tmp_path, {"datasets": {"v2": data["v2"]}, "vhap": VHAP_CMD, "subjects_dir": "subjects"})
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(cfg), "--cores", "1", "--until", "landmarks").stdout
+    got = dict(re.findall(r"cfg=results/\.jobconfig/landmarks/v2/(\d+/[\w-]+)\.yaml.*?'cameras: \[([^\]]*)\]", out))
+    assert got == {"074/EMO-1": '"220700191","222200036"', "074/EXP-2": '"220700191","222200036"',
+                   "104/EMO-1": '"220700191","222200036"', "104/EXP-2": '"221501007"'}, got  # fmt: skip

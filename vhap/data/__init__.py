@@ -13,7 +13,7 @@ from vhap.data.calibration import (
     load_camera_params,
     scale_intrinsics,
 )
-from vhap.data.config import DataConfig, resolve_sequence_dir
+from vhap.data.config import DataConfig, address_by_folder, resolve_sequence_dir
 from vhap.data.layout import (
     MONOCULAR_CAMERA,
     SequenceEntry,
@@ -37,6 +37,7 @@ __all__ = [
     "DataConfig",
     "SequenceData",
     "SequenceEntry",
+    "address_by_folder",
     "align_cameras_to_axes",
     "detect_layout",
     "discover",

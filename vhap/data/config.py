@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from vhap.config.core import AT_LEAST_ONE, Range
-from vhap.data.layout import locate
+from vhap.data.layout import detect_layout, locate, sequence_folder
 from vhap.errors import VhapError
 
 Layout = Literal["auto", "monocular", "nersemble_v1", "nersemble_v2"]
@@ -39,6 +39,9 @@ class DataConfig:
     """raise when the landmark file is missing (else landmarks are all -1 with confidence 0)"""
     cameras: tuple[str, ...] = ()
     """camera serials to keep (empty = all); applied before ``subset``/``division``"""
+    landmark_cameras: tuple[str, ...] = ()
+    """camera serials whose 2D landmarks the fit uses (empty = every tracked camera); the other cameras are
+    fitted photometrically only and need no landmark file, so ``vhap landmarks --cameras`` may skip them"""
     timesteps: tuple[str, ...] = ()
     """timestep ids to keep (empty = all); applied before ``subset``"""
     subset: str | None = None
@@ -86,3 +89,19 @@ def resolve_sequence_dir(cfg: DataConfig) -> DataConfig:
                 fix="pass only --data.sequence-dir",
             )
     return dataclasses.replace(cfg, sequence_dir=Path(entry.folder), **found)
+
+
+def address_by_folder(cfg: DataConfig) -> DataConfig:
+    """``cfg`` addressing its sequence by folder, whichever way it was named: ``sequence_dir`` is the sequence
+    folder and root, layout, subject and sequence are read from its place (:func:`resolve_sequence_dir`). A config
+    given ``--data.root R --data.sequence S`` (a name prefix, layout ``auto``) and one given
+    ``--data.sequence-dir R/S_full`` then compare equal."""
+    if cfg.sequence_dir is None:
+        layout = detect_layout(cfg.root) if cfg.layout == "auto" else cfg.layout
+        folder = sequence_folder(Path(cfg.root), layout, cfg.sequence, cfg.subject)
+        default = DataConfig()
+        # the folder was found from these values (prefixes included): read them back from its place
+        cfg = dataclasses.replace(
+            cfg, sequence_dir=folder, root=default.root, layout=default.layout, subject=None, sequence=""
+        )
+    return resolve_sequence_dir(cfg)

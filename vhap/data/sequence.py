@@ -70,6 +70,13 @@ class SequenceData:
         return self.K is not None
 
 
+def _missing_landmarks(T: int):
+    """(T,68,3) all −1 with confidence 0, no MediaPipe points, (T,) all False: a camera without landmarks."""
+    missing = np.full((T, 68, 3), -1, np.float32)
+    missing[..., 2] = 0
+    return missing, None, np.zeros(T, bool)
+
+
 def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_ids: list[str], required: bool):
     """(T,68,3), (T,478,3)|None, (T,) bool — matched to ``timestep_ids`` by id, not by position."""
     path = landmark_path(folder, detector, camera)
@@ -81,9 +88,7 @@ def _load_landmarks(folder: Path, detector: str, camera: str | None, timestep_id
                 path=path,
                 fix=f"run `vhap landmarks {folder} --detector {detector}` (same --downsample as tracking)",
             )
-        missing = np.full((T, 68, 3), -1, np.float32)
-        missing[..., 2] = 0
-        return missing, None, np.zeros(T, bool)
+        return _missing_landmarks(T)
     try:
         with np.load(path) as z:
             lmk = z["face_landmark_2d"].astype(np.float32)
@@ -260,12 +265,30 @@ def load_sequence(cfg: DataConfig) -> SequenceData:
         a = alphas[..., None].astype(np.float32) / 255.0
         images = np.clip(images.astype(np.float32) * a + bg * (1 - a) + 0.5, 0, 255).astype(np.uint8)
 
+    if cfg.landmark_cameras:
+        unknown = [c for c in cfg.landmark_cameras if c not in camera_ids]
+        if unknown:
+            raise VhapError(
+                f"landmark cameras {unknown} are not among the tracked cameras {camera_ids}",
+                path=folder,
+                fix="list serials of tracked cameras in --data.landmark-cameras (or leave it empty for all)",
+            )
     lmks, mps, valids = [], [], []
+    skipped = []  # cameras whose landmarks are left out on purpose (not in landmark_cameras)
     for c in camera_ids:
-        lmk, mp, valid = _load_landmarks(folder, cfg.landmark_detector, c, timestep_ids, cfg.require_landmarks)
+        if cfg.landmark_cameras and c not in cfg.landmark_cameras:
+            lmk, mp, valid = _missing_landmarks(len(timestep_ids))
+            skipped.append(len(lmks))
+        else:
+            lmk, mp, valid = _load_landmarks(folder, cfg.landmark_detector, c, timestep_ids, cfg.require_landmarks)
         lmks.append(lmk)
         mps.append(mp)
         valids.append(valid)
+    # a left-out camera has no MediaPipe points either: mark them missing rather than dropping the others'
+    if skipped and all(m is not None for i, m in enumerate(mps) if i not in skipped):
+        for i in skipped:
+            mps[i] = np.full((len(timestep_ids), 478, 3), -1, np.float32)
+            mps[i][..., 2] = 0
     landmarks = torch.from_numpy(np.stack(lmks, 1))
     landmarks_mp = None if any(m is None for m in mps) else torch.from_numpy(np.stack(mps, 1))
 

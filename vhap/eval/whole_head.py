@@ -1,4 +1,4 @@
-"""Whole-head figures of a tracked real video, without a ground-truth mesh (issue 15).
+"""Whole-head figures of a tracked real video, without a ground-truth mesh.
 
 Everything here is a pure function of tensors (batch first) or arrays; the tracker (final evaluation), the
 real-video benchmark (``bench/realvideo.py``) and the report use the same rules.

@@ -180,7 +180,7 @@ def _check_params(params: dict[str, np.ndarray], path: Path) -> int:
 
 
 def _resolve(run: Path, p: str | None, relative_to_run: bool) -> Path | None:
-    """The path of a frames.json entry. Runs since #17 write paths relative to the run folder and say so; older
+    """The path of a frames.json entry. Current runs write paths relative to the run folder and say so; older
     runs wrote them relative to the tracking process's working directory, tried there when not under the run."""
     if p is None or p == "":
         return None

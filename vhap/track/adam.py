@@ -1,7 +1,7 @@
 """Adam for the tracker: the fused ATen kernel behind ``torch.optim.Adam(fused=True)``, without ``torch.optim``.
 
 Why not ``torch.optim.Adam``: creating the first ``torch.optim`` optimiser imports ``torch._dynamo`` (its methods
-are wrapped in ``torch._disable_dynamo``), which took 8.6 s on the H100 machine — a fifth of a whole carphone run.
+are wrapped in ``torch._disable_dynamo``), which takes seconds — a large part of a short GPU run.
 This class does the same arithmetic with the same kernel (``torch._fused_adam_``, one launch per parameter
 group) and is CUDA-graph safe by construction: the step counters, moments and learning rates are tensors on the
 parameters' device that are created with the optimiser and only ever updated in place (:meth:`reset` zeroes

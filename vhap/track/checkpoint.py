@@ -181,8 +181,8 @@ def write_checkpoint(path: str | Path, state: dict) -> None:
 
 class BackgroundWriter:
     """Runs file writes (checkpoints, parameter files) on a background thread, one at a time and in order, so
-    the optimisation does not wait for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB;
-    H100 carphone run: 3.0 s in 15 synchronous checkpoint saves). Callers hand over host-side snapshots
+    the optimisation does not wait for serialisation and disk (a 2048² texture with its Adam moments is ~150 MB,
+    saved several times per run). Callers hand over host-side snapshots
     (:func:`snapshot_checkpoint`), so what is written is the state at the moment of :meth:`submit`. A run killed
     while a write is in flight keeps the previous file (writes are atomic). A write's error is raised by the
     next :meth:`submit` or :meth:`wait`."""

@@ -260,7 +260,7 @@ class PipelineConfig:
     landmark fit instead of from the previous sample's last frame, which Adam (which moves a parameter by at
     most ~lr per step) cannot leave far enough within ``rgb_sequential_tracking.num_steps`` when the head
     turns fast: 50 steps × 5e-3 rad reach ~0.25 rad, synthetic motion jumps up to ~0.5 rad per 16-frame
-    sample, and the later frames of every sample were left behind (issue 6). ``num_steps`` = 0: off."""
+    sample, and the later frames of every sample were left behind. ``num_steps`` = 0: off."""
     lmk_prepass_lr_scale: float = 1.0
     """Learning-rate multiplier of the pre-pass (reach ≈ num_steps × lr_scale × lr.base rad of rotation)."""
     sequential_warm_start: tuple[str, ...] = ("pose", "joints", "expr", "dynamic_offset")

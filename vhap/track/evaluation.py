@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,10 +37,19 @@ def log_views(log: LogConfig, num_cameras: int) -> list[int]:
 @torch.no_grad()
 def evaluate(problem: TrackingProblem, collect_images: bool = False) -> Evaluation:
     """Landmark + photometric energy and quality metrics of every frame (no perturbation), in batches of
-    ``exp.batch_size`` frames."""
+    ``exp.batch_size`` frames. Overlays (``collect_images``) are drawn on host threads while the device
+    evaluates the next batches."""
+    if not collect_images:
+        return _evaluate(problem, None)
+    # drawing is CPU work (resizes, mesh edges; cv2 releases the GIL): done inline it would leave the GPU idle
+    with ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1))) as pool:
+        return _evaluate(problem, pool)
+
+
+def _evaluate(problem: TrackingProblem, pool: ThreadPoolExecutor | None) -> Evaluation:
     p = problem
     per_frame = []
-    images = []
+    pending: list[list[tuple[int, int, Future[np.ndarray]]]] = []
     bs = max(1, p.cfg.exp.batch_size)
     for start in range(0, p.T, bs):
         frames = list(range(start, min(p.T, start + bs)))
@@ -74,18 +85,22 @@ def evaluate(problem: TrackingProblem, collect_images: bool = False) -> Evaluati
                 det_px = torch.cat([ibug_t[..., :2] * size, conf68[..., None]], -1)
                 figs = whole_head.frame_figures(rend.rgb, rend.alpha, face_mask, target, matte, ibug_px, det_px, bg)
                 rec.update({k: figs[k].view(B, C) for k in whole_head.FRAME_FIGURES})
-            if collect_images:
-                images.append(overlay_batch(problem, res, frames))
+            if pool is not None:
+                pending.append(overlay_batch(problem, res, frames, pool))
         rec["landmark"] = res.terms["landmark"].expand(B)
         if "photo" in res.terms:
             rec["photo"] = res.terms["photo"].expand(B)
         per_frame.append({k: v.float().cpu().numpy() for k, v in rec.items()})
     merged = {k: np.concatenate([f[k] for f in per_frame]) for k in per_frame[0]}
+    images = [[(t, c, job.result()) for t, c, job in batch] for batch in pending]
     return Evaluation(merged, images)
 
 
-def overlay_batch(problem: TrackingProblem, res: Energy, frames: list[int]) -> list[tuple[int, int, np.ndarray]]:
-    """(frame, camera, overlay image uint8) for the logged views of an evaluated batch of ``frames``."""
+def overlay_batch(
+    problem: TrackingProblem, res: Energy, frames: list[int], pool: ThreadPoolExecutor
+) -> list[tuple[int, int, Future[np.ndarray]]]:
+    """(frame, camera, overlay image uint8 being drawn on ``pool``) for the logged views of an evaluated batch
+    of ``frames``. The device tensors are copied to the host here, before the next batch overwrites them."""
     from vhap.track.outputs import draw_overlay
 
     p = problem
@@ -97,7 +112,8 @@ def overlay_batch(problem: TrackingProblem, res: Energy, frames: list[int]) -> l
     for bi, t in enumerate(frames):
         for c in log_views(p.cfg.log, C):
             k = bi * C + c
-            img = draw_overlay(
+            job = pool.submit(
+                draw_overlay,
                 res.target[k].cpu().numpy(),
                 rgb[k].cpu().numpy(),
                 alpha[k].cpu().numpy(),
@@ -106,5 +122,5 @@ def overlay_batch(problem: TrackingProblem, res: Energy, frames: list[int]) -> l
                 lm.conf[k].cpu().numpy(),
                 tri_id=res.render.tri_id[k].cpu().numpy(),  # mesh edges in the overlay's render panel
             )
-            out.append((t, c, img))
+            out.append((t, c, job))
     return out

@@ -1,9 +1,9 @@
 """CUDA-graph replay of tracker steps.
 
 A tracker step (head model, render, losses, backward, Adam) is ~1000 small kernels. Launched one by one from
-Python it is bound by launch overhead, not by GPU work (H100: a 16-frame 512² photometric step measured 47 ms wall
-for ~20 ms of kernels; a landmark step 18 ms for ~2 ms). Recording the step once as a CUDA graph and replaying it
-removes that overhead. Requirements, all met by the tracker when ``StepRunner.use_cuda_graph`` says so:
+Python it is bound by launch overhead, not by GPU work (a step's wall time is a multiple of its kernel time,
+most of all for the small landmark steps). Recording the step once as a CUDA graph and replaying it removes
+that overhead. Requirements, all met by the tracker when ``StepRunner.use_cuda_graph`` says so:
 
 * no host synchronisation inside the step — landmark steps have none; photometric steps only with a renderer
   whose rasteriser never reads back to the host (``render.backend cuda``; nvdiffrast's CUDA rasteriser does);

@@ -17,7 +17,7 @@ import torch
 from vhap.config import save_config
 from vhap.errors import VhapError
 from vhap.eval.whole_head import run_means
-from vhap.utils.atomic import atomic_path, write_text_atomic
+from vhap.utils.atomic import atomic_path, same_content_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from vhap.track.problem import TrackingProblem
@@ -42,7 +42,7 @@ def write_run_inputs(problem: TrackingProblem, out: Path, fresh: bool) -> None:
 
 def write_frames_json(problem: TrackingProblem, path: Path) -> None:
     """Image/alpha paths are written relative to the run folder (``paths_relative_to: run_folder``), so readers
-    find them from any working directory (#17 item 2)."""
+    find them from any working directory."""
     seq = problem.seq
     # real paths on both sides: the kernel resolves "run/../.." physically, so a symlinked folder on the way
     # (results -> /scratch/...) must not be undone lexically
@@ -396,8 +396,8 @@ def write_final_outputs(
     log.add_stage_time("final_evaluation", time.perf_counter() - t0)
     rs = log.state
     write_params_npz(problem, log, out / "tracked_flame_params.npz")
-    with atomic_path(out / f"tracked_flame_params_{final_epoch}.npz") as tmp:
-        shutil.copyfile(out / "tracked_flame_params.npz", tmp)  # same content: a copy, not a second encoding
+    # the same file under VHAP's second name: a hard link (the texture map alone is tens of MiB per sequence)
+    same_content_atomic(out / "tracked_flame_params.npz", out / f"tracked_flame_params_{final_epoch}.npz")
     write_cameras_npz(problem, out / "cameras.npz")
     rs.evaluations[str(final_epoch)] = summarize_eval(ev.per_frame)
     t1 = time.perf_counter()
@@ -448,7 +448,7 @@ def write_final_outputs(
     metrics["diverged_in"] = diverged
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
     log.wait_for_writes()  # DONE only once everything, the last checkpoint included, is on disk
-    if diverged:  # no DONE: the run failed (#17 item 9)
+    if diverged:  # no DONE: the run failed
         raise VhapError(
             f"tracking diverged: non-finite {', '.join(diverged)} (recorded as diverged in metrics.json)",
             path=out,

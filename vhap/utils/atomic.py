@@ -213,6 +213,19 @@ def save_torch(obj, path: str | Path) -> None:
             raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from e
 
 
+def same_content_atomic(src: str | Path, dst: str | Path) -> None:
+    """Give ``dst`` the content of ``src`` atomically: a hard link where the file system allows one (no second
+    copy on disk; safe because every writer here replaces a file by rename, never rewrites it in place), else
+    a copy."""
+    src = Path(src)
+    with atomic_path(dst) as tmp:
+        tmp.unlink()  # the unique name stays ours: os.link needs it free
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

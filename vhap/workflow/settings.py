@@ -71,6 +71,28 @@ def layout_defaults(layout: str) -> dict:
     return copy.deepcopy(LAYOUT_DEFAULTS.get(layout, {}))
 
 
+def track_landmark_cameras(track: dict) -> tuple[str, ...]:
+    """``data.landmark_cameras`` of a track step's settings: its preset's value, overridden by its config
+    (empty: every camera; also when the preset does not load, which the up-front check reports)."""
+    preset = {}
+    if track.get("preset"):
+        preset, problem = _load_preset("track", track["preset"])
+        if problem:
+            return ()
+    data = deep_merge(preset, track.get("config") or {}).get("data") or {}
+    return tuple(data.get("landmark_cameras") or ())
+
+
+def landmarks_for_track(landmarks: dict, track: dict) -> dict:
+    """The landmarks step's settings, run only on the cameras whose landmarks tracking fits
+    (``track``'s ``data.landmark_cameras``); unchanged when tracking uses every camera's landmarks or when
+    the landmarks step names its own ``cameras``."""
+    cameras = track_landmark_cameras(track)
+    if not cameras or "cameras" in (landmarks.get("config") or {}):
+        return landmarks
+    return deep_merge(landmarks, {"config": {"cameras": list(cameras)}})
+
+
 # ---------------------------------------------------------------------------------------------------
 # rule params
 # ---------------------------------------------------------------------------------------------------

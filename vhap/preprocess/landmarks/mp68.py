@@ -10,24 +10,22 @@ Choices:
 - Jaw 0–16: iBUG's jaw runs ear → chin → ear at about eye height; FaceMesh's face oval also covers the
   forehead. We use the 21 oval vertices from 234 (subject's right, at eye height) through the chin (152)
   to 454 and keep 17 of them, dropping the same two vertices on each side (150/379 and 176/400, mirror
-  pairs) so the map stays left/right symmetric; 8 = chin 152. Of all 36 symmetric ways to drop two
-  pairs, this one is within 2 % of the best mean distance to dlib's jaw on carphone (0.082 vs 0.081
-  inter-ocular distances) and keeps the jaw-angle vertices 136/365.
+  pairs) so the map stays left/right symmetric; 8 = chin 152. Of the symmetric ways to drop two pairs,
+  this one stays close to dlib's jaw and keeps the jaw-angle vertices 136/365.
 - Brows 17–26: the upper brow contour (outer → inner on the right, inner → outer on the left). iBUG's
   brow points sit on the upper edge for most annotators.
 - Nose bridge 27–30: midline vertices 168 (between the eyes), 197, 5, 4 (tip).
-- Nose base 31–35: alar base 240/460 (mirror pair; 98/327 sit higher on the wing and are 40 % further
-  from dlib's 31/35), nostril 97/326, subnasale 2.
+- Nose base 31–35: alar base 240/460 (mirror pair; 98/327 sit higher on the wing, further from dlib's
+  31/35), nostril 97/326, subnasale 2.
 - Eyes 36–47: corners are FaceMesh's lid-contour corners (33/133 right, 362/263 left); the two upper and
   two lower iBUG points are the lid vertices nearest one third and two thirds of the way along each lid.
 - Outer lips 48–59: corners 61/291, upper lip 40, 37, 0, 267, 270, lower lip 321, 314, 17, 84, 91.
 - Inner lips 60–67: corners 78/308, upper 81, 13, 311, lower 402, 14, 178.
 
-Checked on the carphone clip by looking at the overlay ``vhap landmarks`` writes, and against dlib's
-68-point predictor over all 120 frames (mean distance in inter-ocular distances, IOD ≈ 31 px):
-jaw 0.08, brows 0.05, nose 0.04, eyes 0.03, mouth 0.05 (``tests/test_preprocess_landmarks.py``).
-The jaw differs most because FaceMesh's oval is a fixed set of mesh vertices while dlib's jaw is the
-2D silhouette, which slides over the face as the head turns.
+Checked against dlib's 68-point predictor on the carphone clip
+(``tests/test_preprocess_backends.py::test_dlib68_agrees_with_mediapipe_68_map``; the measured distances are in
+``docs/dev/notes/mp68_mapping.md``). The jaw differs most because FaceMesh's oval is a fixed set of mesh vertices
+while dlib's jaw is the 2D silhouette, which slides over the face as the head turns.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-point confidence of detected iBUG-68 landmarks: find the points a detector got wrong (issue 15 item 4).
+"""Per-point confidence of detected iBUG-68 landmarks: find the points a detector got wrong.
 
 MediaPipe (and the iBUG-68 points derived from it) fail on wide-open mouths: the whole lower face is placed too
 high, the lower lip and the chin *inside* the open mouth, and a landmark term that trusts them holds the jaw shut

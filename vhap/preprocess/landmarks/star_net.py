@@ -24,36 +24,24 @@ WFLW's 98 points map to the 68 iBUG points with :data:`WFLW98_TO_IBUG68`.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# iBUG-68 parts as STAR groups them into edges (contour, brows, nose line, nose base, eyes, outer/inner lips)
-IBUG68_EDGES: tuple[tuple[int, ...], ...] = (
-    tuple(range(0, 17)),
-    tuple(range(17, 22)),
-    tuple(range(22, 27)),
-    tuple(range(27, 31)),
-    tuple(range(31, 36)),
-    tuple(range(36, 42)),
-    tuple(range(42, 48)),
-    tuple(range(48, 60)),
-    tuple(range(60, 68)),
-)
-# WFLW-98 parts (contour 0-32, brows 33-41 / 42-50 incl. their lower arcs, nose 51-59, eyes 60-67 / 68-75,
-# lips 76-87 / 88-95; 96 and 97 are the pupils and lie on no edge)
-WFLW98_EDGES: tuple[tuple[int, ...], ...] = (
-    tuple(range(0, 33)),
-    tuple(range(33, 42)),
-    tuple(range(42, 51)),
-    tuple(range(51, 55)),
-    tuple(range(55, 60)),
-    tuple(range(60, 68)),
-    tuple(range(68, 76)),
-    tuple(range(76, 88)),
-    tuple(range(88, 96)),
-)
+
+def _runs(*bounds: int) -> tuple[tuple[int, ...], ...]:
+    """Consecutive index runs between ``bounds``: ``_runs(0, 3, 5)`` = ``((0, 1, 2), (3, 4))``."""
+    return tuple(tuple(range(a, b)) for a, b in itertools.pairwise(bounds))
+
+
+#: iBUG-68 parts as STAR groups them into edges (contour, brows, nose line, nose base, eyes, outer/inner lips)
+IBUG68_EDGES: tuple[tuple[int, ...], ...] = _runs(0, 17, 22, 27, 31, 36, 42, 48, 60, 68)
+#: WFLW-98 parts (contour 0-32, brows 33-41 / 42-50 incl. their lower arcs, nose 51-59, eyes 60-67 / 68-75,
+#: lips 76-87 / 88-95; 96 and 97 are the pupils and lie on no edge)
+WFLW98_EDGES: tuple[tuple[int, ...], ...] = _runs(0, 33, 42, 51, 55, 60, 68, 76, 88, 96)
 
 # WFLW-98 → iBUG-68: every second contour point (33 → 17); the upper arcs of the brows; the nose as is; of each
 # 8-point eye the 6 that correspond to iBUG's (corners, two upper, two lower); the 20 mouth points as is.

@@ -29,13 +29,14 @@ from typing import Any
 import torch
 
 from vhap.render.backends.base import BackendCaps, Fragments, face_orientation
-from vhap.render.backends.nvdiffrast import NvdiffrastBackend
+from vhap.render.backends.nvdiffrast import NvdiffrastAttributeBackend
 from vhap.render.kernels import load_kernels, raster_attributes, zbuffer_visibility
 
 
-class CudaBackend(NvdiffrastBackend):
+class CudaBackend(NvdiffrastAttributeBackend):
     """The ``cuda`` backend (see the module docstring): nvdiffrast's attribute operations and texture sampling
-    (inherited) on the raster buffers of vhap's z-buffer kernels. Making one builds (or loads) vhap's kernels and
+    (:class:`~vhap.render.backends.nvdiffrast.NvdiffrastAttributeBackend`) on the raster buffers of vhap's
+    z-buffer kernels; no nvdiffrast rasteriser context. Making one builds (or loads) vhap's kernels and
     raises :class:`vhap.errors.VhapError` where they cannot be built."""
 
     #: no host synchronisation in rasterize / interpolate / sample_texture / antialias (CUDA-graph safe)
@@ -47,12 +48,6 @@ class CudaBackend(NvdiffrastBackend):
         self._tri_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._flip_y: dict[str, torch.Tensor] = {}
         self._hashes: dict[tuple, Any] = {}
-
-    def prepare(self, device: torch.device) -> None:
-        """Load nvdiffrast's plugin (interpolate / texture / antialias kernels); no rasteriser context needed."""
-        import nvdiffrast.torch.ops as ops
-
-        ops._get_plugin()
 
     # ------------------------------------------------------------------ helpers
     def _tri32(self, faces: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""nvdiffrast (CUDA) backend adapter.
+"""nvdiffrast (CUDA) backend adapter, and the base of every backend that uses nvdiffrast's attribute kernels.
 
 Works with upstream nvdiffrast 0.3.3 / 0.4.0 and the PyPI wheel ``diffrp-nvdiffrast`` (= nvdiffrast 0.3.3,
 JIT-compiled on first use; needs nvcc and ninja).
@@ -10,10 +10,16 @@ row 0 = top, and colours passed to ``antialias`` are flipped back. Stock nvdiffr
 culling, so with ``cull_backfaces`` only each view's front-facing faces (CCW in GL NDC) are rasterised, in
 nvdiffrast's *range mode* (one concatenated list of F triangles per view, one range per view; back faces are
 made degenerate, so the layout and the host-side ranges are static and no step waits for a device copy).
+
+:class:`NvdiffrastAttributeBackend` is what this backend and the ``cuda`` backend (``backends/cuda.py``, vhap's
+own visibility kernels) share: interpolation, screen derivatives and texture sampling by nvdiffrast's kernels on a
+raster in nvdiffrast's layout, and the once-per-mesh face check. Each says how attributes map onto its raster's
+triangles and in which row order its raster is written.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -40,11 +46,10 @@ def decode_triangle_ids(value: torch.Tensor) -> torch.Tensor:
     return torch.where(value <= 16777216.0, small, large)
 
 
-class NvdiffrastBackend(RenderBackend):
-    """nvdiffrast with a ``RasterizeCudaContext`` per device."""
-
-    #: not capturable: nvdiffrast's CUDA rasteriser reads its bin counters back to the host on every call
-    caps = BackendCaps(name="nvdiffrast", capturable=False, mipmaps=True, fused_kernels=False)
+class NvdiffrastAttributeBackend(RenderBackend):
+    """Base of the backends whose :class:`Fragments` carry a raster in nvdiffrast's layout (``native["rast"]``,
+    ``native["rast_db"]``): interpolation and texture sampling are nvdiffrast's kernels. Making one imports
+    nvdiffrast and raises :class:`~vhap.errors.VhapError` where it is not installed."""
 
     def __init__(self):
         self.dr = import_nvdiffrast()
@@ -53,24 +58,14 @@ class NvdiffrastBackend(RenderBackend):
                 "nvdiffrast is not installed",
                 fix="pip install diffrp-nvdiffrast ninja (needs CUDA and nvcc), or use backend='torch'",
             )
-        self._contexts: dict[str, Any] = {}
         self._faces_checked: dict[str, Any] = {}
-        self._layouts: dict[tuple, dict] = {}
 
     def prepare(self, device: torch.device) -> None:
-        """Build/load nvdiffrast's plugin and this device's rasteriser context (see ``MeshRenderer.prepare``)."""
+        """Build/load nvdiffrast's plugin (interpolate / texture / antialias kernels)."""
         import nvdiffrast.torch.ops as ops
 
         ops._get_plugin()
-        self.context(device)
 
-    def context(self, device: torch.device):
-        key = str(device)
-        if key not in self._contexts:
-            self._contexts[key] = self.dr.RasterizeCudaContext(device=device)
-        return self._contexts[key]
-
-    # ------------------------------------------------------------------ rasterisation
     def _checked_faces(self, clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         """``faces`` as int64 on the clip's device, validated against the vertex count once per (faces tensor,
         version, V): the bounds check reads the indices back from the device, which would otherwise be two host
@@ -82,6 +77,69 @@ class NvdiffrastBackend(RenderBackend):
             self._faces_checked = {"faces": faces, "state": state}
         return faces
 
+    @abc.abstractmethod
+    def _attr_and_tri(
+        self, attr: torch.Tensor, frags: Fragments, attr_faces: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B|1,V,C)|(V,C) attributes and their faces (default: the rasterised ones) -> attributes and int32
+        triangles in the layout of the native raster."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _top_row_first(buffer: torch.Tensor) -> torch.Tensor:
+        """A (B,H,W,C) buffer of the native raster's row order in ours (row 0 = top)."""
+
+    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,V,C)|(V,C) -> (B,H,W,C)."""
+        attr_n, tri = self._attr_and_tri(attr, frags, faces)
+        out, _ = self.dr.interpolate(attr_n, frags.native["rast"], tri)
+        return self._top_row_first(out)
+
+    def interpolate_with_derivatives(
+        self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,V,C)|(V,C) -> (B,H,W,C) and its screen derivatives (B,H,W,2C)."""
+        nat = frags.native
+        attr_n, tri = self._attr_and_tri(attr, frags, faces)
+        out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
+        return self._top_row_first(out), self._top_row_first(out_da)
+
+    def sample_texture(
+        self, tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None, filter_mode: str = "auto"
+    ) -> torch.Tensor:
+        """tex (B|1,C,Ht,Wt), uv (B,H,W,2) -> (B,H,W,C). Trilinear mipmapping when ``uv_da`` is given and
+        ``filter_mode`` is "auto" / "linear-mipmap-linear"; bilinear otherwise."""
+        tex_n = tex.float().permute(0, 2, 3, 1).contiguous()
+        if uv_da is not None and filter_mode in ("auto", "linear-mipmap-linear"):
+            return self.dr.texture(
+                tex_n, uv.contiguous(), uv_da.contiguous(), filter_mode="linear-mipmap-linear", boundary_mode="clamp"
+            )
+        return self.dr.texture(tex_n, uv.contiguous(), filter_mode="linear", boundary_mode="clamp")
+
+
+class NvdiffrastBackend(NvdiffrastAttributeBackend):
+    """nvdiffrast with a ``RasterizeCudaContext`` per device."""
+
+    #: not capturable: nvdiffrast's CUDA rasteriser reads its bin counters back to the host on every call
+    caps = BackendCaps(name="nvdiffrast", capturable=False, mipmaps=True, fused_kernels=False)
+
+    def __init__(self):
+        super().__init__()
+        self._contexts: dict[str, Any] = {}
+        self._layouts: dict[tuple, dict] = {}
+
+    def prepare(self, device: torch.device) -> None:
+        """Build/load nvdiffrast's plugin and this device's rasteriser context (see ``MeshRenderer.prepare``)."""
+        super().prepare(device)
+        self.context(device)
+
+    def context(self, device: torch.device):
+        key = str(device)
+        if key not in self._contexts:
+            self._contexts[key] = self.dr.RasterizeCudaContext(device=device)
+        return self._contexts[key]
+
+    # ------------------------------------------------------------------ rasterisation
     def _range_layout(self, B: int, F: int, V: int, device: torch.device) -> dict:
         """Static layout of the culled range-mode raster: view b owns triangles [b·F, (b+1)·F). Built once per
         (B, F, V): the ranges live on the host (nvdiffrast needs them there) and never change, so culling
@@ -165,37 +223,10 @@ class NvdiffrastBackend(RenderBackend):
             return flat, tri
         return attr.contiguous(), attr_faces.to(torch.int32).contiguous()
 
-    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None) -> torch.Tensor:
-        """(B,V,C)|(V,C) -> (B,H,W,C)."""
-        attr_n, tri = self._attr_and_tri(attr, frags, faces)
-        out, _ = self.dr.interpolate(attr_n, frags.native["rast"], tri)
-        return self._top_row_first(out)
-
-    def interpolate_with_derivatives(
-        self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,V,C)|(V,C) -> (B,H,W,C) and its screen derivatives (B,H,W,2C)."""
-        nat = frags.native
-        attr_n, tri = self._attr_and_tri(attr, frags, faces)
-        out, out_da = self.dr.interpolate(attr_n, nat["rast"], tri, rast_db=nat["rast_db"], diff_attrs="all")
-        return self._top_row_first(out), self._top_row_first(out_da)
-
     @staticmethod
     def _top_row_first(buffer: torch.Tensor) -> torch.Tensor:
-        """A (B,H,W,C) buffer of the native raster's row order in ours (nvdiffrast's row 0 is the bottom)."""
+        """nvdiffrast's row 0 is the bottom: flipped."""
         return buffer.flip(1)
-
-    def sample_texture(
-        self, tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None, filter_mode: str = "auto"
-    ) -> torch.Tensor:
-        """tex (B|1,C,Ht,Wt), uv (B,H,W,2) -> (B,H,W,C). Trilinear mipmapping when ``uv_da`` is given and
-        ``filter_mode`` is "auto" / "linear-mipmap-linear"; bilinear otherwise."""
-        tex_n = tex.float().permute(0, 2, 3, 1).contiguous()
-        if uv_da is not None and filter_mode in ("auto", "linear-mipmap-linear"):
-            return self.dr.texture(
-                tex_n, uv.contiguous(), uv_da.contiguous(), filter_mode="linear-mipmap-linear", boundary_mode="clamp"
-            )
-        return self.dr.texture(tex_n, uv.contiguous(), filter_mode="linear", boundary_mode="clamp")
 
     def antialias(
         self, color: torch.Tensor, frags: Fragments, clip: torch.Tensor, faces: torch.Tensor | None = None
