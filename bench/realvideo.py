@@ -271,11 +271,12 @@ def score_run(
         rows, labels = [], []
         for t, why in picks[:4]:
             img, matte, det, lay = kept[t]
-            cut = wh.collar_rows(torch.from_numpy(matte)[None], torch.from_numpy(det[None, :, :2]))
-            head = wh.head_region(torch.from_numpy(matte)[None], cut.collar_row)[0].numpy()
+            det_px = np.where(det[:, 2:3] > 0, det[:, :2], np.nan).astype(np.float32)
+            cut = wh.collar_rows(torch.from_numpy(matte)[None], torch.from_numpy(det_px[None]))
+            head = wh.head_region(torch.from_numpy(matte)[None], cut.collar_row, torch.from_numpy(det_px[None]))
+            head = head[0].numpy()
             over = wh.draw_head_region(img, head, int(cut.collar_row[0]), int(cut.neck_row[0]))
             r = max(2.0, min(H, W) / 150)
-            det_px = np.where(det[:, 2:3] > 0, det[:, :2], np.nan)
             over = draw_points(over, det_px, DETECTED_RGB, r * 1.4)
             over = draw_points(over, lay.landmarks_px[:68].numpy(), MODEL_RGB, r)
             a = lay.alpha.numpy()[..., None]

@@ -33,7 +33,10 @@ def test_field_is_low_frequency_and_faded_in(open_head):
     fade = field.fade.reshape(-1).numpy()
     assert np.allclose(out[0, fade > 0.999].numpy(), 0.01, atol=1e-5)
     face = model.regions.vertex_mask("face")
-    assert (fade[face] < 0.5).mean() > 0.95 and (fade[hair] > 0.5).mean() > 0.9
+    assert (fade[face] < 0.5).mean() > 0.95
+    # fully in on every vertex of the regions: no per-vertex offsets left on their border rows (they folded the
+    # scalp beside the ear by 85-94° on carphone)
+    assert (fade[: len(hair)][hair] == 1.0).all()
     # one coefficient of 10 mm comes out as a broad bump, 100x smoother than a one-vertex spike of the same height
     one = torch.zeros(1, K, 3)
     one[0, K // 2, 1] = 0.01

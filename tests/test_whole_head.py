@@ -47,6 +47,41 @@ def test_collar_row_capped_by_neck_length_and_without_landmarks():
     assert int(cut.collar_row[0]) == 200  # no landmarks: the whole matte
 
 
+def test_head_region_leaves_out_what_lies_beside_the_jaw_below_the_mouth():
+    matte, lmk = _person()
+    lmk[0, 48], lmk[0, 54] = torch.tensor([85.0, 95.0]), torch.tensor([115.0, 95.0])  # mouth corners: row 95
+    matte[0, 100:140, 130:180] = 1  # a car seat / raised shoulder beside the jaw, joined to the neck
+    matte[0, 60:90, 138:150] = 1  # hair beside the face above the mouth, as far out
+    cut = wh.collar_rows(matte, lmk)
+    plain = wh.head_region(matte, cut.collar_row)
+    head = wh.head_region(matte, cut.collar_row, lmk)
+    reach = wh.SIDE_REACH * 70  # 0.6 · max(jaw width 70, face height 60) = 42 px from the centre line x = 100
+    assert plain[0, 100:140, 150:180].all() and not head[0, 100:140, 143:180].any()
+    assert head[0, 100:140, 130:142].all() and head[0, 105:140, 80:120].all()  # within reach: kept; the neck
+    assert head[0, 60:90, 138:150].all() and head[0, 35:100, 85:115].all()  # hair above the mouth, face, chin
+    # the head rolled by 90° (x' = 200 − y, y' = x: the chin points to −x, mouth at x' = 105, centre line
+    # y' = 100): the cut follows the face's own axis
+    rolled = torch.stack([200 - lmk[..., 1], lmk[..., 0]], -1)
+    out = wh.beside_jaw((200, 200), rolled)[0]
+    assert out[10, 50] and out[190, 50]  # beyond the mouth, far from the centre line
+    assert not out[10, 120] and not out[100, 50]  # above the mouth; on the centre line
+    assert not wh.beside_jaw((200, 200), torch.full_like(lmk, float("nan"))).any()
+    assert abs(reach - 42.0) < 1e-9
+
+
+def test_cranium_part_is_the_head_region_above_the_brows():
+    matte, lmk = _person()
+    conf = torch.ones(1, 68, 1)
+    norm = torch.cat([lmk / 200.0, conf], -1)  # normalised x/W, y/H as the tracker holds them
+    head = wh.head_region_of_frames(matte, norm)
+    cranium = wh.head_region_of_frames(matte, norm, "cranium")
+    cut = wh.collar_rows(matte, lmk)
+    assert torch.equal(head, wh.head_region(matte, cut.collar_row, lmk))
+    assert torch.equal(cranium[0, :50], head[0, :50]) and not cranium[0, 50:].any()  # brows at row 50
+    norm[0, 20, 2] = 0  # a brow point without confidence: no cranium part (nothing to place the line by)
+    assert not wh.head_region_of_frames(matte, norm, "cranium").any()
+
+
 def test_frame_figures_known_answers():
     matte, lmk = _person()
     H, W = matte.shape[1:]

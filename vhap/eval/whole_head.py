@@ -13,6 +13,14 @@ matte's width profile ``w(y)`` (foreground pixels per row) and the detected iBUG
    ``SHOULDER_RATIO · jaw_w`` (the shoulders start), but at most ``chin + MAX_NECK · face_h`` (a long neck or a
    matte that never widens, e.g. a cropped frame) and at most the image height.
 
+4. Beside the jaw, below the mouth, nothing is head: pixels below the line through the mouth corners (points 48,
+   54; "below" along the face's own up-down axis, brow → chin, so a rolled head is cut along its own jaw) that
+   lie farther than ``SIDE_REACH · max(jaw_w, face_h)`` from the face's centre line (through the midpoint of
+   points 0 and 16, parallel to that axis) are left out. A horizontal collar line alone keeps what the matte
+   holds beside a tilted head above it — a raised shoulder, a car seat or a helmet ring the matting kept — none
+   of which a head mesh should cover. The neck (narrower than the jaw) and the hair and ears above the mouth
+   are untouched; hair hanging below the mouth beside the jaw is cut (long hair is not what a head mesh covers).
+
 The head region thus holds hair, ears and the neck down to where the shoulders flare — what a whole-head mesh
 must cover. ``draw_head_region`` shows the rule on a frame (collar line in red, neck row in yellow).
 
@@ -47,6 +55,7 @@ import torch
 NECK_SEARCH = 0.6
 MAX_NECK = 1.0
 SHOULDER_RATIO = 1.5
+SIDE_REACH = 0.6
 
 MOUTH = slice(48, 68)
 NOT_MOUTH = slice(0, 48)
@@ -134,11 +143,70 @@ def collar_rows(matte: torch.Tensor, landmarks_px: torch.Tensor) -> CollarCut:
     )
 
 
-def head_region(matte: torch.Tensor, collar_row: torch.Tensor) -> torch.Tensor:
-    """(B,H,W) bool: matte > 0.5 on rows above ``collar_row`` (B,)."""
+def beside_jaw(shape: tuple[int, int], landmarks_px: torch.Tensor) -> torch.Tensor:
+    """(B,H,W) bool: the pixels rule 4 (module docstring) leaves out of the head region, for frames of ``shape``
+    (H, W) and detected iBUG-68 points ``landmarks_px`` (B,68,2) in pixels; all False where points are missing."""
+    H, W = shape
+    lmk = landmarks_px.float()
+    dev = lmk.device
+    brow = lmk[:, 17:27].mean(1)
+    axis = lmk[:, 8] - brow  # brow → chin
+    face_h = axis.norm(dim=-1).clamp(min=1.0)
+    down = axis / face_h[:, None]
+    side = torch.stack([-down[:, 1], down[:, 0]], -1)
+    jaw_w = (lmk[:, 16] - lmk[:, 0]).norm(dim=-1)
+    reach = SIDE_REACH * torch.maximum(jaw_w, face_h)
+    centre = 0.5 * (lmk[:, 0] + lmk[:, 16])
+    mouth = 0.5 * (lmk[:, 48] + lmk[:, 54])
+    yy, xx = torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing="ij")
+    pix = torch.stack([xx, yy], -1).float()[None]  # (1,H,W,2) x, y
+    below = ((pix - mouth[:, None, None]) * down[:, None, None]).sum(-1) > 0
+    lateral = ((pix - centre[:, None, None]) * side[:, None, None]).sum(-1).abs()
+    used = lmk[:, [0, 8, 16, 48, 54]].reshape(lmk.shape[0], -1)
+    ok = torch.isfinite(used).all(-1) & torch.isfinite(lmk[:, 17:27]).all(-1).all(-1)
+    return below & (lateral > reach[:, None, None]) & ok[:, None, None]
+
+
+def head_region(
+    matte: torch.Tensor, collar_row: torch.Tensor, landmarks_px: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B,H,W) bool: matte > 0.5 on rows above ``collar_row`` (B,) (rules 1-3), without the pixels beside the
+    jaw below the mouth (rule 4) when the detected iBUG-68 points ``landmarks_px`` (B,68,2) are given."""
     H = matte.shape[1]
     rows = torch.arange(H, device=matte.device)[None, :, None]
-    return (matte > 0.5) & (rows < collar_row[:, None, None])
+    head = (matte > 0.5) & (rows < collar_row[:, None, None])
+    if landmarks_px is not None:
+        head = head & ~beside_jaw(tuple(matte.shape[1:]), landmarks_px)
+    return head
+
+
+def above_brows(shape: tuple[int, int], landmarks_px: torch.Tensor) -> torch.Tensor:
+    """(B,H,W) bool: pixels above the brows — on the brow side of the line through the mean brow point (17-26)
+    across the face's own up-down axis (brow → chin) — of frames of ``shape`` (H, W) with detected iBUG-68
+    points ``landmarks_px`` (B,68,2); all False where points are missing."""
+    H, W = shape
+    lmk = landmarks_px.float()
+    brow = lmk[:, 17:27].mean(1)
+    down = lmk[:, 8] - brow
+    down = down / down.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    yy, xx = torch.meshgrid(torch.arange(H, device=lmk.device), torch.arange(W, device=lmk.device), indexing="ij")
+    pix = torch.stack([xx, yy], -1).float()[None]
+    ok = torch.isfinite(lmk[:, 17:27]).all(-1).all(-1) & torch.isfinite(lmk[:, 8]).all(-1)
+    return (((pix - brow[:, None, None]) * down[:, None, None]).sum(-1) < 0) & ok[:, None, None]
+
+
+def head_region_of_frames(matte: torch.Tensor, landmarks: torch.Tensor, part: str = "head") -> torch.Tensor:
+    """(N,H,W) bool head regions (rules 1-4) of frames ``matte`` (N,H,W) in [0,1] with detected iBUG-68 points
+    ``landmarks`` (N,68,3): x/W, y/H normalised and the detector's confidence (≤ 0 = no point); ``part``
+    ``cranium``: only its part above the brows (:func:`above_brows`). The tracker's head-coverage term uses
+    the same regions as the benchmark."""
+    N, H, W = matte.shape
+    lmk = landmarks.float()
+    px = lmk[..., :2] * lmk.new_tensor([W, H])
+    px = torch.where(lmk[..., 2:3] > 0, px, px.new_tensor(float("nan")))
+    cut = collar_rows(matte, px)
+    head = head_region(matte, cut.collar_row, px)
+    return head & above_brows((H, W), px) if part == "cranium" else head
 
 
 def _psnr(render: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -178,8 +246,9 @@ def frame_figures(
     """
     det = detected_landmarks_px.float()
     usable = det[..., 2] > 0
-    cut = collar_rows(matte, torch.where(usable[..., None], det[..., :2], det[..., :2].new_tensor(float("nan"))))
-    head = head_region(matte, cut.collar_row)
+    det_px = torch.where(usable[..., None], det[..., :2], det[..., :2].new_tensor(float("nan")))
+    cut = collar_rows(matte, det_px)
+    head = head_region(matte, cut.collar_row, det_px)
     covered = render_alpha > 0.5
     inside = matte > 0.5
     n_head = head.flatten(1).sum(1).float()

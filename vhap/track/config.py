@@ -99,6 +99,16 @@ class LossWeights:
     silhouette: float = 10.0
     """Matte term (our addition): mean rendered coverage over pixels the matte calls background. One-sided on
     purpose: the matte also covers hair and torso, which the head model cannot (and should not) cover."""
+    silhouette_head: float = 0.0
+    """Head-coverage term (our addition): the uncovered part (1 − antialiased coverage) of each frame's head
+    region — the matte above the collar line, without what lies beside the jaw below the mouth
+    (:mod:`vhap.eval.whole_head`, the benchmark's rule) — per covered pixel. Its gradient moves only silhouette
+    edges: it pulls the mesh out to the hair outline and down the neck, where the photometric term alone is
+    outweighed by the offset priors. 0 (VHAP) = off."""
+    silhouette_head_part: Literal["head", "cranium"] = "head"
+    """Where ``silhouette_head`` pulls: the whole head region, or only its part above the brows (the hair
+    outline; the sides beside the face, where mattes often keep a window or a seat, are left to the matte term
+    and the photometric term)."""
     always_enable_jawline_landmarks: bool = True
     nose_landmark_weight: float = 10.0
     landmark_robust: Literal["l1", "geman_mcclure", "cauchy"] = "l1"

@@ -41,9 +41,9 @@ class OffsetField(nn.Module):
     The field is spanned by ``K`` smooth bumps ``B (V,K)``: one-hot vectors at control vertices spread evenly over
     the regions (farthest-point sampling, ``spacing`` apart), diffused over the mesh by ``iters`` steps of
     ``x ← (x + mean of neighbours) / 2`` and normalised to a partition of unity (a constant coefficient gives a
-    constant displacement). Offsets = ``s ⊙ (B c) + (1 − s) ⊙ per-vertex`` with ``s`` (V,) the regions' mask
-    diffused a quarter as far: the field meets the per-vertex offsets outside the regions without a seam, and
-    inside them nothing can form a lump or a one-vertex spike. One dense (V,K) product per forward.
+    constant displacement). Offsets = ``s ⊙ (B c) + (1 − s) ⊙ per-vertex`` with ``s`` (V,) 1 on the regions and
+    their mask diffused a quarter as far beyond them: the field meets the per-vertex offsets outside the regions
+    without a seam, and inside them nothing can form a lump or a one-vertex spike. One dense (V,K) product per forward.
 
     ``verts`` (V,3) template (metres), ``faces`` (F,3), ``mask`` (V,) bool.
     """
@@ -76,6 +76,9 @@ class OffsetField(nn.Module):
             if i < max(1, int(iters) // 4):
                 fade = step @ fade
         basis /= np.maximum(basis.sum(1, keepdims=True), 1e-12)
+        # fully in on every vertex of the regions, faded out only beyond them: per-vertex offsets left on the
+        # regions' border rows (held there by nothing but the relaxed Laplacian) fold the surface
+        fade = np.maximum(fade, mask)
         self.num_controls = len(controls)
         self.register_buffer("basis", torch.as_tensor(basis, dtype=torch.float32, device=device), persistent=False)
         fade_t = torch.as_tensor(np.clip(fade, 0.0, 1.0), dtype=torch.float32, device=device)

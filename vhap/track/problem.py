@@ -140,6 +140,18 @@ class TrackingProblem:
         # ---- device-resident data (one upload for the whole run)
         self.images = seq.images.to(dev)  # (T,C,H,W,3) uint8
         self.alphas = None if seq.alphas is None else seq.alphas.to(dev)  # (T,C,H,W) uint8
+        #: (T,C,H,W) bool head regions for the head-coverage term (None when off or without mattes)
+        self.head_masks: torch.Tensor | None = None
+        if cfg.w.silhouette_head and seq.alphas is not None and cfg.exp.photometric:
+            from vhap.eval.whole_head import head_region_of_frames
+
+            T_, C_, H_, W_ = seq.alphas.shape
+            heads = head_region_of_frames(
+                seq.alphas.reshape(-1, H_, W_).float() / 255.0,
+                seq.landmarks.reshape(T_ * C_, -1, 3)[:, :68],
+                cfg.w.silhouette_head_part,
+            )
+            self.head_masks = heads.view(T_, C_, H_, W_).to(dev)
         self.use_mediapipe = cfg.model.landmarks == "mediapipe"
         self.landmarks68: torch.Tensor | None = None
         if self.use_mediapipe:
@@ -329,6 +341,10 @@ class TrackingProblem:
             res.render, res.target, res.photo_valid = rend, target, valid
             if use_matte:
                 terms["silhouette"] = w.silhouette * silhouette_from_sums(sums[:, 2], sums[:, 1])
+            if self.head_masks is not None:
+                head = self.head_masks.index_select(0, frame_idx).flatten(0, 1)  # (BC,H,W)
+                uncovered = ((1.0 - rend.rgba[..., 3]) * head).flatten(1).sum(1)
+                terms["silhouette_head"] = w.silhouette_head * silhouette_from_sums(uncovered, sums[:, 1])
         if train and stage is not None:
             with record_function("track/regularizers"):
                 regs = self._regs_call(
