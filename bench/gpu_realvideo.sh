@@ -29,7 +29,7 @@ timeout "$t" python3 bench/run.py --set realvideo --preset monocular --device cu
 stamp "realvideo rc=$?"; grep -E "^[a-z_]+: coverage|rror" "$OUT/realvideo.log" | tail -12
 
 if [ "${SKIP_FAILURES:-0}" != 1 ] && [ "$(left)" -gt 60 ]; then
-  timeout $(($(left) - 10)) python3 bench/landmark_failures.py --preset monocular --device cuda --full-resolution \
+  timeout $(($(left) - 10)) python3 bench/landmark_failures.py --track-preset monocular --device cuda --full-resolution \
     --data-dir "$DATA" --out-dir "$OUT" --name landmark_failures_monocular_cuda >"$OUT/landmark_failures.log" 2>&1
   stamp "landmark failures rc=$?"; grep -E '"mouth_(gap|nme)|rror' "$OUT/landmark_failures.log" | tail -10
 fi

@@ -47,7 +47,8 @@ class FailureBenchConfig:
     """frames kept (the default window holds the wide-open mouths of frames 57-61)"""
     open_gap: float = 0.3
     failed_gap: float = 0.06
-    preset: str = "demo"
+    track_preset: str = "demo"
+    """`vhap track` preset both runs use (`--preset` itself is the config system's flag)"""
     device: str = "cpu"
     full_resolution: bool = False
     robust_args: tuple[str, ...] = (
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, extra in variants.items():
         run_dir = cfg.data_dir / "runs" / cfg.name / name
-        args = ["--preset", cfg.preset, "--data.root", str(seq.parent), "--data.sequence", seq.name,
+        args = ["--preset", cfg.track_preset, "--data.root", str(seq.parent), "--data.sequence", seq.name,
                 "--exp.output-folder", str(run_dir), "--exp.device", cfg.device, "--exp.overwrite",
                 *([] if cfg.full_resolution else ["--data.downsample", "2"]), *extra]  # fmt: skip
         print("+ vhap track " + shlex.join(args), flush=True)
