@@ -247,7 +247,7 @@ def realvideo_table(results: list[dict], output: Path) -> str:
                 )
 
             strip = c.get("strip")
-            link = f"[png]({_relpath(Path(strip), output.parent)})" if strip and Path(strip).is_file() else "–"
+            link = f"[{Path(strip).suffix[1:]}]({_relpath(Path(strip), output.parent)})" if strip and Path(strip).is_file() else "–"
             rows.append([
                 f"`{r['name']}`", c["clip"], _hw(r), f"{c.get('num_frames')}, {c.get('tracked_size')}",
                 _pct(w.get("head_coverage")), _pct(w.get("spill"), 2), _fmt(w.get("head_psnr_db")),
@@ -289,8 +289,9 @@ DATASET_GPU_COMMAND = 'OUT=<dir> PARTS="sequence share" bash bench/gpu_dataset.s
 
 
 def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
-    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU) of every k that bench/gpu_share.py measured
-    on a GPU (k track processes at once; projected from its shorter runs), sorted by k."""
+    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU) of every (GPU, k) that bench/gpu_share.py
+    measured (k track processes at once; projected from its shorter runs), sorted by GPU, then k; a later file
+    replaces an earlier one's figure for the same GPU and k."""
     rows = {}
     for p in sorted(folder.glob("gpu_share_*.json")):
         d = json.loads(p.read_text())
@@ -300,8 +301,8 @@ def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
         for r in d.get("results", []):
             proj = r.get("projection") or {}
             if r.get("ok") and proj.get("gpu_seconds_per_sequence"):
-                rows[r["k"]] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu)
-    return [rows[k] for k in sorted(rows)]
+                rows[(gpu, r["k"])] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu)
+    return [rows[key] for key in sorted(rows)]
 
 
 def dataset_cost_table(folder: Path) -> str | None:
@@ -316,9 +317,9 @@ def dataset_cost_table(folder: Path) -> str | None:
     frames, n = 150, NERSEMBLE_V2_SEQUENCES
     rows = []
     share = _gpu_share_rows(folder)
-    best = min((r[1] for r in share), default=None)
+    best = {gpu: min(r[1] for r in share if r[3] == gpu) for gpu in {r[3] for r in share}}
     for k, s, name, gpu in share:
-        mark = " (best)" if s == best else ""
+        mark = f" (best on {gpu})" if s == best[gpu] else ""
         rows.append([f"GPU-hours, tracking, {k} per GPU{mark}", f"{s / 3600:.3f} ({s:.0f} GPU-s)",
                      f"{s * n / 3600:,.0f}", f"`{name}`, {gpu}"])  # fmt: skip
     if not share:
