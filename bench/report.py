@@ -247,7 +247,9 @@ def realvideo_table(results: list[dict], output: Path) -> str:
                 )
 
             strip = c.get("strip")
-            link = f"[{Path(strip).suffix[1:]}]({_relpath(Path(strip), output.parent)})" if strip and Path(strip).is_file() else "–"
+            link = "–"
+            if strip and Path(strip).is_file():
+                link = f"[{Path(strip).suffix[1:]}]({_relpath(Path(strip), output.parent)})"
             rows.append([
                 f"`{r['name']}`", c["clip"], _hw(r), f"{c.get('num_frames')}, {c.get('tracked_size')}",
                 _pct(w.get("head_coverage")), _pct(w.get("spill"), 2), _fmt(w.get("head_psnr_db")),

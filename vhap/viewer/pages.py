@@ -157,12 +157,14 @@ function spin() {  // client-side turntable: 10° per picture, as fast as the se
   setOrbit(orbit.yaw + 10, orbit.pitch, orbit.zoom);
 }
 function frameUrl() { const p = params(); return '/api/frame.png?' + new URLSearchParams(p).toString(); }
+let metricsAsked = 0;  // answers can come back out of order: only the latest question's answer is shown
 async function update() {
   const t = +$('frame').value;
   $('frameLabel').textContent = `timestep ${info.timestep_ids[t]}  (${t + 1} / ${info.num_timesteps})`;
   showImage(frameUrl());
-  try { const m = await api('/api/metrics?t=' + t); fillTable('metrics', m.metrics); }
-  catch (e) { setStatus(e.message, true); }
+  const asked = ++metricsAsked;
+  try { const m = await api('/api/metrics?t=' + t); if (asked === metricsAsked) fillTable('metrics', m.metrics); }
+  catch (e) { if (asked === metricsAsked) setStatus(e.message, true); }
 }
 function step(d) {
   const n = info.num_timesteps; let t = +$('frame').value + d;
