@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         wall = time.perf_counter() - t0
         score = rv.score_run(
-            run_dir, seq, cfg.out_dir / "plots" / f"{cfg.name}_{name}.png", cfg.device, reference_landmarks=reference
+            run_dir, seq, cfg.out_dir / "plots" / f"{cfg.name}_{name}.jpg", cfg.device, reference_landmarks=reference
         )
         pf = score["per_frame"]
         ref_gap = np.array([np.nan if v is None else v for v in pf["mouth_gap_detected"]])

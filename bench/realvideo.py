@@ -193,8 +193,9 @@ def score_run(
     reference_landmarks: Path | None = None,
 ) -> dict:
     """Render ``run_dir`` back at the clip's full resolution and compute the whole-head figures (per frame and
-    means), the smoothness of the final static offsets next to the template's, and a picture strip PNG.
-    Landmark figures are against ``reference_landmarks`` (default: the sequence's MediaPipe file)."""
+    means), the smoothness of the final static offsets next to the template's, and a picture strip (JPEG or PNG
+    by the path's suffix). Landmark figures are against ``reference_landmarks`` (default: the sequence's
+    MediaPipe file)."""
     import torch
 
     from vhap.data.images import read_alpha, read_rgb
@@ -299,7 +300,8 @@ def score_run(
 
         strip_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(strip_path) as tmp:
-            Image.fromarray(grid).save(tmp, format="PNG")
+            jpeg = strip_path.suffix.lower() in (".jpg", ".jpeg")  # photos: a JPEG is a fifth of the PNG
+            Image.fromarray(grid).save(tmp, format="JPEG" if jpeg else "PNG", quality=90)
         strip = str(strip_path)
     return {
         "means": means,

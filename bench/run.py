@@ -420,7 +420,7 @@ def run_realvideo(cfg: BenchConfig, seed: int) -> list[dict]:
         n = len(list((seq_dir / "images").glob("*.jpg"))) or 1
         timing, totals = _timing(run_dir, worker, n)
         t1 = time.perf_counter()
-        score = rv.score_run(run_dir, seq_dir, cfg.out_dir / "plots" / f"{cfg.name}_{name}.png", device=cfg.device)
+        score = rv.score_run(run_dir, seq_dir, cfg.out_dir / "plots" / f"{cfg.name}_{name}.jpg", device=cfg.device)
         records.append(
             {
                 "clip": name,
