@@ -236,6 +236,8 @@ def error_breakdown(
     * ``head_pose``: per-frame rigid fit (similarity when uncalibrated) of the tracked forehead + nose (they
       move rigidly with the skull) onto the ground truth: its rotation (deg), the centroid offset (mm; for
       uncalibrated rigs depth/scale ambiguity makes it large by design) and the error left after it.
+    * ``face_normal_offset_mm``: the face's error along the true normals, signed (mean: > 0 = tracked surface
+      outside the true one) and unsigned.
     * ``per_frame_face``: mean face error per frame (headline alignment) → spot frames that failed.
 
     pred_v, gt_v (T,V,3) metres in one world (the tracking world); params / gt_params in the tracker's npz
@@ -287,6 +289,13 @@ def error_breakdown(
     rigid = vertex_errors(
         pred_v, gt_v, head, align="rigid_frame" if calibrated else "similarity_frame", align_ids=skull_ids
     )
+    # signed distance along the true surface normal: > 0 = the tracked face lies outside the true one (a
+    # systematic inflation or shrinkage shows here; a random error averages out)
+    from vhap.model.mesh_ops import vertex_normals
+
+    gt_n = vertex_normals(torch.as_tensor(gt_v, dtype=torch.float64), model.faces.cpu().long()).numpy()
+    normal_off = ((pred_v - gt_v) * gt_n).sum(-1)[:, face_ids] * 1000.0
+    out["face_normal_offset_mm"] = {"mean": float(normal_off.mean()), "mean_abs": float(np.abs(normal_off).mean())}
     out["head_pose"] = {
         "rotation_deg": summarize(np.asarray(rot)),
         "skull_centroid_offset_mm": summarize(np.asarray(off)),
