@@ -23,7 +23,7 @@ else
   VARIANTS=(
     "base="
     "s25e15=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15"
-    "s25e15sil30=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.silhouette 30"
+    "s25e15exc=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.silhouette-form excess"
     "s25e15rexp=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.reg-expr 1e-3"
     "s15e10=--pipeline.rgb-sequential-tracking.num-steps 15 --pipeline.rgb-global-tracking.num-epochs 10"
   )

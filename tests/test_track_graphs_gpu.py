@@ -114,13 +114,13 @@ def test_fused_image_loss_matches_reference():
     except Exception as e:  # pragma: no cover
         pytest.skip(f"cannot build the fused kernels: {e}")
     weights = torch.tensor([[1.0, 0.0, 0.5], [2.0, 0.0, -1.0], [0.3, 0.0, 4.0]], device="cuda")
-    for matte_on in (True, False):
+    for matte_on, excess in ((True, False), (True, True), (False, False)):
         rgba, target, covered, matte = _image_loss_case("cuda")
         m = matte if matte_on else None
         results = []
         for loss_sums in (image_loss_sums, image_loss_sums_reference):
             r = rgba.clone().requires_grad_(True)
-            sums = loss_sums(r, target, covered, m)
+            sums = loss_sums(r, target, covered, m, excess)
             (sums * weights).sum().backward()
             results.append((sums.detach(), r.grad))
         (fused, g_fused), (ref, g_ref) = results

@@ -116,6 +116,26 @@ def test_silhouette_loss_penalises_coverage_outside_the_matte_only():
     assert silhouette_loss(alpha, matte, covered).item() == pytest.approx(0.5)
 
 
+def test_excess_silhouette_form_does_not_pull_a_render_that_matches_a_soft_matte_edge():
+    # a soft edge column: the render covers half of each edge pixel, exactly as the matte says
+    alpha = torch.tensor([[[1.0, 0.5, 0.0]]]).requires_grad_(True)
+    matte = torch.tensor([[[1.0, 0.5, 0.0]]])
+    covered = alpha.detach() > 0
+    coverage = silhouette_loss(alpha, matte, covered)
+    coverage.backward()
+    # coverage form: 0.5 · (1 − 0.5) over 2 covered pixels, and a gradient that shrinks the edge pixel
+    assert coverage.item() == pytest.approx(0.125) and alpha.grad[0, 0, 1].item() == pytest.approx(0.25)
+    alpha.grad = None
+    excess = silhouette_loss(alpha, matte, covered, excess=True)
+    excess.backward()
+    assert excess.item() == 0.0 and alpha.grad.abs().sum().item() == 0.0
+    # beyond the matte both forms agree in value and gradient (matte 0 there)
+    over = torch.tensor([[[1.0, 0.5, 0.25]]]).requires_grad_(True)
+    ex = silhouette_loss(over, matte, over.detach() > 0, excess=True)
+    ex.backward()
+    assert ex.item() == pytest.approx(0.25 / 3) and over.grad[0, 0].tolist() == pytest.approx([0, 0, 1 / 3])
+
+
 # ---------------------------------------------------------------------------------------------- regularisers
 def _grid_mesh(n=5):
     ids = np.arange(n * n).reshape(n, n)
@@ -332,6 +352,9 @@ def test_image_loss_sums_reference_agrees_with_the_loss_functions():
     assert photo.item() == pytest.approx(ref_photo.item(), rel=1e-6) and torch.equal(valid, ref_valid)
     sil = silhouette_from_sums(sums[:, 2], sums[:, 1])
     assert sil.item() == pytest.approx(silhouette_loss(rgba[..., 3], matte, covered).item(), rel=1e-6)
+    ex = silhouette_from_sums(image_loss_sums_reference(rgba, target, covered, matte, excess=True)[:, 2], sums[:, 1])
+    assert ex.item() == pytest.approx(silhouette_loss(rgba[..., 3], matte, covered, excess=True).item(), rel=1e-6)
+    assert 0 < ex.item() < sil.item()
     assert sums[:, 1].tolist() == covered.flatten(1).sum(1).float().tolist()
     assert image_loss_sums_reference(rgba, target, covered)[:, 2].abs().sum() == 0  # no matte, no silhouette
 

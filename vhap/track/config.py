@@ -99,6 +99,10 @@ class LossWeights:
     silhouette: float = 10.0
     """Matte term (our addition): mean rendered coverage over pixels the matte calls background. One-sided on
     purpose: the matte also covers hair and torso, which the head model cannot (and should not) cover."""
+    silhouette_form: Literal["coverage", "excess"] = "coverage"
+    """Per pixel, ``coverage``: coverage × (1 − matte) — also penalises a render that matches a soft matte edge
+    exactly, so it pulls every silhouette edge inward by a fraction of a pixel; ``excess``: max(0, coverage −
+    matte) — only coverage beyond the matte, no pull where render and matte agree (same value off the matte)."""
     silhouette_head: float = 0.0
     """Head-coverage term (our addition): the uncovered part (1 − antialiased coverage) of each frame's head
     region — the matte above the collar line, without what lies beside the jaw below the mouth

@@ -93,9 +93,10 @@ def photometric_sums(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return _finite((target - render).abs()).flatten(1).sum(1)
 
 
-def silhouette_sums(alpha: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
-    """(B,) Σ over pixels of rendered coverage × (1 − matte), non-finite values ignored."""
-    return _finite(alpha * (1.0 - matte)).flatten(1).sum(1)
+def silhouette_sums(alpha: torch.Tensor, matte: torch.Tensor, excess: bool = False) -> torch.Tensor:
+    """(B,) Σ over pixels of rendered coverage × (1 − matte) — or, with ``excess``, of the coverage beyond the
+    matte, max(0, coverage − matte) — non-finite values ignored."""
+    return _finite(torch.relu(alpha - matte) if excess else alpha * (1.0 - matte)).flatten(1).sum(1)
 
 
 def photometric_from_sums(photo_sum: torch.Tensor, covered_count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,11 +128,14 @@ def photometric_loss(
     return photometric_from_sums(photometric_sums(render, target), covered.flatten(1).sum(1))
 
 
-def silhouette_loss(alpha: torch.Tensor, matte: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+def silhouette_loss(
+    alpha: torch.Tensor, matte: torch.Tensor, covered: torch.Tensor, excess: bool = False
+) -> torch.Tensor:
     """One-sided matte term: rendered coverage where the matte says background, per covered pixel.
 
     alpha (B,H,W) antialiased rendered coverage (carries silhouette gradients); matte (B,H,W) in [0,1];
     covered (B,H,W) bool. The matte also contains hair and torso that the head model need not cover, so only
-    coverage *outside* the matte is penalised. Empty renders contribute 0.
+    coverage *outside* the matte is penalised. Empty renders contribute 0. ``excess``: penalise only coverage
+    beyond the matte (see ``LossWeights.silhouette_form``).
     """
-    return silhouette_from_sums(silhouette_sums(alpha, matte), covered.flatten(1).sum(1))
+    return silhouette_from_sums(silhouette_sums(alpha, matte, excess), covered.flatten(1).sum(1))

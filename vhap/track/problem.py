@@ -335,7 +335,7 @@ class TrackingProblem:
             use_matte = self.alphas is not None and w.silhouette
             matte = frames_to_float(self.alphas, frame_idx) if use_matte else None
             with record_function("track/photo_loss"):
-                sums = self.image_loss_sums(rend.rgba, target, rend.covered, matte)
+                sums = self.image_loss_sums(rend.rgba, target, rend.covered, matte, w.silhouette_form == "excess")
                 photo, valid = photometric_from_sums(sums[:, 0], sums[:, 1])
             terms["photo"] = w.photo * photo
             res.render, res.target, res.photo_valid = rend, target, valid

@@ -26,9 +26,9 @@ torch::Tensor perturb_keep_grad(torch::Tensor grad, torch::Tensor keep);
 
 // image_loss.cu
 torch::Tensor image_loss_fwd(torch::Tensor rgba, torch::Tensor target, torch::Tensor covered,
-                             torch::optional<torch::Tensor> matte);
+                             torch::optional<torch::Tensor> matte, bool excess);
 torch::Tensor image_loss_bwd(torch::Tensor rgba, torch::Tensor target, torch::optional<torch::Tensor> matte,
-                             torch::Tensor grad_sums);
+                             bool excess, torch::Tensor grad_sums);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("visibility", &visibility, "z-buffer visibility (B,H,W) int32, -1 empty");

@@ -5,9 +5,11 @@
 // matte m (optional):
 //   sums[n,0] = sum_p sum_ch finite(|t - r|)          (photometric L1, VHAP_SPEC §4.4)
 //   sums[n,1] = sum_p c                                 (covered pixels: the normaliser; no gradient)
-//   sums[n,2] = sum_p finite(r.a * (1 - m))             (one-sided silhouette term)
+//   sums[n,2] = sum_p finite(r.a * (1 - m))             (one-sided silhouette term, form "coverage")
+//            or sum_p finite(max(0, r.a - m))          (form "excess", flag `excess`)
 // where finite(x) = x if x is finite else 0 (a NaN render never reaches the loss or its gradient).
-// Backward: d/dr.rgb = g0[n] * sign(r - t) where |t - r| is finite, d/dr.a = g2[n] * (1 - m) where finite.
+// Backward: d/dr.rgb = g0[n] * sign(r - t) where |t - r| is finite; d/dr.a = g2[n] * (1 - m) ("coverage") or
+// g2[n] * [r.a > m] ("excess"), where finite.
 //
 // In PyTorch these are ~20 full-image kernels forward and backward (slices of rgba and their zero-filled
 // gradients, subtraction, abs, isfinite, where, sums, sign, ...); here one kernel each way.
@@ -29,7 +31,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 __global__ void image_loss_fwd_kernel(const float4* __restrict__ rgba, const float* __restrict__ target,
                                       const bool* __restrict__ covered, const float* __restrict__ matte,
-                                      int64_t hw, float* __restrict__ sums) {
+                                      bool excess, int64_t hw, float* __restrict__ sums) {
   const int n = blockIdx.y;
   float photo = 0.f, count = 0.f, sil = 0.f;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < hw; i += (int64_t)gridDim.x * blockDim.x) {
@@ -38,7 +40,7 @@ __global__ void image_loss_fwd_kernel(const float4* __restrict__ rgba, const flo
     const float* t = target + 3 * k;
     photo += finite_or_zero(fabsf(t[0] - r.x)) + finite_or_zero(fabsf(t[1] - r.y)) + finite_or_zero(fabsf(t[2] - r.z));
     count += covered[k] ? 1.f : 0.f;
-    if (matte != nullptr) sil += finite_or_zero(r.w * (1.f - matte[k]));
+    if (matte != nullptr) sil += finite_or_zero(excess ? fmaxf(r.w - matte[k], 0.f) : r.w * (1.f - matte[k]));
   }
   __shared__ float part[3][kThreads / 32];
   photo = warp_sum(photo);
@@ -74,8 +76,9 @@ __device__ __forceinline__ float sign_if_finite(float r, float t) {
 }
 
 __global__ void image_loss_bwd_kernel(const float4* __restrict__ rgba, const float* __restrict__ target,
-                                      const float* __restrict__ matte, const float* __restrict__ grad_sums,
-                                      int64_t hw, int64_t total, float4* __restrict__ grad_rgba) {
+                                      const float* __restrict__ matte, bool excess,
+                                      const float* __restrict__ grad_sums, int64_t hw, int64_t total,
+                                      float4* __restrict__ grad_rgba) {
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = k / hw;
     const float gp = grad_sums[3 * n + 0], gs = grad_sums[3 * n + 2];
@@ -87,8 +90,8 @@ __global__ void image_loss_bwd_kernel(const float4* __restrict__ rgba, const flo
     g.z = gp * sign_if_finite(r.z, t[2]);
     g.w = 0.f;
     if (matte != nullptr) {
-      const float w = 1.f - matte[k];
-      g.w = isfinite(r.w * w) ? gs * w : 0.f;
+      const float w = excess ? (r.w > matte[k] ? 1.f : 0.f) : 1.f - matte[k];
+      g.w = isfinite(r.w * (1.f - matte[k])) ? gs * w : 0.f;
     }
     grad_rgba[k] = g;
   }
@@ -112,7 +115,7 @@ void check_inputs(const torch::Tensor& rgba, const torch::Tensor& target, const 
 }  // namespace
 
 torch::Tensor image_loss_fwd(torch::Tensor rgba, torch::Tensor target, torch::Tensor covered,
-                             torch::optional<torch::Tensor> matte) {
+                             torch::optional<torch::Tensor> matte, bool excess) {
   check_inputs(rgba, target, matte);
   TORCH_CHECK(covered.is_cuda() && covered.is_contiguous() && covered.scalar_type() == torch::kBool &&
                   covered.numel() == rgba.numel() / 4,
@@ -125,13 +128,13 @@ torch::Tensor image_loss_fwd(torch::Tensor rgba, torch::Tensor target, torch::Te
   const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(N));
   image_loss_fwd_kernel<<<grid, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const float4*>(rgba.data_ptr<float>()), target.data_ptr<float>(), covered.data_ptr<bool>(),
-      matte.has_value() ? matte->data_ptr<float>() : nullptr, hw, sums.data_ptr<float>());
+      matte.has_value() ? matte->data_ptr<float>() : nullptr, excess, hw, sums.data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return sums;
 }
 
 torch::Tensor image_loss_bwd(torch::Tensor rgba, torch::Tensor target, torch::optional<torch::Tensor> matte,
-                             torch::Tensor grad_sums) {
+                             bool excess, torch::Tensor grad_sums) {
   check_inputs(rgba, target, matte);
   TORCH_CHECK(grad_sums.is_cuda() && grad_sums.is_contiguous() && grad_sums.scalar_type() == torch::kFloat32 &&
                   grad_sums.numel() == rgba.size(0) * 3,
@@ -143,7 +146,7 @@ torch::Tensor image_loss_bwd(torch::Tensor rgba, torch::Tensor target, torch::op
   const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 65535);
   image_loss_bwd_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const float4*>(rgba.data_ptr<float>()), target.data_ptr<float>(),
-      matte.has_value() ? matte->data_ptr<float>() : nullptr, grad_sums.data_ptr<float>(), hw, total,
+      matte.has_value() ? matte->data_ptr<float>() : nullptr, excess, grad_sums.data_ptr<float>(), hw, total,
       reinterpret_cast<float4*>(grad.data_ptr<float>()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return grad;

@@ -144,19 +144,25 @@ class ImageLossSums(torch.autograd.Function):
     """Fused per-view sums of the tracker's image terms (``image_loss.cu``)."""
 
     @staticmethod
-    def forward(ctx, rgba, target, covered, matte):
-        sums = load_kernels().image_loss_fwd(rgba, target, covered, matte)
+    def forward(ctx, rgba, target, covered, matte, excess):
+        sums = load_kernels().image_loss_fwd(rgba, target, covered, matte, excess)
         ctx.save_for_backward(rgba, target, matte)
+        ctx.excess = excess
         return sums  # the count column has no gradient; the backward ignores its incoming one
 
     @staticmethod
     def backward(ctx, grad_sums):
         rgba, target, matte = ctx.saved_tensors
-        return load_kernels().image_loss_bwd(rgba, target, matte, grad_sums.contiguous()), None, None, None
+        grad = load_kernels().image_loss_bwd(rgba, target, matte, ctx.excess, grad_sums.contiguous())
+        return grad, None, None, None, None
 
 
 def image_loss_sums(
-    rgba: torch.Tensor, target: torch.Tensor, covered: torch.Tensor, matte: torch.Tensor | None = None
+    rgba: torch.Tensor,
+    target: torch.Tensor,
+    covered: torch.Tensor,
+    matte: torch.Tensor | None = None,
+    excess: bool = False,
 ) -> torch.Tensor:
     """Fused :func:`vhap.render.kernels.reference.image_loss_sums_reference` (CUDA tensors; same arguments, sums
     and gradient): one kernel forward and one backward instead of ~20 full-image passes."""
@@ -164,5 +170,5 @@ def image_loss_sums(
     if rgba.data_ptr() % 16:  # the kernels read pixels as float4
         rgba = rgba.clone()
     return ImageLossSums.apply(
-        rgba, target.contiguous(), covered.contiguous(), None if matte is None else matte.contiguous()
+        rgba, target.contiguous(), covered.contiguous(), None if matte is None else matte.contiguous(), excess
     )

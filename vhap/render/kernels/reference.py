@@ -73,12 +73,21 @@ def _finite(x: torch.Tensor) -> torch.Tensor:
 
 
 def image_loss_sums_reference(
-    rgba: torch.Tensor, target: torch.Tensor, covered: torch.Tensor, matte: torch.Tensor | None = None
+    rgba: torch.Tensor,
+    target: torch.Tensor,
+    covered: torch.Tensor,
+    matte: torch.Tensor | None = None,
+    excess: bool = False,
 ) -> torch.Tensor:
     """Per-view sums of the tracker's image terms (``image_loss.cu``), ``(N,3)``:
-    [photometric Σ|t − rgb|, #covered pixels, silhouette Σ alpha·(1 − matte) (0 without a matte)], non-finite
-    terms ignored, for rgba (N,H,W,4), target (N,H,W,3), covered (N,H,W) bool, matte (N,H,W)."""
+    [photometric Σ|t − rgb|, #covered pixels, silhouette (0 without a matte): Σ alpha·(1 − matte), or with
+    ``excess`` Σ max(0, alpha − matte)], non-finite terms ignored, for rgba (N,H,W,4), target (N,H,W,3), covered
+    (N,H,W) bool, matte (N,H,W)."""
     photo = _finite((target - rgba[..., :3]).abs()).flatten(1).sum(1)
     count = covered.flatten(1).sum(1).to(rgba.dtype)
-    sil = torch.zeros_like(photo) if matte is None else _finite(rgba[..., 3] * (1.0 - matte)).flatten(1).sum(1)
+    if matte is None:
+        sil = torch.zeros_like(photo)
+    else:
+        a = rgba[..., 3]
+        sil = _finite(torch.relu(a - matte) if excess else a * (1.0 - matte)).flatten(1).sum(1)
     return torch.stack([photo, count, sil], dim=1)
