@@ -91,6 +91,7 @@ def run_k(args, k: int, root: Path, tag: str, detector: str, extra: list[str]) -
         m = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").is_file() else {}
         stages = {n: s.get("seconds", 0.0) for n, s in m.get("timing", {}).get("stages", {}).items()}
         ms = {n: s.get("ms_per_step") for n, s in m.get("timing", {}).get("stages", {}).items()}
+        steps = {n: s.get("steps") for n, s in m.get("timing", {}).get("stages", {}).items()}
         workers.append(
             {
                 "returncode": rc,
@@ -98,6 +99,7 @@ def run_k(args, k: int, root: Path, tag: str, detector: str, extra: list[str]) -
                 "cuda_max_allocated_mib": w.get("cuda_max_allocated_mib"),
                 "stage_seconds": stages,
                 "stage_ms_per_step": ms,
+                "stage_steps": steps,
                 "nme_percent": m.get("totals", {}).get("nme_percent"),
             }
         )
