@@ -290,10 +290,22 @@ def landmark_failures_table(results: list[dict]) -> str:
 DATASET_GPU_COMMAND = 'OUT=<dir> PARTS="sequence share" bash bench/gpu_dataset.sh'
 
 
-def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
-    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU) of every (GPU, k) that bench/gpu_share.py
-    measured (k track processes at once; projected from its shorter runs), sorted by GPU, then k; a later file
-    replaces an earlier one's figure for the same GPU and k."""
+def _schedule(d: dict, r: dict) -> str:
+    """``sequential steps per frame / global epochs`` of a bench/gpu_share.py result (from its first worker's
+    stage steps), or '?' for results that did not record them."""
+    w = (r.get("workers") or [{}])[0]
+    steps = w.get("stage_steps") or {}
+    n = d.get("num_frames") or 0
+    seq, glob = steps.get("rgb_sequential_tracking"), steps.get("rgb_global_tracking")
+    if not n or seq is None or glob is None:
+        return "?"
+    return f"{seq / n:g}/{glob / n:g}"
+
+
+def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str, str]]:
+    """(k, GPU-seconds per 150-frame 16-view sequence, result file, GPU, schedule) of every (GPU, schedule, k)
+    that bench/gpu_share.py measured (k track processes at once; projected from its shorter runs), sorted by
+    GPU, schedule, then k; a later file replaces an earlier one's figure for the same GPU, schedule and k."""
     rows = {}
     for p in sorted(folder.glob("gpu_share_*.json")):
         d = json.loads(p.read_text())
@@ -303,7 +315,8 @@ def _gpu_share_rows(folder: Path) -> list[tuple[int, float, str, str]]:
         for r in d.get("results", []):
             proj = r.get("projection") or {}
             if r.get("ok") and proj.get("gpu_seconds_per_sequence"):
-                rows[(gpu, r["k"])] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu)
+                sched = _schedule(d, r)
+                rows[(gpu, sched, r["k"])] = (r["k"], proj["gpu_seconds_per_sequence"], p.name, gpu, sched)
     return [rows[key] for key in sorted(rows)]
 
 
@@ -320,9 +333,9 @@ def dataset_cost_table(folder: Path) -> str | None:
     rows = []
     share = _gpu_share_rows(folder)
     best = {gpu: min(r[1] for r in share if r[3] == gpu) for gpu in {r[3] for r in share}}
-    for k, s, name, gpu in share:
+    for k, s, name, gpu, sched in share:
         mark = f" (best on {gpu})" if s == best[gpu] else ""
-        rows.append([f"GPU-hours, tracking, {k} per GPU{mark}", f"{s / 3600:.3f} ({s:.0f} GPU-s)",
+        rows.append([f"GPU-hours, tracking, schedule {sched}, {k} per GPU{mark}", f"{s / 3600:.3f} ({s:.0f} GPU-s)",
                      f"{s * n / 3600:,.0f}", f"`{name}`, {gpu}"])  # fmt: skip
     if not share:
         rows.append(["GPU-hours, tracking (`nersemble` preset)", "unmeasured", "unmeasured",
@@ -455,7 +468,9 @@ def build_markdown(
             "its three parameter files plus a 49 MiB checkpoint, which the workflow keeps under results/.resume and",
             "deletes when the run finishes). GPU rows: `bench/gpu_share.py`, k tracking processes started together on",
             "one GPU (24-frame runs; their per-frame stages scaled to 150 frames), GPU-seconds per sequence =",
-            "wall / k; without such a result they read 'unmeasured', with the device command that measures them.",
+            "wall / k; schedule = the `nersemble` preset's sequential steps per frame / global epochs in that run",
+            "('?': not recorded; those runs used 50/30); without such a result they read 'unmeasured', with the",
+            "device command that measures them.",
             "",
             dataset_cost,
             "",

@@ -125,16 +125,25 @@ def test_dataset_cost_table_fills_what_is_measured(tmp_path):
     (results / "gpu_share_16view.json").write_text(json.dumps({"hardware": {"gpu": "H1"}, "results": res}))
     (results / "gpu_share_cpu.json").write_text(json.dumps({"hardware": {}, "results": res}))  # a CPU smoke: left out
     table = bench_report.dataset_cost_table(results)
-    assert "| GPU-hours, tracking, 1 per GPU | 0.020 (72 GPU-s) | 216 | `gpu_share_16view.json`, H1 |" in table
-    assert "| GPU-hours, tracking, 4 per GPU (best on H1) | 0.010 (36 GPU-s) | 108 |" in table
+    h1_k1 = "| GPU-hours, tracking, schedule ?, 1 per GPU | 0.020 (72 GPU-s) | 216 | `gpu_share_16view.json`, H1 |"
+    assert h1_k1 in table
+    assert "| GPU-hours, tracking, schedule ?, 4 per GPU (best on H1) | 0.010 (36 GPU-s) | 108 |" in table
     assert "unmeasured" not in table and "gpu_share_cpu" not in table
     # a second GPU's file keeps its own rows (a k it shares with the first does not replace the first's figure)
     res2 = [{"k": k, "ok": True, "projection": {"gpu_seconds_per_sequence": s}} for k, s in ((1, 50.0), (8, 40.0))]
     (results / "gpu_share_16view_h2.json").write_text(json.dumps({"hardware": {"gpu": "H2"}, "results": res2}))
     table = bench_report.dataset_cost_table(results)
-    assert "| GPU-hours, tracking, 1 per GPU | 0.020 (72 GPU-s) | 216 | `gpu_share_16view.json`, H1 |" in table
-    assert "| GPU-hours, tracking, 1 per GPU | 0.014 (50 GPU-s) | 150 | `gpu_share_16view_h2.json`, H2 |" in table
+    assert h1_k1 in table
+    assert "schedule ?, 1 per GPU | 0.014 (50 GPU-s) | 150 | `gpu_share_16view_h2.json`, H2 |" in table
     assert "4 per GPU (best on H1)" in table and "8 per GPU (best on H2) | 0.011 (40 GPU-s) | 120 |" in table
+    # a shorter schedule's file (its stage steps say which) gets rows of its own beside the unrecorded one's
+    w = {"stage_steps": {"rgb_sequential_tracking": 600, "rgb_global_tracking": 360}}
+    res3 = [{"k": 4, "ok": True, "projection": {"gpu_seconds_per_sequence": 30.0}, "workers": [w]}]
+    d3 = {"hardware": {"gpu": "H1"}, "num_frames": 24, "results": res3}
+    (results / "gpu_share_16view_short.json").write_text(json.dumps(d3))
+    table = bench_report.dataset_cost_table(results)
+    assert "| GPU-hours, tracking, schedule 25/15, 4 per GPU (best on H1) | 0.008 (30 GPU-s) | 90 |" in table
+    assert "| GPU-hours, tracking, schedule ?, 4 per GPU | 0.010 (36 GPU-s) | 108 |" in table
     assert dataset_disk.main([runs[0], "--out", str(tmp_path / "x.json")]) == 2  # one length: no line
 
 
