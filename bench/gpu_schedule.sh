@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# One device command comparing tracking schedules on the 150-frame 16-view sequence (bench/schedule_sweep.py):
-# every variant tracked at once on the GPU, every evaluated epoch scored against the ground truth.
+# One device command choosing the `nersemble` preset's schedule on the 150-frame 16-view sequence:
+#  1. bench/schedule_sweep.py: every variant tracked at once on the GPU, every evaluated epoch scored against the
+#     ground truth;
+#  2. the variant to adopt (the cheapest whose face error is ≤ MAX_FACE_MM, else the most accurate) is then
+#     measured as the workflow runs it: SHARE_K processes sharing the GPU (bench/gpu_share.py, 24-frame runs
+#     projected to 150 frames, evaluation only at the end).
 #
 #   OUT=/path/to/out bash bench/gpu_schedule.sh                     # the variants below
 #   OUT=/path/to/out VARIANTS_FILE=my_variants.txt bash bench/gpu_schedule.sh
 #
 # Knobs: VARIANTS_FILE (one NAME=FLAGS per line; default: the list below), FRAMES (150), EVAL_EPOCHS
-# ("0 5 10 15 20 30"), PARALLEL (8), BUDGET_S (570), NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd),
-# WHEELS (.whl_min).
+# ("0 5 10 15 20 30"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), BUDGET_S (570),
+# NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
 set -uo pipefail
 GPU_THREADS=2
 GPU_WHEELS=.whl_min
 . "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
-mkdir -p "$DATA/results"
+NAME="${NAME:-schedule_sweep_16view}"
+RES="$DATA/results"
+mkdir -p "$RES"
 install_wheels
 build_kernels
 stamp "built"
@@ -21,23 +27,32 @@ if [ -n "${VARIANTS_FILE:-}" ]; then
   mapfile -t VARIANTS <"$VARIANTS_FILE"
 else
   VARIANTS=(
-    "base="
     "s25e15=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15"
-    "s25e15exc=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.silhouette-form excess"
     "s25e15rexp=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.reg-expr 1e-3"
     "s15e10=--pipeline.rgb-sequential-tracking.num-steps 15 --pipeline.rgb-global-tracking.num-epochs 10"
+    "s15e10rexp=--pipeline.rgb-sequential-tracking.num-steps 15 --pipeline.rgb-global-tracking.num-epochs 10 --w.reg-expr 1e-3"
   )
 fi
 args=()
 for v in "${VARIANTS[@]}"; do [ -n "$v" ] && args+=(--variant "$v"); done
-t=$(($(left) - 15))
+reserve=$([ -n "${SHARE_K-4}" ] && echo 150 || echo 15)
+t=$(($(left) - reserve))
 timeout "$t" python3 bench/schedule_sweep.py "${args[@]}" --num-frames "${FRAMES:-150}" \
   --eval-epochs ${EVAL_EPOCHS:-0 5 10 15 20 30} --parallel "${PARALLEL:-8}" --device cuda --data-dir "$DATA" \
-  --out-dir "$DATA/results" --name "${NAME:-schedule_sweep_16view}" --budget-s "$((t - 40))" \
-  >"$OUT/sweep.log" 2>&1
+  --out-dir "$RES" --name "$NAME" --budget-s "$((t - 40))" >"$OUT/sweep.log" 2>&1
 stamp "sweep rc=$?"
 grep -E "^schedule_sweep|: e[0-9]|wrote|rror" "$OUT/sweep.log" | tail -30
-cp "$DATA"/results/*.json "$OUT/" 2>/dev/null
-(cd "$DATA/sweep_runs" && tar czf "$OUT/sweep_logs.tgz" --exclude='*.npz' --exclude='*.pt' --exclude='*.mp4' \
-  --exclude='*.jpg' --exclude='*.png' --exclude='*.obj' --exclude='checkpoints' . 2>/dev/null)
+if [ -n "${SHARE_K-4}" ] && [ -f "$RES/$NAME.json" ]; then
+  read -r pick flags < <(python3 bench/schedule_sweep.py --pick "$RES/$NAME.json" "${MAX_FACE_MM:-0.5}")
+  stamp "picked $pick: $flags"
+  t=$(($(left) - 15))
+  # shellcheck disable=SC2086  # flags are one word each
+  timeout "$t" python3 bench/gpu_share.py --k ${SHARE_K-4} --num-frames 24 --project-frames "${FRAMES:-150}" \
+    --device cuda --data-dir "$DATA" --out-dir "$RES" --name "gpu_share_16view_$pick" --budget-s "$((t - 20))" \
+    -- $flags --pipeline.eval-epochs >"$OUT/share.log" 2>&1
+  stamp "share rc=$?"; grep -E "^k=|wrote|rror" "$OUT/share.log" | tail -8
+fi
+cp "$RES"/*.json "$OUT/" 2>/dev/null
+(cd "$DATA" && tar czf "$OUT/sweep_logs.tgz" --exclude='*.npz' --exclude='*.pt' --exclude='*.mp4' --exclude='*.jpg' \
+  --exclude='*.png' --exclude='*.obj' --exclude='checkpoints' sweep_runs share_runs 2>/dev/null)
 ls -la "$OUT"

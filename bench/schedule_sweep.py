@@ -2,6 +2,7 @@
 
     python bench/schedule_sweep.py --num-frames 150 --device cuda --out-dir $OUT \\
         --variant base= --variant short="--pipeline.rgb-sequential-tracking.num-steps 25" [-- flags for every variant]
+    python bench/schedule_sweep.py --pick $OUT/schedule_sweep_16view.json 0.5   # → "NAME FLAGS" to adopt
 
 One synthetic 16-view NeRSemble-like sequence (802×550, DS4; the one bench/gpu_share.py uses) is generated once;
 every variant (``NAME=FLAGS``: extra ``vhap track`` flags on top of ``--preset``) is tracked on it in its own
@@ -86,6 +87,19 @@ def score_run(out: Path, seq_dir: Path, device: str) -> list[dict]:
     return rows
 
 
+def pick_variant(record: dict, max_face_mm: float) -> str | None:
+    """The variant to adopt from a sweep record: the one that spent the fewest stage-seconds among those whose last
+    evaluated epoch scores ≤ ``max_face_mm`` of mean face error, else the most accurate one (None if none
+    finished)."""
+    scored = {n: v for n, v in record["variants"].items() if v.get("returncode") == 0 and v.get("by_epoch")}
+    if not scored:
+        return None
+    face = {n: v["by_epoch"][-1]["face_mm"] for n, v in scored.items()}
+    cost = {n: sum(s or 0.0 for s in v["stage_seconds"].values()) for n, v in scored.items()}
+    good = [n for n in scored if face[n] <= max_face_mm]
+    return min(good, key=lambda n: cost[n]) if good else min(scored, key=lambda n: face[n])
+
+
 def save(args, argv: list[str], gen_s: float, track_wall: float, done: dict) -> None:
     """The record so far (rewritten after every variant: a sweep cut short still leaves what it measured)."""
     out = {
@@ -109,6 +123,15 @@ def save(args, argv: list[str], gen_s: float, track_wall: float, done: dict) -> 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--pick"]:  # --pick RECORD.json MAX_FACE_MM: print the chosen variant's name and flags
+        record = json.loads(Path(argv[1]).read_text())
+        name = pick_variant(record, float(argv[2]))
+        if name is None:
+            print("schedule_sweep: error: no variant finished", file=sys.stderr)
+            return 2
+        flags = shlex.split(record["variants"][name]["flags"])
+        print(name, shlex.join(flags))
+        return 0
     own, common = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     ap = argparse.ArgumentParser(prog="bench/schedule_sweep.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", type=parse_variant, action="append", required=True, help="NAME=FLAGS (repeat)")
@@ -165,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             st = m.get("timing", {}).get("stages", {})
             rec = done[name] = {
                 "returncode": proc.returncode,
+                "flags": shlex.join(dict(args.variant)[name]),
                 "command": "vhap track " + shlex.join(targv),
                 "wall_s": w.get("wall_s", time.perf_counter() - started),
                 "started_s": started - t1,

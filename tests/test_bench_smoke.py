@@ -154,3 +154,23 @@ def test_landmark_views_sets():
     for bad in ("6,6", "16", "", "-1"):
         with pytest.raises(ValueError, match="distinct camera indices 0..15"):
             parse_views(bad, 16)
+
+
+def test_schedule_sweep_picks_the_cheapest_variant_within_the_error_bound(tmp_path, capsys):
+    from bench.schedule_sweep import main as sweep_main
+    from bench.schedule_sweep import parse_variant, pick_variant
+
+    def var(face, seconds, flags, rc=0):
+        return {"returncode": rc, "flags": flags, "stage_seconds": {"a": seconds, "evaluation": None},
+                "by_epoch": [{"epoch": 0, "face_mm": 9.0}, {"epoch": 15, "face_mm": face}]}  # fmt: skip
+
+    rec = {"variants": {"base": var(0.48, 100.0, ""), "short": var(0.49, 60.0, "--x 1"),
+                        "shorter": var(0.55, 40.0, "--x 2"), "broken": var(0.1, 1.0, "--x 3", rc=1)}}  # fmt: skip
+    assert pick_variant(rec, 0.5) == "short"  # the cheapest within the bound; the failed run never counts
+    assert pick_variant(rec, 0.6) == "shorter"
+    assert pick_variant(rec, 0.3) == "base"  # none within: the most accurate
+    (tmp_path / "r.json").write_text(json.dumps(rec))
+    assert sweep_main(["--pick", str(tmp_path / "r.json"), "0.5"]) == 0
+    assert capsys.readouterr().out.strip() == "short --x 1"
+    assert parse_variant("s25=--a 1 --b 'x y'") == ("s25", ["--a", "1", "--b", "x y"])
+    assert parse_variant("base=") == ("base", [])
