@@ -3,14 +3,15 @@
 #  1. bench/schedule_sweep.py: every variant tracked at once on the GPU, every evaluated epoch scored against the
 #     ground truth;
 #  2. the variant to adopt (the cheapest whose face error is ≤ MAX_FACE_MM, else the most accurate) is then
-#     measured as the workflow runs it: SHARE_K processes sharing the GPU (bench/gpu_share.py, 24-frame runs
+#     measured as the workflow runs it: SHARE_K processes sharing the GPU (bench/gpu_share.py, 16-frame runs
 #     projected to 150 frames, evaluation only at the end).
 #
 #   OUT=/path/to/out bash bench/gpu_schedule.sh                     # the variants below
 #   OUT=/path/to/out VARIANTS_FILE=my_variants.txt bash bench/gpu_schedule.sh
 #
 # Knobs: VARIANTS_FILE (one NAME=FLAGS per line; default: the list below), FRAMES (150), EVAL_EPOCHS
-# ("0 5 10 15 20 30"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), BUDGET_S (570),
+# ("0 5 10 15 20 30"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
+# BUDGET_S (570),
 # NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
 set -uo pipefail
 GPU_THREADS=2
@@ -18,7 +19,7 @@ GPU_WHEELS=.whl_min
 . "$(dirname "$0")/gpu_env.sh"
 DATA="${DATA:-/tmp/vhap_bd}"
 NAME="${NAME:-schedule_sweep_16view}"
-RES="$DATA/results"
+RES="$OUT/results"  # straight into $OUT: a run cut off at the time limit still returns what it wrote
 mkdir -p "$RES"
 install_wheels
 build_kernels
@@ -34,7 +35,7 @@ else
 fi
 args=()
 for v in "${VARIANTS[@]}"; do [ -n "$v" ] && args+=(--variant "$v"); done
-reserve=$([ -n "${SHARE_K-4}" ] && echo 150 || echo 15)
+reserve=$([ -n "${SHARE_K-4}" ] && echo 120 || echo 15)
 t=$(($(left) - reserve))
 timeout "$t" python3 bench/schedule_sweep.py "${args[@]}" --num-frames "${FRAMES:-150}" \
   --eval-epochs ${EVAL_EPOCHS:-0 5 10 15 20 30} --parallel "${PARALLEL:-8}" --device cuda --data-dir "$DATA" \
@@ -46,12 +47,11 @@ if [ -n "${SHARE_K-4}" ] && [ -f "$RES/$NAME.json" ]; then
   stamp "picked $pick: $flags"
   t=$(($(left) - 15))
   # shellcheck disable=SC2086  # flags are one word each
-  timeout "$t" python3 bench/gpu_share.py --k ${SHARE_K-4} --num-frames 24 --project-frames "${FRAMES:-150}" \
+  timeout "$t" python3 bench/gpu_share.py --k ${SHARE_K-4} --num-frames "${SHARE_FRAMES:-16}" --project-frames "${FRAMES:-150}" \
     --device cuda --data-dir "$DATA" --out-dir "$RES" --name "gpu_share_16view_$pick" --budget-s "$((t - 20))" \
     -- $flags --pipeline.eval-epochs >"$OUT/share.log" 2>&1
   stamp "share rc=$?"; grep -E "^k=|wrote|rror" "$OUT/share.log" | tail -8
 fi
-cp "$RES"/*.json "$OUT/" 2>/dev/null
 (cd "$DATA" && tar czf "$OUT/sweep_logs.tgz" --exclude='*.npz' --exclude='*.pt' --exclude='*.mp4' --exclude='*.jpg' \
   --exclude='*.png' --exclude='*.obj' --exclude='checkpoints' sweep_runs share_runs 2>/dev/null)
 ls -la "$OUT"
