@@ -30,7 +30,6 @@ else
   VARIANTS=(
     "s25e15=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15"
     "s25e15rexp=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.reg-expr 1e-3"
-    "s15e10=--pipeline.rgb-sequential-tracking.num-steps 15 --pipeline.rgb-global-tracking.num-epochs 10"
   )
 fi
 args=()
