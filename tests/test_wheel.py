@@ -29,14 +29,15 @@ def test_wheel_install_runs_track_preset_help_outside_the_repo(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([*pip, "--python", str(py), "install", "--no-deps", "--no-index", str(wheel)], check=True)
+    # without PYTHONPATH: a checkout on it (its vhap.egg-info) makes pip skip the wheel as "already installed"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    subprocess.run([*pip, "--python", str(py), "install", "--no-deps", "--no-index", str(wheel)], check=True, env=env)
     venv_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                     check=True, capture_output=True, text=True).stdout.strip())
     (venv_site / "_outer_site.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     where = subprocess.run([str(py), "-c", "import vhap; print(vhap.__file__)"], cwd=elsewhere, env=env,
                            check=True, capture_output=True, text=True).stdout.strip()
     assert Path(where).is_relative_to(venv_site), where  # the installed copy, not the source tree
