@@ -467,7 +467,7 @@ def build_markdown(
             "real footage: JPEG sizes depend on the content; the run folder's fixed part is the texture map in each of",
             "its three parameter files plus a 49 MiB checkpoint, which the workflow keeps under results/.resume and",
             "deletes when the run finishes). GPU rows: `bench/gpu_share.py`, k tracking processes started together on",
-            "one GPU (24-frame runs; their per-frame stages scaled to 150 frames), GPU-seconds per sequence =",
+            "one GPU (short runs, their per-frame stages scaled to 150 frames), GPU-seconds per sequence =",
             "wall / k; schedule = the `nersemble` preset's sequential steps per frame / global epochs in that run",
             "('?': not recorded; those runs used 50/30); without such a result they read 'unmeasured', with the",
             "device command that measures them.",
