@@ -214,6 +214,21 @@ def test_multiview_photometric_step_renders_views_times_frames(mv_seq, tmp_path)
     assert torch.isfinite(tr.params.translation.grad).all() and tr.params.tex_extra.grad.abs().sum() > 0
 
 
+def test_nersemble_preset_evaluates_only_at_the_end(mv_seq, tmp_path):
+    args = _args(mv_seq, tmp_path / "mvn", "--preset", "nersemble", "--exp.batch-size", "1")
+    cut = args.index("--pipeline.eval-epochs")
+    args = args[:cut] + args[cut + 3 :]  # the preset's own evaluation setting, not TINY's "0 1"
+    cfg = parse_config(TrackConfig, args, preset_group="track")
+    assert cfg.pipeline.eval_epochs == ()
+    track(cfg)
+    out = tmp_path / "mvn"
+    assert sorted(p.name for p in out.glob("tracked_flame_params*.npz")) == [
+        "tracked_flame_params.npz",
+        "tracked_flame_params_2.npz",  # the last epoch's copy (VHAP's completeness check reads it)
+    ]
+    assert set(json.loads((out / "metrics.json").read_text())["evaluations"]) == {"2"}
+
+
 def test_off_screen_head_falls_back_to_landmarks(mono_seq, tmp_path):
     """VHAP #58: an empty render must never produce inf/NaN; the photometric term drops that sample."""
     tr = Tracker(_cfg(mono_seq, tmp_path / "empty", "--data.background-color", "white"))

@@ -145,7 +145,8 @@ class ScheduleRunner:
                 if (s + 1) % every == 0 and s + 1 < n:
                     self.save_checkpoint()
             steps.release_kept_graphs()
-            self.evaluate_and_save(0)
+            if 0 in self.cfg.pipeline.eval_epochs:
+                self.evaluate_and_save(0)
             pos.phase, pos.index = Phase.GLOBAL, 0
             self.save_checkpoint()
 
