@@ -58,6 +58,35 @@ def generate(args) -> tuple[Path, str, str]:
     return root, tag, meta["landmark_detector"]
 
 
+def add_sequence_args(ap: argparse.ArgumentParser, num_frames: int) -> None:
+    """The flags :func:`generate` and :func:`start_worker` read (shared by the scripts that track this sequence)."""
+    ap.add_argument("--num-frames", type=int, default=num_frames)
+    ap.add_argument("--image-size", type=int, nargs=2, default=[802, 550])
+    ap.add_argument("--preset", default="nersemble")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", type=Path, default=Path("output/bench_data"))
+    ap.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+
+
+def start_worker(args, root: Path, tag: str, detector: str, out: Path, extra: list[str]):
+    """Start ``vhap track`` on the generated sequence in a bench/track_worker.py process writing ``out``; its log
+    and worker record go beside ``out`` (``<out>.log``, ``<out>.worker.json``). Returns (process, open log,
+    worker-record path, vhap track argv)."""
+    argv = [
+        "--preset", args.preset,
+        "--data.root", str(root), "--data.subject", "999", "--data.sequence", tag,
+        "--data.landmark-detector", detector,
+        "--exp.output-folder", str(out), "--exp.device", args.device, "--exp.overwrite",
+        "--log.no-progress", *extra,
+    ]  # fmt: skip
+    info = out.parent / f"{out.name}.worker.json"
+    info.parent.mkdir(parents=True, exist_ok=True)
+    log = open(out.parent / f"{out.name}.log", "w")  # noqa: SIM115 (the caller closes it)
+    cmd = [sys.executable, str(REPO / "bench" / "track_worker.py"), str(info), *argv]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log, info, argv
+
+
 def run_k(args, k: int, root: Path, tag: str, detector: str, extra: list[str]) -> dict:
     runs = args.data_dir / "share_runs" / f"k{k}"
     procs = []
@@ -67,19 +96,9 @@ def run_k(args, k: int, root: Path, tag: str, detector: str, extra: list[str]) -
         t0 = time.perf_counter()
         for i in range(k):
             out = runs / f"p{i}"
-            argv = [
-                "--preset", args.preset,
-                "--data.root", str(root), "--data.subject", "999", "--data.sequence", tag,
-                "--data.landmark-detector", detector,
-                "--exp.output-folder", str(out), "--exp.device", args.device, "--exp.overwrite",
-                "--log.no-progress", *extra,
-            ]  # fmt: skip
+            proc, log, info, argv = start_worker(args, root, tag, detector, out, extra)
             argvs.append(argv)
-            info = runs / f"p{i}.worker.json"
-            info.parent.mkdir(parents=True, exist_ok=True)
-            log = open(runs / f"p{i}.log", "w")  # noqa: SIM115 (closed below)
-            cmd = [sys.executable, str(REPO / "bench" / "track_worker.py"), str(info), *argv]
-            procs.append((subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log, info, out))
+            procs.append((proc, log, info, out))
         rcs = []
         for p, log, _, _ in procs:
             rcs.append(p.wait())
@@ -145,14 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     ap = argparse.ArgumentParser(prog="bench/gpu_share.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8], help="processes at once on the GPU")
-    ap.add_argument("--num-frames", type=int, default=24)
+    add_sequence_args(ap, num_frames=24)
     ap.add_argument("--project-frames", type=int, default=150, help="frames of the sequence the projection is for")
-    ap.add_argument("--image-size", type=int, nargs=2, default=[802, 550])
-    ap.add_argument("--preset", default="nersemble")
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-dir", type=Path, default=Path("output/bench_data"))
-    ap.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     ap.add_argument("--name", default="gpu_share_16view")
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip further k once this much time has passed")
     args = ap.parse_args(own)

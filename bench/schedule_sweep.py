@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.gpu_share import generate  # noqa: E402
+from bench.gpu_share import add_sequence_args, generate, start_worker  # noqa: E402
 from bench.run import hardware_info  # noqa: E402
 
 
@@ -44,19 +43,12 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 def launch(args, name: str, flags: list[str], root: Path, tag: str, detector: str) -> tuple:
     out = args.data_dir / "sweep_runs" / args.name / name
-    info = out.parent / f"{name}.worker.json"
-    info.parent.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "--preset", args.preset,
-        "--data.root", str(root), "--data.subject", "999", "--data.sequence", tag,
-        "--data.landmark-detector", detector,
-        "--exp.output-folder", str(out), "--exp.device", args.device, "--exp.overwrite",
-        "--log.no-progress", *([] if args.media else ["--exp.no-write-media"]),
+    extra = [
+        *([] if args.media else ["--exp.no-write-media"]),
         "--pipeline.eval-epochs", *[str(e) for e in args.eval_epochs], *args.common, *flags,
     ]  # fmt: skip
-    log = open(out.parent / f"{name}.log", "w")  # noqa: SIM115 (closed by the caller)
-    cmd = [sys.executable, str(REPO / "bench" / "track_worker.py"), str(info), *argv]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log, info, out, argv
+    proc, log, info, argv = start_worker(args, root, tag, detector, out, extra)
+    return proc, log, info, out, argv
 
 
 def score_run(out: Path, seq_dir: Path, device: str) -> list[dict]:
@@ -135,16 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     own, common = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     ap = argparse.ArgumentParser(prog="bench/schedule_sweep.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", type=parse_variant, action="append", required=True, help="NAME=FLAGS (repeat)")
-    ap.add_argument("--num-frames", type=int, default=150)
-    ap.add_argument("--image-size", type=int, nargs=2, default=[802, 550])
-    ap.add_argument("--preset", default="nersemble")
+    add_sequence_args(ap, num_frames=150)
     ap.add_argument("--eval-epochs", type=int, nargs="+", default=[0, 5, 10, 15, 20, 30])
     ap.add_argument("--parallel", type=int, default=8, help="variants tracked at once")
     ap.add_argument("--media", action="store_true", help="let the runs write overlays and meshes (default off)")
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-dir", type=Path, default=Path("output/bench_data"))
-    ap.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     ap.add_argument("--name", default="schedule_sweep_16view")
     ap.add_argument("--budget-s", type=float, default=1e9, help="kill variants still tracking after this long")
     args = ap.parse_args(own)
