@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vhap.errors import VhapError
+from vhap.model.mesh_ops import vertex_normals
 from vhap.render import MeshRenderer
 from vhap.synth.generate import load_ground_truth, render_images
 from vhap.synth.metrics import landmark_nme, masked_psnr, silhouette_iou, summarize, umeyama, vertex_errors
@@ -291,8 +292,6 @@ def error_breakdown(
     )
     # signed distance along the true surface normal: > 0 = the tracked face lies outside the true one (a
     # systematic inflation or shrinkage shows here; a random error averages out)
-    from vhap.model.mesh_ops import vertex_normals
-
     gt_n = vertex_normals(torch.as_tensor(gt_v, dtype=torch.float64), model.faces.cpu().long()).numpy()
     normal_off = ((pred_v - gt_v) * gt_n).sum(-1)[:, face_ids] * 1000.0
     out["face_normal_offset_mm"] = {"mean": float(normal_off.mean()), "mean_abs": float(np.abs(normal_off).mean())}
