@@ -10,7 +10,7 @@
 #   OUT=/path/to/out VARIANTS_FILE=my_variants.txt bash bench/gpu_schedule.sh
 #
 # Knobs: VARIANTS_FILE (one NAME=FLAGS per line; default: the list below), FRAMES (150), EVAL_EPOCHS
-# ("0 5 10 15 20 30"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
+# ("0 5 10 15"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
 # BUDGET_S (570),
 # NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
 set -uo pipefail
@@ -27,9 +27,12 @@ stamp "built"
 if [ -n "${VARIANTS_FILE:-}" ]; then
   mapfile -t VARIANTS <"$VARIANTS_FILE"
 else
+  S="--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15"
   VARIANTS=(
-    "s25e15=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15"
-    "s25e15rexp=--pipeline.rgb-sequential-tracking.num-steps 25 --pipeline.rgb-global-tracking.num-epochs 15 --w.reg-expr 1e-3"
+    "s25e15=$S"
+    "s25e15x40=$S --w.silhouette 40 --w.silhouette-form excess"
+    "s25e15rexp=$S --w.reg-expr 1e-3"
+    "s25e15rexpx40=$S --w.reg-expr 1e-3 --w.silhouette 40 --w.silhouette-form excess"
   )
 fi
 args=()
@@ -37,7 +40,7 @@ for v in "${VARIANTS[@]}"; do [ -n "$v" ] && args+=(--variant "$v"); done
 reserve=$([ -n "${SHARE_K-4}" ] && echo 120 || echo 15)
 t=$(($(left) - reserve))
 timeout "$t" python3 bench/schedule_sweep.py "${args[@]}" --num-frames "${FRAMES:-150}" \
-  --eval-epochs ${EVAL_EPOCHS:-0 5 10 15 20 30} --parallel "${PARALLEL:-8}" --device cuda --data-dir "$DATA" \
+  --eval-epochs ${EVAL_EPOCHS:-0 5 10 15} --parallel "${PARALLEL:-8}" --device cuda --data-dir "$DATA" \
   --out-dir "$RES" --name "$NAME" --budget-s "$((t - 40))" >"$OUT/sweep.log" 2>&1
 stamp "sweep rc=$?"
 grep -E "^schedule_sweep|: e[0-9]|wrote|rror" "$OUT/sweep.log" | tail -30
