@@ -44,6 +44,7 @@ timeout "$t" python3 bench/schedule_sweep.py "${args[@]}" --num-frames "${FRAMES
   --out-dir "$RES" --name "$NAME" --budget-s "$((t - 40))" >"$OUT/sweep.log" 2>&1
 stamp "sweep rc=$?"
 grep -E "^schedule_sweep|: e[0-9]|wrote|rror" "$OUT/sweep.log" | tail -30
+cp "$RES/$NAME.json" "$DATA/" 2>/dev/null  # $OUT is emptied before the next command; a warm machine keeps $DATA
 if [ -n "${SHARE_K-4}" ] && [ -f "$RES/$NAME.json" ]; then
   read -r pick flags < <(python3 bench/schedule_sweep.py --pick "$RES/$NAME.json" "${MAX_FACE_MM:-0.5}")
   stamp "picked $pick: $flags"
