@@ -137,6 +137,12 @@ def test_user_preset_file_chains_a_shipped_preset(tmp_path):
         (["track", "--data.downsample", "0"], "--data.downsample", "0", "≥ 1"),
         (["track", "--data.scale-factor", "0"], "--data.scale-factor", "0.0", "> 0 and ≤ 1"),
         (["track", "--pipeline.global-lr-gamma", "1.5"], "--pipeline.global-lr-gamma", "1.5", "> 0 and ≤ 1"),
+        (
+            ["track", "--pipeline.global-shared-lr-scale", "0"],
+            "--pipeline.global-shared-lr-scale",
+            "0.0",
+            "> 0 and ≤ 1",
+        ),
         (["track", "--pipeline.eval-epochs", "0", "-3"], "--pipeline.eval-epochs", "-3", "≥ 0"),
         (["preprocess", "video.mp4", "--downsample", "1", "0"], "--downsample", "0", "≥ 1"),
         (["preprocess", "video.mp4", "--quality", "101"], "--quality", "101", "≥ 1 and ≤ 100"),

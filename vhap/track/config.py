@@ -273,6 +273,11 @@ class PipelineConfig:
     pre-pass fit (copying them would throw that fit away)."""
     global_lr_scale: float = 0.1
     global_lr_gamma: Annotated[float, Range(gt=0, le=1)] = 0.9
+    global_shared_lr_scale: Annotated[float, Range(gt=0, le=1)] = 1.0
+    """Extra learning-rate multiplier, in the global stage only, of the tensors all frames share (shape, static
+    offsets, texture, lights, focal length). Each global step visits one batch, so a shared tensor takes an Adam
+    step (of up to ~lr) at every batch while each frame's pose takes one per epoch; 1 / (batches per epoch) lets
+    them move at the same pace. 1 = VHAP."""
     eval_epochs: tuple[int, ...] = (0, 10, 20, 30)
     """Evaluate (and write ``tracked_flame_params_<e>.npz``) after these global epochs (0 = after the
     sequential pass). The last epoch is always evaluated."""

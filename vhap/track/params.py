@@ -180,9 +180,10 @@ class TrackParams(nn.Module):
                     out.append((name, p))
         return out
 
-    def optimizer(self, groups: Iterable[str], lr, scale: float = 1.0) -> Adam | None:
-        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``: one parameter
-        group per tensor, fused kernel, state and learning rates on the parameters' device (CUDA-graph safe; see
+    def optimizer(self, groups: Iterable[str], lr, scale: float = 1.0, shared_scale: float = 1.0) -> Adam | None:
+        """A fresh Adam over ``groups`` with VHAP's per-tensor learning rates (§4.3) times ``scale``, and times
+        ``shared_scale`` more for the tensors every frame shares (not in :data:`PER_FRAME`): one parameter group per
+        tensor, fused kernel, state and learning rates on the parameters' device (CUDA-graph safe; see
         :mod:`vhap.track.adam`)."""
         lr_of = {
             "translation": lr.translation,
@@ -194,7 +195,12 @@ class TrackParams(nn.Module):
             "dynamic_offset": lr.dynamic_offset,
         }
         param_groups = [
-            {"params": [p], "lr": lr_of.get(name, lr.base) * scale, "name": name} for name, p in self.tensors_of(groups)
+            {
+                "params": [p],
+                "lr": lr_of.get(name, lr.base) * scale * (1.0 if name in PER_FRAME else shared_scale),
+                "name": name,
+            }
+            for name, p in self.tensors_of(groups)
         ]
         if not param_groups:
             return None

@@ -185,7 +185,7 @@ class ScheduleRunner:
         E = g.config.num_epochs
         graphed = steps.use_cuda_graph(g.config, E * len(p.samples))
         with log.overhead_timer("stage_optimizer"):
-            opt = steps.optimizer(g.config, cfg.pipeline.global_lr_scale)
+            opt = steps.optimizer(g.config, cfg.pipeline.global_lr_scale, cfg.pipeline.global_shared_lr_scale)
             sched = None if opt is None else ExponentialDecay(opt, cfg.pipeline.global_lr_gamma)
         if opt is None:
             return

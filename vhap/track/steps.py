@@ -30,10 +30,11 @@ class StepRunner:
         self._kept: dict[tuple, tuple] = {}  # see run_fixed_stage(keep_graph=True)
 
     # ------------------------------------------------------------------------------------------ one step
-    def optimizer(self, stage: StageConfig, lr_scale: float = 1.0):
-        """A fresh optimiser (:class:`vhap.track.adam.Adam`, None without parameters) of ``stage``'s groups."""
+    def optimizer(self, stage: StageConfig, lr_scale: float = 1.0, shared_lr_scale: float = 1.0):
+        """A fresh optimiser (:class:`vhap.track.adam.Adam`, None without parameters) of ``stage``'s groups; the
+        tensors shared by all frames get ``shared_lr_scale`` on top of ``lr_scale``."""
         p = self.problem
-        return p.params.optimizer(stage.params, p.cfg.lr, scale=lr_scale)
+        return p.params.optimizer(stage.params, p.cfg.lr, scale=lr_scale, shared_scale=shared_lr_scale)
 
     def step_terms(self, stage: StageConfig, optimizer, frame_idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step on frames ``frame_idx (B,)``; returns the detached loss terms (and ``total``).
