@@ -28,7 +28,8 @@ if [ -n "${VARIANTS_FILE:-}" ]; then
   mapfile -t VARIANTS <"$VARIANTS_FILE"
 else
   # the rigid drift of the first global epochs (docs/dev/notes/dataset_cost.md, Session 10): shared parameters
-  # out of the global stage and/or a smaller global learning rate, each with 15 epochs instead of 30
+  # out of the global stage, a smaller global learning rate, both, or the shared tensors at the per-frame pace;
+  # each with 15 epochs instead of 30
   E="--pipeline.rgb-global-tracking.num-epochs 15"
   G="--pipeline.rgb-global-tracking.params pose joints expr texture lights dynamic_offset"
   VARIANTS=(
@@ -36,6 +37,7 @@ else
     "glr03=$E --pipeline.global-lr-scale 0.03"
     "noshape=$E $G"
     "noshapeglr03=$E $G --pipeline.global-lr-scale 0.03"
+    "shared150=$E --pipeline.global-shared-lr-scale 0.0067"  # 1 / (150 one-frame batches per epoch)
   )
 fi
 args=()
