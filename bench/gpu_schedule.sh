@@ -11,7 +11,8 @@
 #
 # Knobs: VARIANTS_FILE (one NAME=FLAGS per line; default: the list below), FRAMES (150), EVAL_EPOCHS
 # ("0 5 10 15"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
-# BUDGET_S (570),
+# BUDGET_S (570; the five default variants need ~440 s of it, so run them with SHARE_K= and measure the pick's
+# sharing cost in a second command),
 # NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
 set -uo pipefail
 GPU_THREADS=2
@@ -37,7 +38,8 @@ else
     "glr03=$E --pipeline.global-lr-scale 0.03"
     "noshape=$E $G"
     "noshapeglr03=$E $G --pipeline.global-lr-scale 0.03"
-    "shared150=$E --pipeline.global-shared-lr-scale 0.0067"  # 1 / (150 one-frame batches per epoch)
+    # the shared tensors at the per-frame pace: 1 / (one-frame batches per epoch)
+    "shared=$E --pipeline.global-shared-lr-scale $(awk "BEGIN { printf \"%.6f\", 1 / ${FRAMES:-150} }")"
   )
 fi
 args=()
