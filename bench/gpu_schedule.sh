@@ -11,7 +11,7 @@
 #
 # Knobs: VARIANTS_FILE (one NAME=FLAGS per line; default: the list below), FRAMES (150), EVAL_EPOCHS
 # ("0 5 10 15"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
-# BUDGET_S (570; the five default variants need ~440 s of it, so run them with SHARE_K= and measure the pick's
+# BUDGET_S (570; the four default variants need ~400 s of it, so run them with SHARE_K= and measure the pick's
 # sharing cost in a second command),
 # NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
 set -uo pipefail
@@ -28,18 +28,14 @@ stamp "built"
 if [ -n "${VARIANTS_FILE:-}" ]; then
   mapfile -t VARIANTS <"$VARIANTS_FILE"
 else
-  # the rigid drift of the first global epochs (docs/dev/notes/dataset_cost.md, Session 10): shared parameters
-  # out of the global stage, a smaller global learning rate, both, or the shared tensors at the per-frame pace;
-  # each with 15 epochs instead of 30
-  E="--pipeline.rgb-global-tracking.num-epochs 15"
+  # the preset (15 global epochs at global_lr_scale 0.03, Session 11) against VHAP's global learning rate, a
+  # shorter stage and the shared tensors left out (docs/dev/notes/preset_history.md, `nersemble`)
   G="--pipeline.rgb-global-tracking.params pose joints expr texture lights dynamic_offset"
   VARIANTS=(
-    "e15=$E"
-    "glr03=$E --pipeline.global-lr-scale 0.03"
-    "noshape=$E $G"
-    "noshapeglr03=$E $G --pipeline.global-lr-scale 0.03"
-    # the shared tensors at the per-frame pace: 1 / (one-frame batches per epoch)
-    "shared=$E --pipeline.global-shared-lr-scale $(awk "BEGIN { printf \"%.6f\", 1 / ${FRAMES:-150} }")"
+    "preset="
+    "glr10=--pipeline.global-lr-scale 0.1"
+    "e10=--pipeline.rgb-global-tracking.num-epochs 10"
+    "noshape=$G"
   )
 fi
 args=()
