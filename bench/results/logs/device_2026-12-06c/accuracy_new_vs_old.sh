@@ -22,7 +22,7 @@ pids=()
 for s in 0 1 2; do run new "$s"; done
 # the first run of a seed generates (and caches) its sequence; the second waits for it
 for _ in $(seq 180); do
-  [ "$(ls "$DATA"/sequences_multiview/*/ground_truth/meta.json 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 1
+  [ "$(ls "$DATA"/sequences_multiview/*/sequences/*/ground_truth/meta.json 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 1
 done
 stamp "sequences ready"
 for s in 0 1 2; do run old "$s" "${OLD[@]}"; done
