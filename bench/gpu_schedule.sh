@@ -13,7 +13,8 @@
 # ("0 5 10 15"), PARALLEL (8), MAX_FACE_MM (0.5), SHARE_K (4; "" = skip step 2), SHARE_FRAMES (16),
 # BUDGET_S (570; the four default variants need ~400 s of it, so run them with SHARE_K= and measure the pick's
 # sharing cost in a second command),
-# NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min).
+# NAME (schedule_sweep_16view), DATA (/tmp/vhap_bd), WHEELS (.whl_min), LANDMARKS_FROM (a carried folder of
+# detected landmarks, bench/detect_synth_landmarks.py, for the sweep; default: the sequence's synthetic ones).
 set -uo pipefail
 GPU_THREADS=2
 GPU_WHEELS=.whl_min
@@ -44,7 +45,8 @@ reserve=$([ -n "${SHARE_K-4}" ] && echo 120 || echo 15)
 t=$(($(left) - reserve))
 timeout "$t" python3 bench/schedule_sweep.py "${args[@]}" --num-frames "${FRAMES:-150}" \
   --eval-epochs ${EVAL_EPOCHS:-0 5 10 15} --parallel "${PARALLEL:-8}" --device cuda --data-dir "$DATA" \
-  --out-dir "$RES" --name "$NAME" --budget-s "$((t - 40))" >"$OUT/sweep.log" 2>&1
+  --out-dir "$RES" --name "$NAME" --budget-s "$((t - 40))" ${LANDMARKS_FROM:+--landmarks-from "$LANDMARKS_FROM"} \
+  >"$OUT/sweep.log" 2>&1
 stamp "sweep rc=$?"
 grep -E "^schedule_sweep|: e[0-9]|wrote|rror" "$OUT/sweep.log" | tail -30
 cp "$RES/$NAME.json" "$DATA/" 2>/dev/null  # $OUT is emptied before the next command; a warm machine keeps $DATA

@@ -33,12 +33,26 @@ from bench.run import NERSEMBLE_V2_SEQUENCES, hardware_info  # noqa: E402
 PER_FRAME_STAGES = ("rgb_sequential_tracking", "rgb_global_tracking", "evaluation", "final_evaluation", "lmk_prepass")
 
 
-def generate(args) -> tuple[Path, str, str]:
-    from vhap.synth.generate import SynthConfig, generate_sequence, load_ground_truth
-
+def sequence_dir(args) -> tuple[Path, str, Path]:
+    """(dataset root, sequence tag, sequence folder) of the synthetic sequence these flags describe."""
     tag = f"share_16view_{args.image_size[0]}x{args.image_size[1]}_t{args.num_frames}_s{args.seed}"
     root = args.data_dir / "sequences_multiview"
-    seq_dir = root / "999" / "sequences" / tag
+    return root, tag, root / "999" / "sequences" / tag
+
+
+def generate(args, landmarks: str = "projected") -> tuple[Path, str, str]:
+    """Generate the sequence once (kept if it exists); returns (root, tag, landmark detector name to track).
+
+    ``landmarks``: ``projected`` (ground truth + pixel noise) or ``detected`` (the project's detector run on the
+    rendered frames: see bench/detect_synth_landmarks.py). With ``--landmarks-from DIR`` the ``<serial>.npz``
+    files of DIR (detected elsewhere on this same sequence) are copied into ``landmark2d/<DIR name>/`` and
+    tracked instead.
+    """
+    import numpy as np
+
+    from vhap.synth.generate import SynthConfig, generate_sequence, load_ground_truth
+
+    root, tag, seq_dir = sequence_dir(args)
     if not (seq_dir / "ground_truth" / "meta.json").is_file():
         generate_sequence(
             SynthConfig(
@@ -52,10 +66,23 @@ def generate(args) -> tuple[Path, str, str]:
                 num_cameras=16,
                 device=args.device,
                 backend="auto",
+                landmarks=landmarks,
             )
         )
-    meta = load_ground_truth(seq_dir)["meta"]
-    return root, tag, meta["landmark_detector"]
+    detector = load_ground_truth(seq_dir)["meta"]["landmark_detector"]
+    if args.landmarks_from is not None:
+        files = sorted(args.landmarks_from.glob("*.npz"))
+        if not files:
+            sys.exit(f"{args.landmarks_from}: no landmark files (<serial>.npz); see bench/detect_synth_landmarks.py")
+        detector = args.landmarks_from.name
+        dest = seq_dir / "landmark2d" / detector
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            n = len(np.load(f)["face_landmark_2d"])
+            if n != args.num_frames:
+                sys.exit(f"{f}: landmarks of {n} frames, the sequence has {args.num_frames}")
+            (dest / f.name).write_bytes(f.read_bytes())
+    return root, tag, detector
 
 
 def add_sequence_args(ap: argparse.ArgumentParser, num_frames: int) -> None:
@@ -67,6 +94,13 @@ def add_sequence_args(ap: argparse.ArgumentParser, num_frames: int) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", type=Path, default=Path("output/bench_data"))
     ap.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    ap.add_argument(
+        "--landmarks-from",
+        type=Path,
+        default=None,
+        help="folder <detector>/ of <serial>.npz landmarks detected on this sequence's frames "
+        "(bench/detect_synth_landmarks.py); tracked instead of the synthetic ones",
+    )
 
 
 def start_worker(args, root: Path, tag: str, detector: str, out: Path, extra: list[str]):

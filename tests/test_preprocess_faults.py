@@ -136,3 +136,35 @@ def test_faceless_frames_warn_and_are_recorded_all_faceless_fails(clip, capsys):
         write_rgb_jpeg(f, np.full((144, 176, 3), 128, np.uint8))
     assert main(["matting", str(seq)]) == 2
     assert "every one of the" in capsys.readouterr().err
+
+
+def test_multiview_camera_without_a_face_is_kept_invalid_no_face_in_any_view_fails(clip, capsys, tmp_path):
+    """#19: a profile view of a rig (NeRSemble's outer cameras) may show no detectable face in any frame; the
+    sequence must still get landmarks from its other views, as VHAP stores failed detections; only no face in
+    any view is an error."""
+    import numpy as np
+
+    from vhap.cli import main
+    from vhap.data.images import write_rgb_jpeg
+
+    assert preprocess_main([str(clip), "--fps", "5"]) == 0
+    frames = sorted((clip.parent / "carphone" / "images").glob("*.jpg"))[:4]
+    seq = tmp_path / "rig"
+    images = seq / "images"
+    images.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        shutil.copy(f, images / f"cam_220700101_{i:06d}.jpg")  # the face
+        write_rgb_jpeg(images / f"cam_220700100_{i:06d}.jpg", np.full((144, 176, 3), 128, np.uint8))  # no face
+    capsys.readouterr()
+    assert main(["landmarks", str(seq)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: camera 220700100: no face found in 4 of 4 frames" in err
+    out = seq / "landmark2d" / "mediapipe"
+    assert np.load(out / "220700100.npz")["valid"].tolist() == [False] * 4
+    assert np.load(out / "220700101.npz")["valid"].tolist() == [True] * 4
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for i in range(4):  # now neither view shows a face: an error, and the earlier result stays as it was
+        write_rgb_jpeg(images / f"cam_220700101_{i:06d}.jpg", np.full((144, 176, 3), 128, np.uint8))
+    assert main(["landmarks", str(seq)]) == 2
+    assert "no face found in any frame of cameras ['220700100', '220700101']" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

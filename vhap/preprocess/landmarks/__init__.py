@@ -208,11 +208,10 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
                 arrays, shown = detect_sequence(
                     detector, frames[cam], bg, folder / "alpha_maps", cam, bar, quality=cfg.quality, other=other
                 )
-                if not arrays["valid"].any():
-                    where = images_dir if cam is None else f"{images_dir} (camera {cam})"
+                if not arrays["valid"].any() and not multi:
                     raise VhapError(
                         f"no face found in any of {len(arrays['valid'])} frames",
-                        path=where,
+                        path=images_dir,
                         fix="check that the frames show a face (try --detector dlib68, or a higher resolution "
                         "with --downsample)",
                     )
@@ -229,6 +228,14 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
                 results[cam] = (arrays, shown)
     finally:
         detector.close()
+    # A profile view of a rig may show no detectable face at all (VHAP stores such frames as failed too): its
+    # file marks every frame invalid and the fit uses the other views. Only no face in any view is an error.
+    if multi and not any(r[0]["valid"].any() for r in results.values()):
+        raise VhapError(
+            f"no face found in any frame of cameras {[str(c) for c in results]}",
+            path=images_dir,
+            fix="check that the frames show a face (try --detector dlib68, or a higher resolution with --downsample)",
+        )
 
     meta = {
         "detector": cfg.detector,
