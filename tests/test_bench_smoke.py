@@ -144,6 +144,27 @@ def test_dataset_cost_table_fills_what_is_measured(tmp_path):
     table = bench_report.dataset_cost_table(results)
     assert "| GPU-hours, tracking, schedule 25/15, 4 per GPU (best on H1) | 0.008 (30 GPU-s) | 90 |" in table
     assert "| GPU-hours, tracking, schedule ?, 4 per GPU | 0.010 (36 GPU-s) | 108 |" in table
+    # schedule sweeps of whole runs count only where every variant ran one schedule, evaluated at the end only
+    steps = {"rgb_sequential_tracking": 3750, "rgb_global_tracking": 2250, "final_evaluation": 0}
+    ok = {"returncode": 0, "stage_steps": steps}
+    sweep = {
+        "hardware": {"gpu": "H2"},
+        "num_frames": 150,
+        "tracking_wall_s": 171.0,
+        "variants": {"a": ok, "b": ok, "c": ok},
+    }
+    (results / "schedule").mkdir()
+    (results / "schedule" / "schedule_sweep_a.json").write_text(json.dumps(sweep))
+    between = {"returncode": 0, "stage_steps": {**steps, "evaluation": 0}}
+    (results / "schedule" / "schedule_sweep_b.json").write_text(json.dumps({**sweep, "variants": {"a": between}}))
+    failed = {"a": ok, "b": {**ok, "returncode": -9}}
+    (results / "schedule" / "schedule_sweep_c.json").write_text(json.dumps({**sweep, "variants": failed}))
+    other = {"a": ok, "b": {**ok, "stage_steps": {**steps, "rgb_global_tracking": 4500}}}
+    (results / "schedule" / "schedule_sweep_d.json").write_text(json.dumps({**sweep, "variants": other}))
+    table = bench_report.dataset_cost_table(results)
+    row = "| GPU-hours, tracking, schedule 25/15, 3 whole 150-frame runs at once | 0.016 (57 GPU-s) | 171 |"
+    assert row in table and "`schedule/schedule_sweep_a.json`, H2 |" in table
+    assert not any(f"schedule_sweep_{x}" in table for x in "bcd")
     assert dataset_disk.main([runs[0], "--out", str(tmp_path / "x.json")]) == 2  # one length: no line
 
 
