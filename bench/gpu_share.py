@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -40,7 +41,7 @@ def sequence_dir(args) -> tuple[Path, str, Path]:
     return root, tag, root / "999" / "sequences" / tag
 
 
-def generate(args, landmarks: str = "projected") -> tuple[Path, str, str]:
+def generate(args, landmarks: Literal["projected", "detected"] = "projected") -> tuple[Path, str, str]:
     """Generate the sequence once (kept if it exists); returns (root, tag, landmark detector name to track).
 
     ``landmarks``: ``projected`` (ground truth + pixel noise) or ``detected`` (the project's detector run on the
@@ -78,7 +79,8 @@ def generate(args, landmarks: str = "projected") -> tuple[Path, str, str]:
         dest = seq_dir / "landmark2d" / detector
         dest.mkdir(parents=True, exist_ok=True)
         for f in files:
-            n = len(np.load(f)["face_landmark_2d"])
+            with np.load(f) as z:
+                n = len(z["face_landmark_2d"])
             if n != args.num_frames:
                 sys.exit(f"{f}: landmarks of {n} frames, the sequence has {args.num_frames}")
             (dest / f.name).write_bytes(f.read_bytes())

@@ -31,6 +31,7 @@ from vhap.preprocess.landmarks.overlay import draw_landmarks, write_overlay
 from vhap.utils.atomic import atomic_dir, atomic_path
 
 DETECTORS = ("mediapipe", "dlib68", "star", "face-alignment")
+NO_FACE_FIX = "check that the frames show a face (try --detector dlib68, or a higher resolution with --downsample)"
 
 
 @dataclass
@@ -212,8 +213,7 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
                     raise VhapError(
                         f"no face found in any of {len(arrays['valid'])} frames",
                         path=images_dir,
-                        fix="check that the frames show a face (try --detector dlib68, or a higher resolution "
-                        "with --downsample)",
+                        fix=NO_FACE_FIX,
                     )
                 n_missing = int((~arrays["valid"]).sum())
                 if n_missing:  # kept as valid=False in the npz; said loudly, as the fit ignores those frames
@@ -234,7 +234,7 @@ def detect_landmarks(cfg: LandmarkConfig) -> dict[str | None, Path]:
         raise VhapError(
             f"no face found in any frame of cameras {[str(c) for c in results]}",
             path=images_dir,
-            fix="check that the frames show a face (try --detector dlib68, or a higher resolution with --downsample)",
+            fix=NO_FACE_FIX,
         )
 
     meta = {
